@@ -1,0 +1,174 @@
+//! The Rust SDK for tagpolicy policies.
+//!
+//! A policy is a crate of type `cdylib` that implements [`Policy`] and exports it with
+//! [`export_policy!`]. Built with `cargo build --release --target wasm32-wasip2` (or
+//! `tagpolicy build`), it becomes a WebAssembly component of the `tagpolicy:policy` world.
+//!
+//! ```no_run
+//! use tagpolicy_guest::{export_policy, Decision, Findings, Pattern, Policy, Request};
+//!
+//! /// Tags matching `protected` may only be changed by the actor `release-bot`.
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Settings {
+//!     protected: Pattern,
+//! }
+//!
+//! struct ReleaseBotOnly(Settings);
+//!
+//! impl Policy for ReleaseBotOnly {
+//!     type Settings = Settings;
+//!     const NAME: &'static str = "release-bot-only";
+//!     const DESCRIPTION: &'static str = "Only release-bot changes protected tags";
+//!     const SETTINGS_EXAMPLE: &'static str = r#"{"protected": "v\\d+.*"}"#;
+//!
+//!     fn configure(settings: Settings) -> Result<Self, String> {
+//!         Ok(Self(settings))
+//!     }
+//!
+//!     fn evaluate(&self, request: &Request) -> Decision {
+//!         let mut findings = Findings::new();
+//!         for change in request.changes() {
+//!             if change.is_identical() || !self.0.protected.matches(change.tag) {
+//!                 continue;
+//!             }
+//!             if request.actor.id.as_deref() != Some("release-bot") {
+//!                 findings.deny(change.tag, format!("tag `{}` is protected: only `release-bot` may {} it", change.tag, change.verb()));
+//!             }
+//!         }
+//!         findings.into_decision()
+//!     }
+//! }
+//!
+//! export_policy!(ReleaseBotOnly);
+//! ```
+//!
+//! Regular expressions ([`Pattern`]) are evaluated by the host, so the policy needs no regex
+//! engine of its own and its syntax is the same in every language. The repository as it is
+//! before the request can be read with the functions in [`repository`].
+
+// The generated export macro refers to this crate by its name, also from inside it.
+extern crate self as tagpolicy_guest;
+
+mod change;
+mod findings;
+mod pattern;
+mod settings;
+pub mod tags;
+
+/// Generated bindings of the `tagpolicy:policy` world. Prefer the re-exports at the crate
+/// root; this module is public so that the export macro can reach it.
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "tag-policy",
+        pub_export_macro: true,
+        export_macro_name: "__export_tag_policy",
+        default_bindings_module: "tagpolicy_guest::bindings",
+        runtime_path: "tagpolicy_guest::__private::wit_bindgen::rt",
+    });
+}
+
+pub use bindings::tagpolicy::policy::types::{
+    Actor, Decision, Finding, ManifestDeletion, Operation, PolicyMetadata, Push, Request,
+    TagChange, TagEntry,
+};
+pub use change::{Change, ChangeKind};
+pub use findings::Findings;
+pub use pattern::{Pattern, Patterns};
+
+/// Read-only view of the repository named in the request, as it is before the request.
+pub mod repository {
+    pub use crate::bindings::tagpolicy::policy::repository::{digest_of, list_tags, tags_of};
+}
+
+/// A tag rule. Implement it for the type that holds your configured rule, then call
+/// [`export_policy!`] with that type.
+pub trait Policy: Sized + 'static {
+    /// The settings, deserialized from the JSON the operator wrote (YAML in scenario and
+    /// gate files is converted to JSON by the host). Use `#[serde(deny_unknown_fields)]`
+    /// so that typos are reported instead of ignored.
+    type Settings: serde::de::DeserializeOwned;
+    /// Short, stable name (`lowercase-with-dashes`).
+    const NAME: &'static str;
+    /// One line saying what the policy enforces.
+    const DESCRIPTION: &'static str;
+    /// Example settings as JSON text, shown by `tagpolicy inspect`.
+    const SETTINGS_EXAMPLE: &'static str;
+
+    /// Check the settings and build the configured rule. Runs once per loaded policy.
+    /// The error is shown to the operator: say which field and value are wrong.
+    fn configure(settings: Self::Settings) -> Result<Self, String>;
+
+    /// Decide one request.
+    fn evaluate(&self, request: &Request) -> Decision;
+}
+
+/// Export a [`Policy`] implementation as the component's `policy` interface.
+#[macro_export]
+macro_rules! export_policy {
+    ($policy:ty) => {
+        const _: () = {
+            struct Export;
+            impl $crate::bindings::exports::tagpolicy::policy::policy::Guest for Export {
+                fn metadata() -> $crate::PolicyMetadata {
+                    $crate::__private::metadata::<$policy>(env!("CARGO_PKG_VERSION"))
+                }
+                fn configure(settings: String) -> Result<(), String> {
+                    $crate::__private::configure::<$policy>(&settings)
+                }
+                fn evaluate(request: $crate::Request) -> $crate::Decision {
+                    $crate::__private::evaluate::<$policy>(&request)
+                }
+            }
+    $crate::bindings::__export_tag_policy!(Export with_types_in $crate::bindings);
+        };
+    };
+}
+
+/// Plumbing used by [`export_policy!`]; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+
+    use crate::{Decision, Findings, Policy, PolicyMetadata, Request};
+    use std::any::Any;
+    use std::cell::RefCell;
+
+    thread_local! {
+        // A component instance is single-threaded; the configured policy lives here
+        // between `configure` and the `evaluate` calls.
+        static CONFIGURED: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    }
+
+    pub fn metadata<P: Policy>(version: &str) -> PolicyMetadata {
+        PolicyMetadata {
+            name: P::NAME.to_string(),
+            version: version.to_string(),
+            description: P::DESCRIPTION.to_string(),
+            settings_example: P::SETTINGS_EXAMPLE.to_string(),
+        }
+    }
+
+    pub fn configure<P: Policy>(settings: &str) -> Result<(), String> {
+        let settings: P::Settings = crate::settings::parse(settings)?;
+        let policy = P::configure(settings)?;
+        CONFIGURED.with(|slot| *slot.borrow_mut() = Some(Box::new(policy)));
+        Ok(())
+    }
+
+    pub fn evaluate<P: Policy>(request: &Request) -> Decision {
+        CONFIGURED.with(|slot| {
+            let slot = slot.borrow();
+            match slot.as_ref().and_then(|policy| policy.downcast_ref::<P>()) {
+                Some(policy) => policy.evaluate(request),
+                None => {
+                    let mut findings = Findings::new();
+                    findings.deny_request("the policy was evaluated before it was configured");
+                    findings.into_decision()
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,127 @@
+//! Tag grammar helpers shared by policies: releases (`1.2.3`, `v1.2.3`) and the series
+//! tags that follow them (`1.2`, `1`, `v1.2`).
+//!
+//! Numbers are canonical (no leading zeros, as in SemVer), so `1.02.3` is neither a release
+//! nor a series tag. The optional `v` is not part of the version: `v1.2` and `1.2` name the
+//! same series.
+
+/// A release version `major.minor.patch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version {
+    pub major: u64,
+    pub minor: u64,
+    pub patch: u64,
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// A series: every release of a major version (`1`), or of a minor version (`1.2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Series {
+    pub major: u64,
+    pub minor: Option<u64>,
+}
+
+impl Series {
+    /// Whether `version` belongs to this series.
+    pub fn contains(&self, version: Version) -> bool {
+        version.major == self.major && self.minor.is_none_or(|minor| minor == version.minor)
+    }
+}
+
+impl std::fmt::Display for Series {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.minor {
+            Some(minor) => write!(f, "{}.{}", self.major, minor),
+            None => write!(f, "{}", self.major),
+        }
+    }
+}
+
+/// The version of a release tag (`X.Y.Z` or `vX.Y.Z`); pre-releases such as `1.2.3-rc1`
+/// and builds such as `1.2.3+b7` are not releases.
+pub fn release(tag: &str) -> Option<Version> {
+    match numbers(tag)?.as_slice() {
+        &[major, minor, patch] => Some(Version { major, minor, patch }),
+        _ => None,
+    }
+}
+
+/// The series a series tag names (`X`, `X.Y`, `vX`, `vX.Y`).
+pub fn series(tag: &str) -> Option<Series> {
+    match numbers(tag)?.as_slice() {
+        &[major] => Some(Series { major, minor: None }),
+        &[major, minor] => Some(Series { major, minor: Some(minor) }),
+        _ => None,
+    }
+}
+
+/// The dot-separated canonical numbers of `tag` after an optional `v`.
+fn numbers(tag: &str) -> Option<Vec<u64>> {
+    let body = tag.strip_prefix('v').unwrap_or(tag);
+    body.split('.')
+        .map(|part| {
+            let canonical = !part.is_empty()
+                && part.bytes().all(|b| b.is_ascii_digit())
+                && (part == "0" || !part.starts_with('0'));
+            if canonical { part.parse().ok() } else { None }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(major: u64, minor: u64, patch: u64) -> Version {
+        Version { major, minor, patch }
+    }
+
+    #[test]
+    fn releases() {
+        assert_eq!(release("1.2.3"), Some(v(1, 2, 3)));
+        assert_eq!(release("v10.0.11"), Some(v(10, 0, 11)));
+        assert_eq!(release("0.0.0"), Some(v(0, 0, 0)));
+        for not_release in [
+            "1.2",
+            "1.2.3-rc1",
+            "1.2.3+b1",
+            "1.02.3",
+            "V1.2.3",
+            "1..3",
+            "latest",
+            "",
+            "v",
+            "1.2.3.4",
+            "99999999999999999999.0.0",
+        ] {
+            assert_eq!(release(not_release), None, "{not_release}");
+        }
+    }
+
+    #[test]
+    fn series_tags() {
+        assert_eq!(series("1.2"), Some(Series { major: 1, minor: Some(2) }));
+        assert_eq!(series("v3"), Some(Series { major: 3, minor: None }));
+        for not_series in ["1.2.3", "latest", "1.x", "01", "v", "1.2-rc1"] {
+            assert_eq!(series(not_series), None, "{not_series}");
+        }
+    }
+
+    #[test]
+    fn series_membership_and_order() {
+        let minor = series("1.2").unwrap();
+        assert!(minor.contains(v(1, 2, 11)));
+        assert!(!minor.contains(v(1, 3, 0)));
+        let major = series("1").unwrap();
+        assert!(major.contains(v(1, 3, 0)));
+        assert!(!major.contains(v(2, 0, 0)));
+        assert!(v(1, 2, 10) > v(1, 2, 9), "numeric, not lexical, order");
+        assert_eq!(minor.to_string(), "1.2");
+        assert_eq!(v(1, 2, 3).to_string(), "1.2.3");
+    }
+}
