@@ -1,1 +1,68 @@
+//! tagpolicy: tag-mutation rules for OCI registries, as sandboxed WebAssembly components.
+//!
+//! Create one [`Engine`], load each policy once, configure it with its settings, then
+//! decide requests from any thread:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tagpolicy::{Actor, Engine, Mode, Operation, PolicySet, Push, Request, TagChange, TagMap};
+//!
+//! # fn main() -> Result<(), tagpolicy::Error> {
+//! let engine = Engine::new()?;
+//! let immutable = engine
+//!     .load_embedded("immutable-tags")?
+//!     .configure(&serde_json::json!({ "mutable": ["latest", "\\d+\\.\\d+"] }))?;
+//! let policies = PolicySet::new().with(immutable, Mode::Enforce);
+//!
+//! // The repository as it is: `1.2.10` and `latest` point at one image.
+//! let old = format!("sha256:{}", "a".repeat(64));
+//! let new = format!("sha256:{}", "b".repeat(64));
+//! let state: TagMap = [("1.2.10", &old), ("latest", &old)].into_iter().collect();
+//!
+//! // Someone pushes another image as `1.2.10` and `latest`.
+//! let request = Request {
+//!     repository: "team/app".into(),
+//!     actor: Actor::anonymous(),
+//!     operation: Operation::Push(Push {
+//!         digest: new.clone(),
+//!         media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+//!         tags: vec![
+//!             TagChange { tag: "1.2.10".into(), current: Some(old.clone()) },
+//!             TagChange { tag: "latest".into(), current: Some(old.clone()) },
+//!         ],
+//!     }),
+//! };
+//! let decision = policies.evaluate(&request, Arc::new(state));
+//! assert!(!decision.is_allowed());
+//! assert!(decision.summary().contains("tag `1.2.10` is immutable"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A policy that traps, runs past its deadline or exceeds its memory limit denies the
+//! request with a reason that says so; the host goes on. See [`Limits`].
 
+mod bindings;
+pub mod decision;
+pub mod embedded;
+mod engine;
+mod error;
+mod limits;
+mod patterns;
+pub mod policy;
+mod policy_set;
+pub mod push;
+mod sandbox;
+
+pub use decision::{Decision, Finding, Outcome, Severity};
+pub use engine::Engine;
+pub use error::{Error, Failure};
+pub use limits::Limits;
+pub use policy::{ConfiguredPolicy, Metadata, Policy};
+pub use policy_set::{Mode, PolicySet};
+pub use push::{
+    Actor, ManifestDeletion, Operation, Push, RepositoryView, Request, TagChange, TagEntry, TagMap,
+};
+
+/// The WIT world every policy component must implement.
+pub const WORLD: &str = "tagpolicy:policy/tag-policy@0.1.0";

@@ -1,0 +1,68 @@
+//! Builds the reference policies for `wasm32-wasip2` so that the `tagpolicy` binary can
+//! embed them: the CLI then works on a fresh machine with no policy file at hand.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const POLICIES: &[&str] = &["immutable-tags", "min-tags", "semver-series"];
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest_dir.parent().expect("host/ lives in the workspace root").to_path_buf();
+    for watched in ["wit", "guest", "policies", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    // A separate target directory: the outer build holds the lock on the main one.
+    let target_dir = root.join("target").join("embedded-policies");
+
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(&root)
+        .args(["build", "--release", "--locked", "--target", TARGET, "--target-dir"])
+        .arg(&target_dir);
+    for policy in POLICIES {
+        command.args(["-p", policy]);
+    }
+    // Do not leak the outer build's settings (host flags, clippy as a wrapper, profile
+    // and feature variables) into the nested wasm build.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME"
+            || key.starts_with("RUSTC")
+            || key == "RUSTFLAGS"
+            || key == "RUSTDOCFLAGS"
+        {
+            command.env_remove(key.as_ref());
+        }
+    }
+    let status = command.status().expect("cannot run cargo to build the reference policies");
+    if !status.success() {
+        panic!(
+            "building the reference policies for `{TARGET}` failed; is the target installed? \
+             run `rustup target add {TARGET}`"
+        );
+    }
+
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
+    let mut table = String::from("pub(crate) const EMBEDDED: &[(&str, &[u8])] = &[\n");
+    for policy in POLICIES {
+        let file = target_dir
+            .join(TARGET)
+            .join("release")
+            .join(format!("{}.wasm", policy.replace('-', "_")));
+        let copy = out_dir.join(format!("{policy}.wasm"));
+        copy_file(&file, &copy);
+        table.push_str(&format!(
+            "    ({policy:?}, include_bytes!({:?})),\n",
+            copy.display().to_string()
+        ));
+    }
+    table.push_str("];\n");
+    std::fs::write(out_dir.join("embedded.rs"), table).unwrap();
+}
+
+fn copy_file(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap_or_else(|e| panic!("cannot copy `{}`: {e}", from.display()));
+}

@@ -1,0 +1,104 @@
+//! The shared engine: compiles policies, ticks the epoch that enforces deadlines.
+
+use crate::error::Error;
+use crate::limits::{EPOCH_TICK, Limits};
+use crate::policy::Policy;
+use crate::sandbox::{self, HostState};
+use std::path::Path;
+use std::sync::Arc;
+use wasmtime::component::Linker;
+
+/// Create one per process and share it (it is cheap to clone and thread-safe). It owns a
+/// background thread that advances the epoch every few milliseconds; the thread ends when
+/// the last clone of the engine is dropped.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    wasmtime: wasmtime::Engine,
+    linker: Linker<HostState>,
+    limits: Limits,
+}
+
+impl Engine {
+    /// An engine whose policies get the default [`Limits`].
+    pub fn new() -> Result<Self, Error> {
+        Self::with_limits(Limits::default())
+    }
+
+    /// An engine whose policies get `limits` (each policy may still override them).
+    pub fn with_limits(limits: Limits) -> Result<Self, Error> {
+        let engine_error = |e: wasmtime::Error| Error::Engine { message: e.to_string() };
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        // Deep recursion must trap long before the host thread's own stack is at risk.
+        config.max_wasm_stack(512 << 10);
+        let wasmtime = wasmtime::Engine::new(&config).map_err(engine_error)?;
+        let linker = sandbox::linker(&wasmtime).map_err(engine_error)?;
+        spawn_epoch_ticker(&wasmtime);
+        Ok(Self { inner: Arc::new(Inner { wasmtime, linker, limits }) })
+    }
+
+    /// Load a policy component from a file.
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Policy, Error> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path)
+            .map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        Policy::load(self, &bytes, format!("`{}`", path.display()))
+    }
+
+    /// Load a policy component from bytes; `origin` names it in errors (e.g. a URL).
+    pub fn load_bytes(&self, bytes: &[u8], origin: &str) -> Result<Policy, Error> {
+        Policy::load(self, bytes, format!("`{origin}`"))
+    }
+
+    /// Load one of the reference policies compiled into this library
+    /// (`immutable-tags`, `min-tags`, `semver-series`).
+    pub fn load_embedded(&self, name: &str) -> Result<Policy, Error> {
+        let bytes = crate::embedded::bytes(name)
+            .ok_or_else(|| Error::UnknownPolicy { name: name.to_string() })?;
+        Policy::load(self, bytes, format!("embedded policy `{name}`"))
+    }
+
+    /// Load `reference`: the name of an embedded policy, or else a path to a component.
+    pub fn load(&self, reference: &str) -> Result<Policy, Error> {
+        if crate::embedded::bytes(reference).is_some() {
+            self.load_embedded(reference)
+        } else if reference.ends_with(".wasm") || Path::new(reference).exists() {
+            self.load_file(reference)
+        } else {
+            Err(Error::UnknownPolicy { name: reference.to_string() })
+        }
+    }
+
+    pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.inner.wasmtime
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.inner.linker
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+}
+
+fn spawn_epoch_ticker(engine: &wasmtime::Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("tagpolicy-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .expect("cannot spawn the epoch thread");
+}

@@ -1,0 +1,61 @@
+//! Typed errors of the host library. Messages are lowercase, one line, with user input in
+//! backticks; the CLI prints them as they are.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a policy could not be loaded or configured.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read policy file `{}`: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+
+    #[error("{origin} is not a WebAssembly binary (it does not start with `\\0asm`)")]
+    NotWasm { origin: String },
+
+    #[error(
+        "{origin} is a core WebAssembly module, not a component: build the policy for \
+         `wasm32-wasip2` (`tagpolicy build`), or wrap the module with `wasm-tools component new`"
+    )]
+    CoreModule { origin: String },
+
+    #[error("{origin} is not a valid WebAssembly component: {message}")]
+    InvalidComponent { origin: String, message: String },
+
+    #[error("{origin} imports what the host does not grant: {}", imports.join(", "))]
+    ForbiddenImports { origin: String, imports: Vec<String> },
+
+    #[error("{origin} does not implement the `{world}` world: {message}", world = crate::WORLD)]
+    WrongWorld { origin: String, message: String },
+
+    #[error("{origin} has invalid metadata: {message}")]
+    Metadata { origin: String, message: String },
+
+    #[error("{origin} failed while loading: {failure}")]
+    Load { origin: String, failure: Failure },
+
+    #[error("policy `{policy}` rejected its settings: {message}")]
+    Settings { policy: String, message: String },
+
+    #[error("no embedded policy is named `{name}`; embedded policies: {}", crate::embedded::names().join(", "))]
+    UnknownPolicy { name: String },
+
+    #[error("cannot create the WebAssembly engine: {message}")]
+    Engine { message: String },
+}
+
+/// How a call into a policy went wrong. A failed call never yields a decision of the
+/// policy's own: the policy set turns it into a denial (fail closed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("exceeded its {} ms deadline", .0.as_millis())]
+    Deadline(Duration),
+    #[error("exceeded its {} MiB memory limit", .0 >> 20)]
+    Memory(usize),
+    #[error("overflowed its stack")]
+    StackOverflow,
+    #[error("panicked: {0}")]
+    Panic(String),
+    #[error("trapped: {0}")]
+    Trap(String),
+}

@@ -1,0 +1,117 @@
+//! What a policy may consume. Every evaluation runs in a store with these limits, so a
+//! policy that loops, allocates without end or recurses too deep is stopped and its
+//! request denied, while the host goes on.
+
+use std::time::Duration;
+
+/// Resource limits for one policy. The defaults suit the reference policies with a wide
+/// margin: they decide in microseconds and use well under 2 MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock budget of one `evaluate` call (epoch interruption).
+    pub evaluate_deadline: Duration,
+    /// Budget of `metadata` + `configure` at load time, which may validate many patterns.
+    pub configure_deadline: Duration,
+    /// Linear memory the policy may grow to, in bytes.
+    pub memory_bytes: usize,
+    /// Table elements the policy may grow to.
+    pub table_elements: usize,
+    /// Bytes the policy may write to stdout and stderr (captured, for diagnostics).
+    pub output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            evaluate_deadline: Duration::from_millis(50),
+            configure_deadline: Duration::from_secs(1),
+            memory_bytes: 64 << 20,
+            table_elements: 20_000,
+            output_bytes: 64 << 10,
+        }
+    }
+}
+
+/// Granularity of the deadlines: the engine's epoch advances this often.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Deadline expressed in epoch ticks, rounded up, at least one tick.
+pub(crate) fn ticks(deadline: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_nanos();
+    (deadline.as_nanos().div_ceil(tick) as u64).max(1)
+}
+
+/// The store-side enforcement of [`Limits`]; remembers whether a limit was hit so that the
+/// denial can say so instead of reporting a bare trap.
+pub(crate) struct StoreLimiter {
+    memory_bytes: usize,
+    table_elements: usize,
+    pub(crate) memory_exceeded: bool,
+}
+
+impl StoreLimiter {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        Self {
+            memory_bytes: limits.memory_bytes,
+            table_elements: limits.table_elements,
+            memory_exceeded: false,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for StoreLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.memory_bytes;
+        self.memory_exceeded |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= self.table_elements)
+    }
+
+    // A policy is one component: a handful of core instances, memories and tables.
+    fn instances(&self) -> usize {
+        64
+    }
+
+    fn tables(&self) -> usize {
+        64
+    }
+
+    fn memories(&self) -> usize {
+        16
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_to_whole_ticks() {
+        assert_eq!(ticks(Duration::from_millis(50)), 10);
+        assert_eq!(ticks(Duration::from_millis(51)), 11);
+        assert_eq!(ticks(Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn limiter_refuses_growth_past_the_cap_and_remembers_it() {
+        use wasmtime::ResourceLimiter;
+        let mut limiter = StoreLimiter::new(&Limits { memory_bytes: 1 << 20, ..Limits::default() });
+        assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
+        assert!(!limiter.memory_exceeded);
+        assert!(!limiter.memory_growing(1 << 20, 2 << 20, None).unwrap());
+        assert!(limiter.memory_exceeded);
+    }
+}

@@ -1,0 +1,420 @@
+//! A loaded policy component, and a configured one that decides requests.
+//!
+//! Loading compiles and checks the component once ([`Policy`]); configuring validates the
+//! settings once ([`ConfiguredPolicy`]); evaluating runs the configured policy in an
+//! instance taken from a small pool, so requests on many threads never wait on each other
+//! for more than a pool pop.
+
+use crate::bindings::{PolicyMetadata, TagPolicy, TagPolicyPre};
+use crate::decision::{self, Decision, truncate};
+use crate::engine::Engine;
+use crate::error::{Error, Failure};
+use crate::limits::{Limits, ticks};
+use crate::patterns::PatternCache;
+use crate::push::{RepositoryView, Request};
+use crate::sandbox::{self, HostState};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::Component;
+use wasmtime::{Store, Trap};
+
+/// Idle configured instances kept per policy; more are created under load and dropped.
+const MAX_IDLE_INSTANCES: usize = 32;
+/// Longest metadata field kept, in bytes.
+const MAX_METADATA_BYTES: usize = 4096;
+
+/// What a policy says about itself, checked at load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Metadata {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// Example settings, as JSON text.
+    pub settings_example: String,
+}
+
+/// A policy component, compiled and checked against the world. Cheap to clone.
+#[derive(Clone)]
+pub struct Policy {
+    inner: Arc<Loaded>,
+}
+
+struct Loaded {
+    engine: Engine,
+    pre: TagPolicyPre<HostState>,
+    metadata: Metadata,
+    sha256: String,
+    imports: Vec<String>,
+    size: usize,
+    patterns: Arc<PatternCache>,
+    limits: Limits,
+}
+
+impl Policy {
+    pub(crate) fn load(engine: &Engine, bytes: &[u8], origin: String) -> Result<Self, Error> {
+        check_is_component(bytes, &origin)?;
+        let component = Component::new(engine.wasmtime(), bytes).map_err(|e| {
+            Error::InvalidComponent { origin: origin.clone(), message: root_cause(&e) }
+        })?;
+        let imports = import_names(engine, &component);
+        let forbidden: Vec<String> =
+            imports.iter().filter(|name| !sandbox::is_granted(name)).cloned().collect();
+        if !forbidden.is_empty() {
+            return Err(Error::ForbiddenImports { origin, imports: forbidden });
+        }
+        let wrong_world = |e: wasmtime::Error| Error::WrongWorld {
+            origin: origin.clone(),
+            message: root_cause(&e),
+        };
+        let instance_pre = engine.linker().instantiate_pre(&component).map_err(wrong_world)?;
+        let pre = TagPolicyPre::new(instance_pre).map_err(wrong_world)?;
+
+        let limits = engine.limits();
+        let patterns = Arc::new(PatternCache::default());
+        let mut instance = Instance::new(&pre, &limits, &patterns)
+            .map_err(|failure| Error::Load { origin: origin.clone(), failure })?;
+        instance.store.set_epoch_deadline(ticks(limits.configure_deadline));
+        let raw = instance
+            .bindings
+            .tagpolicy_policy_policy()
+            .call_metadata(&mut instance.store)
+            .map_err(|e| Error::Load {
+                origin: origin.clone(),
+                failure: instance.failure(e, limits.memory_bytes, limits.configure_deadline),
+            })?;
+        let metadata =
+            check_metadata(raw).map_err(|message| Error::Metadata { origin, message })?;
+
+        Ok(Self {
+            inner: Arc::new(Loaded {
+                engine: engine.clone(),
+                pre,
+                metadata,
+                sha256: hex_sha256(bytes),
+                imports,
+                size: bytes.len(),
+                patterns,
+                limits,
+            }),
+        })
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        &self.inner.metadata
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.metadata.name
+    }
+
+    /// Hex sha256 of the component bytes, for pinning.
+    pub fn sha256(&self) -> &str {
+        &self.inner.sha256
+    }
+
+    /// Every import of the component (all of them granted, or it would not have loaded).
+    pub fn imports(&self) -> &[String] {
+        &self.inner.imports
+    }
+
+    /// Size of the component in bytes.
+    pub fn size(&self) -> usize {
+        self.inner.size
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    /// The same policy with other limits for the instances configured from it.
+    pub fn with_limits(&self, limits: Limits) -> Self {
+        let loaded = &self.inner;
+        Self {
+            inner: Arc::new(Loaded {
+                engine: loaded.engine.clone(),
+                pre: loaded.pre.clone(),
+                metadata: loaded.metadata.clone(),
+                sha256: loaded.sha256.clone(),
+                imports: loaded.imports.clone(),
+                size: loaded.size,
+                patterns: loaded.patterns.clone(),
+                limits,
+            }),
+        }
+    }
+
+    /// Validate and apply `settings` (a JSON object; `{}` for none).
+    pub fn configure(&self, settings: &serde_json::Value) -> Result<ConfiguredPolicy, Error> {
+        let settings = settings.to_string();
+        let limits = self.inner.limits;
+        let instance =
+            Instance::configured(&self.inner.pre, &limits, &self.inner.patterns, &settings)
+                .map_err(|e| match e {
+                    ConfigureError::Rejected(message) => Error::Settings {
+                        policy: self.name().to_string(),
+                        message: truncate(message, decision::MAX_REASON_BYTES),
+                    },
+                    ConfigureError::Failed(failure) => {
+                        Error::Load { origin: format!("policy `{}`", self.name()), failure }
+                    }
+                })?;
+        Ok(ConfiguredPolicy { policy: self.clone(), settings, idle: Mutex::new(vec![instance]) })
+    }
+}
+
+/// A policy with its settings applied, ready to decide requests from any thread.
+pub struct ConfiguredPolicy {
+    policy: Policy,
+    /// The settings as JSON text, re-applied to each new instance.
+    settings: String,
+    idle: Mutex<Vec<Instance>>,
+}
+
+impl ConfiguredPolicy {
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn name(&self) -> &str {
+        self.policy.name()
+    }
+
+    /// Decide `request`, letting the policy read `repository` (its state before the request).
+    /// A trap, a timeout or a limit hit is a [`Failure`]; the instance is discarded and the
+    /// next evaluation gets a fresh one.
+    pub fn evaluate(
+        &self,
+        request: &Request,
+        repository: Arc<dyn RepositoryView>,
+    ) -> Result<Decision, Failure> {
+        let loaded = &self.policy.inner;
+        let limits = loaded.limits;
+        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut instance = match pooled {
+            Some(instance) => instance,
+            None => Instance::configured(&loaded.pre, &limits, &loaded.patterns, &self.settings)
+                .map_err(|e| match e {
+                    // The same settings were accepted at configure time; a policy that
+                    // changes its mind is not to be trusted with a decision.
+                    ConfigureError::Rejected(message) => {
+                        Failure::Trap(format!("rejected its settings on a new instance: {message}"))
+                    }
+                    ConfigureError::Failed(failure) => failure,
+                })?,
+        };
+        instance.store.data_mut().view = Some(repository);
+        instance.store.set_epoch_deadline(ticks(limits.evaluate_deadline));
+        let result =
+            instance.bindings.tagpolicy_policy_policy().call_evaluate(&mut instance.store, request);
+        instance.store.data_mut().view = None;
+        match result {
+            Ok(raw) => {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                if idle.len() < MAX_IDLE_INSTANCES {
+                    idle.push(instance);
+                }
+                Ok(decision::from_policy(self.name(), raw))
+            }
+            Err(error) => {
+                Err(instance.failure(error, limits.memory_bytes, limits.evaluate_deadline))
+            }
+        }
+    }
+}
+
+enum ConfigureError {
+    Rejected(String),
+    Failed(Failure),
+}
+
+/// One instantiated policy in its own store.
+struct Instance {
+    store: Store<HostState>,
+    bindings: TagPolicy,
+}
+
+impl Instance {
+    fn new(
+        pre: &TagPolicyPre<HostState>,
+        limits: &Limits,
+        patterns: &Arc<PatternCache>,
+    ) -> Result<Self, Failure> {
+        let mut store = Store::new(pre.engine(), HostState::new(limits, patterns.clone()));
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(ticks(limits.configure_deadline));
+        match pre.instantiate(&mut store) {
+            Ok(bindings) => Ok(Self { store, bindings }),
+            Err(error) => {
+                Err(classify(&store, error, limits.memory_bytes, limits.configure_deadline))
+            }
+        }
+    }
+
+    fn configured(
+        pre: &TagPolicyPre<HostState>,
+        limits: &Limits,
+        patterns: &Arc<PatternCache>,
+        settings: &str,
+    ) -> Result<Self, ConfigureError> {
+        let mut instance = Self::new(pre, limits, patterns).map_err(ConfigureError::Failed)?;
+        instance.store.set_epoch_deadline(ticks(limits.configure_deadline));
+        match instance
+            .bindings
+            .tagpolicy_policy_policy()
+            .call_configure(&mut instance.store, settings)
+        {
+            Ok(Ok(())) => Ok(instance),
+            Ok(Err(message)) => Err(ConfigureError::Rejected(message)),
+            Err(error) => Err(ConfigureError::Failed(instance.failure(
+                error,
+                limits.memory_bytes,
+                limits.configure_deadline,
+            ))),
+        }
+    }
+
+    fn failure(&self, error: wasmtime::Error, memory_bytes: usize, deadline: Duration) -> Failure {
+        classify(&self.store, error, memory_bytes, deadline)
+    }
+}
+
+/// Name what went wrong in terms an operator can act on.
+fn classify(
+    store: &Store<HostState>,
+    error: wasmtime::Error,
+    memory_bytes: usize,
+    deadline: Duration,
+) -> Failure {
+    let state = store.data();
+    if state.limiter.memory_exceeded {
+        return Failure::Memory(memory_bytes);
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => return Failure::Deadline(deadline),
+        Some(Trap::StackOverflow) => return Failure::StackOverflow,
+        _ => {}
+    }
+    let output = state.output_text();
+    if let Some(message) = panic_message(&output) {
+        return Failure::Panic(truncate(message, decision::MAX_REASON_BYTES));
+    }
+    Failure::Trap(truncate(root_cause(&error), decision::MAX_REASON_BYTES))
+}
+
+/// The message of a Rust panic as printed to stderr:
+/// "thread '<unnamed>' panicked at src/lib.rs:3:5:\nthe message\nnote: ...".
+fn panic_message(output: &str) -> Option<String> {
+    let start = output.find("panicked at ")?;
+    let rest = &output[start..];
+    let mut lines = rest.lines();
+    let location = lines.next()?.trim_start_matches("panicked at ").trim_end_matches(':');
+    let message: Vec<&str> = lines.take_while(|line| !line.starts_with("note:")).collect();
+    Some(format!("{} (at {location})", message.join(" ").trim()))
+}
+
+fn check_is_component(bytes: &[u8], origin: &str) -> Result<(), Error> {
+    if !bytes.starts_with(b"\0asm") || bytes.len() < 8 {
+        return Err(Error::NotWasm { origin: origin.to_string() });
+    }
+    // The 2-byte version after the magic; the layer field that follows is 0 for core
+    // modules and 1 for components.
+    match bytes[6..8] {
+        [0, 0] => Err(Error::CoreModule { origin: origin.to_string() }),
+        _ => Ok(()),
+    }
+}
+
+fn import_names(engine: &Engine, component: &Component) -> Vec<String> {
+    component
+        .component_type()
+        .imports(engine.wasmtime())
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+fn check_metadata(raw: PolicyMetadata) -> Result<Metadata, String> {
+    let name_ok = !raw.name.is_empty()
+        && raw.name.len() <= 64
+        && raw.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !raw.name.starts_with('-');
+    if !name_ok {
+        let shown = truncate(raw.name, 80);
+        return Err(format!(
+            "name `{shown}` must be 1 to 64 lowercase letters, digits and dashes, not starting with a dash"
+        ));
+    }
+    if raw.version.trim().is_empty() || raw.version.len() > 64 {
+        return Err(format!("policy `{}` has an empty or over-long version", raw.name));
+    }
+    if raw.description.contains('\n') {
+        return Err(format!(
+            "policy `{}` has a description of several lines; it must be one",
+            raw.name
+        ));
+    }
+    if serde_json::from_str::<serde_json::Value>(&raw.settings_example).is_err() {
+        return Err(format!("policy `{}` has a settings example that is not JSON", raw.name));
+    }
+    Ok(Metadata {
+        name: raw.name,
+        version: raw.version,
+        description: truncate(raw.description, MAX_METADATA_BYTES),
+        settings_example: truncate(raw.settings_example, MAX_METADATA_BYTES),
+    })
+}
+
+/// wasmtime errors carry a chain of contexts; the innermost says what is wrong, the
+/// outer ones where. Join them into one line.
+fn root_cause(error: &wasmtime::Error) -> String {
+    let parts: Vec<String> = error.chain().map(|cause| cause.to_string()).collect();
+    parts.join(": ")
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_are_extracted_from_rust_stderr() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:12:9:\nindex out of bounds\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("index out of bounds (at src/lib.rs:12:9)")
+        );
+        assert_eq!(panic_message("nothing here"), None);
+    }
+
+    #[test]
+    fn headers_tell_core_modules_components_and_garbage_apart() {
+        let core = b"\0asm\x01\0\0\0";
+        let component = b"\0asm\x0d\0\x01\0";
+        assert!(matches!(check_is_component(core, "x"), Err(Error::CoreModule { .. })));
+        assert!(check_is_component(component, "x").is_ok());
+        assert!(matches!(check_is_component(b"hello world", "x"), Err(Error::NotWasm { .. })));
+        assert!(matches!(check_is_component(b"\0asm", "x"), Err(Error::NotWasm { .. })));
+    }
+
+    #[test]
+    fn metadata_names_are_checked() {
+        let raw = |name: &str| PolicyMetadata {
+            name: name.into(),
+            version: "1.0.0".into(),
+            description: "d".into(),
+            settings_example: "{}".into(),
+        };
+        assert!(check_metadata(raw("immutable-tags")).is_ok());
+        for bad in ["", "Upper", "-dash", "a b", &"x".repeat(65)] {
+            assert!(check_metadata(raw(bad)).is_err(), "{bad:?}");
+        }
+        let mut not_json = raw("ok");
+        not_json.settings_example = "{".into();
+        assert!(check_metadata(not_json).unwrap_err().contains("not JSON"));
+    }
+}

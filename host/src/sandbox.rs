@@ -1,0 +1,171 @@
+//! The store a policy runs in: what its imports answer, and the WASI it is (not) granted.
+//!
+//! Rust std (and Python and JavaScript runtimes) import a few WASI interfaces even when a
+//! policy never uses them. The host links only those, backed by a context that grants
+//! nothing: no environment, arguments or stdin, a clock frozen at zero, a fixed "random"
+//! byte sequence, and stdout/stderr captured in memory. Filesystem, sockets and HTTP are
+//! not linked at all, so a component that imports them is refused at load.
+
+use crate::bindings::tagpolicy::policy::{patterns, repository, types::TagEntry};
+use crate::limits::{Limits, StoreLimiter};
+use crate::patterns::PatternCache;
+use crate::push::RepositoryView;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Import prefixes the host satisfies. Everything else is refused at load with its name.
+pub(crate) const GRANTED_IMPORTS: &[&str] = &[
+    "tagpolicy:policy/repository@",
+    "tagpolicy:policy/patterns@",
+    "tagpolicy:policy/types@",
+    "wasi:io/",
+    "wasi:cli/environment@",
+    "wasi:cli/exit@",
+    "wasi:cli/stdin@",
+    "wasi:cli/stdout@",
+    "wasi:cli/stderr@",
+    "wasi:cli/terminal-",
+    "wasi:random/",
+    "wasi:clocks/wall-clock@",
+    "wasi:clocks/monotonic-clock@",
+];
+
+pub(crate) fn is_granted(import: &str) -> bool {
+    GRANTED_IMPORTS.iter().any(|prefix| import.starts_with(prefix))
+}
+
+/// Everything a store holds for one policy instance.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: StoreLimiter,
+    pub(crate) output: MemoryOutputPipe,
+    patterns: Arc<PatternCache>,
+    /// The repository of the request being evaluated; `None` outside `evaluate`.
+    pub(crate) view: Option<Arc<dyn RepositoryView>>,
+}
+
+impl HostState {
+    pub(crate) fn new(limits: &Limits, patterns: Arc<PatternCache>) -> Self {
+        let output = MemoryOutputPipe::new(limits.output_bytes);
+        let wasi = WasiCtx::builder()
+            .stdout(output.clone())
+            .stderr(output.clone())
+            .secure_random(wasmtime_wasi::Deterministic::new(vec![0x5a]))
+            .insecure_random(wasmtime_wasi::Deterministic::new(vec![0xa5]))
+            .insecure_random_seed(0)
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: StoreLimiter::new(limits),
+            output,
+            patterns,
+            view: None,
+        }
+    }
+
+    /// What the policy wrote to stdout/stderr, lossily decoded.
+    pub(crate) fn output_text(&self) -> String {
+        String::from_utf8_lossy(&self.output.contents()).into_owned()
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl repository::Host for HostState {
+    fn list_tags(&mut self) -> Vec<TagEntry> {
+        self.view.as_ref().map(|view| view.list_tags()).unwrap_or_default()
+    }
+
+    fn digest_of(&mut self, tag: String) -> Option<String> {
+        self.view.as_ref().and_then(|view| view.digest_of(&tag))
+    }
+
+    fn tags_of(&mut self, digest: String) -> Vec<String> {
+        self.view.as_ref().map(|view| view.tags_of(&digest)).unwrap_or_default()
+    }
+}
+
+impl patterns::Host for HostState {
+    fn full_match(&mut self, pattern: String, text: String) -> Result<bool, String> {
+        self.patterns.full_match(&pattern, &text)
+    }
+
+    fn find(&mut self, pattern: String, text: String) -> Result<bool, String> {
+        self.patterns.find(&pattern, &text)
+    }
+}
+
+impl crate::bindings::tagpolicy::policy::types::Host for HostState {}
+
+/// Time does not pass for a policy: decisions must not depend on when they are made.
+struct FrozenClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// The linker every policy is instantiated with: our world's imports plus the WASI subset.
+pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+    use wasmtime_wasi::p2::bindings::sync as wasi;
+    use wasmtime_wasi::random::WasiRandom;
+
+    let mut linker = Linker::new(engine);
+    crate::bindings::TagPolicy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+
+    let l = &mut linker;
+    wasi::io::error::add_to_linker::<HostState, HasIo>(l, |s| &mut s.table)?;
+    wasi::io::poll::add_to_linker::<HostState, HasIo>(l, |s| &mut s.table)?;
+    wasi::io::streams::add_to_linker::<HostState, HasIo>(l, |s| &mut s.table)?;
+    wasi::cli::exit::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    wasi::cli::environment::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    wasi::cli::stdin::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    wasi::cli::stdout::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    wasi::cli::stderr::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    wasi::cli::terminal_input::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    wasi::cli::terminal_output::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    wasi::cli::terminal_stdin::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    wasi::cli::terminal_stdout::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    wasi::cli::terminal_stderr::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
+    wasi::random::random::add_to_linker::<HostState, WasiRandom>(l, |s| s.wasi.random())?;
+    wasi::random::insecure::add_to_linker::<HostState, WasiRandom>(l, |s| s.wasi.random())?;
+    wasi::random::insecure_seed::add_to_linker::<HostState, WasiRandom>(l, |s| s.wasi.random())?;
+    wasi::clocks::wall_clock::add_to_linker::<HostState, WasiClocks>(l, HostState::clocks)?;
+    wasi::clocks::monotonic_clock::add_to_linker::<HostState, WasiClocks>(l, HostState::clocks)?;
+    Ok(linker)
+}
+
+struct HasIo;
+
+impl wasmtime::component::HasData for HasIo {
+    type Data<'a> = &'a mut ResourceTable;
+}
