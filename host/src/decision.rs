@@ -1,7 +1,7 @@
 //! Decisions as the host reports them: attributed to policies, combined across a policy set.
 
 use crate::bindings;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Longest reason kept from a policy, in bytes; longer ones are cut with a marker.
 pub const MAX_REASON_BYTES: usize = 1024;
@@ -9,7 +9,7 @@ pub const MAX_REASON_BYTES: usize = 1024;
 pub const MAX_FINDINGS: usize = 64;
 
 /// The overall answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Allow,

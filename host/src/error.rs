@@ -40,6 +40,9 @@ pub enum Error {
     #[error("no embedded policy is named `{name}`; embedded policies: {}", crate::embedded::names().join(", "))]
     UnknownPolicy { name: String },
 
+    #[error("{origin} does not match its pin: expected sha256 `{expected}`, got `{actual}`")]
+    PinMismatch { origin: String, expected: String, actual: String },
+
     #[error("cannot create the WebAssembly engine: {message}")]
     Engine { message: String },
 }

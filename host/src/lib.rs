@@ -48,18 +48,21 @@ pub mod embedded;
 mod engine;
 mod error;
 mod limits;
+pub mod oci;
 mod patterns;
 pub mod policy;
 mod policy_set;
 pub mod push;
 mod sandbox;
+pub mod scenario;
 
 pub use decision::{Decision, Finding, Outcome, Severity};
 pub use engine::Engine;
 pub use error::{Error, Failure};
 pub use limits::Limits;
 pub use policy::{ConfiguredPolicy, Metadata, Policy};
-pub use policy_set::{Mode, PolicySet};
+pub use policy_set::{Loader, Mode, PolicySet, PolicySpec};
+pub use scenario::{Scenario, ScenarioError};
 pub use push::{
     Actor, ManifestDeletion, Operation, Push, RepositoryView, Request, TagChange, TagEntry, TagMap,
 };

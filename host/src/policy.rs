@@ -47,6 +47,7 @@ struct Loaded {
     metadata: Metadata,
     sha256: String,
     imports: Vec<String>,
+    exports: Vec<String>,
     size: usize,
     patterns: Arc<PatternCache>,
     limits: Limits,
@@ -58,7 +59,11 @@ impl Policy {
         let component = Component::new(engine.wasmtime(), bytes).map_err(|e| {
             Error::InvalidComponent { origin: origin.clone(), message: root_cause(&e) }
         })?;
-        let imports = import_names(engine, &component);
+        let component_type = component.component_type();
+        let imports: Vec<String> =
+            component_type.imports(engine.wasmtime()).map(|(name, _)| name.to_string()).collect();
+        let exports: Vec<String> =
+            component_type.exports(engine.wasmtime()).map(|(name, _)| name.to_string()).collect();
         let forbidden: Vec<String> =
             imports.iter().filter(|name| !sandbox::is_granted(name)).cloned().collect();
         if !forbidden.is_empty() {
@@ -94,6 +99,7 @@ impl Policy {
                 metadata,
                 sha256: hex_sha256(bytes),
                 imports,
+                exports,
                 size: bytes.len(),
                 patterns,
                 limits,
@@ -119,6 +125,11 @@ impl Policy {
         &self.inner.imports
     }
 
+    /// Every export of the component.
+    pub fn exports(&self) -> &[String] {
+        &self.inner.exports
+    }
+
     /// Size of the component in bytes.
     pub fn size(&self) -> usize {
         self.inner.size
@@ -138,6 +149,7 @@ impl Policy {
                 metadata: loaded.metadata.clone(),
                 sha256: loaded.sha256.clone(),
                 imports: loaded.imports.clone(),
+                exports: loaded.exports.clone(),
                 size: loaded.size,
                 patterns: loaded.patterns.clone(),
                 limits,
@@ -324,14 +336,6 @@ fn check_is_component(bytes: &[u8], origin: &str) -> Result<(), Error> {
         [0, 0] => Err(Error::CoreModule { origin: origin.to_string() }),
         _ => Ok(()),
     }
-}
-
-fn import_names(engine: &Engine, component: &Component) -> Vec<String> {
-    component
-        .component_type()
-        .imports(engine.wasmtime())
-        .map(|(name, _)| name.to_string())
-        .collect()
 }
 
 fn check_metadata(raw: PolicyMetadata) -> Result<Metadata, String> {

@@ -2,10 +2,15 @@
 //! warnings are collected, and a policy in audit mode only warns.
 
 use crate::decision::{Decision, Finding, Severity};
-use crate::policy::ConfiguredPolicy;
+use crate::embedded;
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::policy::{ConfiguredPolicy, Policy};
 use crate::push::{RepositoryView, Request};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// How a policy's denials count.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,5 +75,105 @@ impl PolicySet {
             }));
         }
         Decision::from_findings(findings)
+    }
+}
+
+/// One entry of a policy list, as written in scenario files and the gate configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    /// An embedded policy's name, or a path to a `.wasm` component (relative to the file
+    /// that names it).
+    pub policy: String,
+    /// The policy's settings; `{}` when absent.
+    #[serde(default)]
+    pub settings: Option<serde_json::Value>,
+    #[serde(default)]
+    pub mode: Mode,
+    /// Expected sha256 (hex) of the component; loading fails on a mismatch.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+impl PolicySpec {
+    /// Check what can be checked without loading anything.
+    pub fn check(&self) -> Result<(), String> {
+        if self.policy.trim().is_empty() {
+            return Err("policy: empty; name an embedded policy or a `.wasm` file".into());
+        }
+        if let Some(settings) = &self.settings
+            && !settings.is_object()
+        {
+            return Err("settings: must be a mapping of setting names to values".into());
+        }
+        if let Some(pin) = &self.sha256
+            && !(pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(format!("sha256: `{pin}` is not 64 hex digits"));
+        }
+        Ok(())
+    }
+}
+
+/// Loads policies named by [`PolicySpec`]s, compiling each component once however many
+/// files name it.
+pub struct Loader {
+    engine: Engine,
+    loaded: Mutex<HashMap<String, Policy>>,
+}
+
+impl Loader {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine, loaded: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Load `reference`: an embedded policy's name, or a path resolved against `base_dir`.
+    pub fn load(&self, reference: &str, base_dir: &Path) -> Result<Policy, Error> {
+        let key = if embedded::bytes(reference).is_some() {
+            reference.to_string()
+        } else {
+            base_dir.join(reference).to_string_lossy().into_owned()
+        };
+        if let Some(policy) = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(policy.clone());
+        }
+        let policy = if embedded::bytes(reference).is_some() {
+            self.engine.load_embedded(reference)?
+        } else if reference.ends_with(".wasm") || Path::new(&key).exists() {
+            self.engine.load_file(&key)?
+        } else {
+            return Err(Error::UnknownPolicy { name: reference.to_string() });
+        };
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(key, policy.clone());
+        Ok(policy)
+    }
+
+    /// Load and configure one spec.
+    pub fn configure(&self, spec: &PolicySpec, base_dir: &Path) -> Result<ConfiguredPolicy, Error> {
+        let policy = self.load(&spec.policy, base_dir)?;
+        if let Some(expected) = &spec.sha256
+            && !expected.eq_ignore_ascii_case(policy.sha256())
+        {
+            return Err(Error::PinMismatch {
+                origin: format!("`{}`", spec.policy),
+                expected: expected.clone(),
+                actual: policy.sha256().to_string(),
+            });
+        }
+        let empty = serde_json::Value::Object(Default::default());
+        policy.configure(spec.settings.as_ref().unwrap_or(&empty))
+    }
+
+    /// Load and configure every spec, in order. The error says which entry failed.
+    pub fn policy_set(&self, specs: &[PolicySpec], base_dir: &Path) -> Result<PolicySet, (usize, Error)> {
+        let mut set = PolicySet::new();
+        for (index, spec) in specs.iter().enumerate() {
+            set.push(self.configure(spec, base_dir).map_err(|e| (index, e))?, spec.mode);
+        }
+        Ok(set)
     }
 }

@@ -1,0 +1,80 @@
+//! What several subcommands share: output formats, settings files, the policy override.
+
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use tagpolicy::{Engine, Loader, Mode, PolicySet, PolicySpec, Scenario, ScenarioError};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// A table for people.
+    #[default]
+    Text,
+    /// One JSON document on stdout, for machines.
+    Json,
+}
+
+/// `--policy` / `--settings`: evaluate with this policy instead of the scenario's own.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyOverride {
+    /// Use this policy instead of the scenario's `policies`: an embedded name
+    /// (immutable-tags, min-tags, semver-series) or a path to a `.wasm` component.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub policy: Option<String>,
+    /// Settings for `--policy`, a YAML or JSON file with a mapping (default `{}`).
+    #[arg(long, value_name = "FILE", requires = "policy")]
+    pub settings: Option<PathBuf>,
+}
+
+impl PolicyOverride {
+    /// The spec to use instead of the scenario's, if any.
+    pub fn spec(&self) -> anyhow::Result<Option<PolicySpec>> {
+        let Some(policy) = &self.policy else { return Ok(None) };
+        let settings = match &self.settings {
+            Some(path) => Some(read_settings(path)?),
+            None => None,
+        };
+        Ok(Some(PolicySpec { policy: policy.clone(), settings, mode: Mode::Enforce, sha256: None }))
+    }
+}
+
+/// A settings file: YAML or JSON, holding a mapping.
+pub fn read_settings(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read settings file `{}`", path.display()))?;
+    let value: serde_json::Value = serde_yaml_ng::from_str(&text)
+        .with_context(|| format!("settings file `{}` is not valid YAML or JSON", path.display()))?;
+    if !value.is_object() {
+        bail!("settings file `{}` must hold a mapping of setting names to values", path.display());
+    }
+    Ok(value)
+}
+
+/// Build the policy set a scenario runs with: the override if given, else its own.
+pub fn policy_set(
+    loader: &Loader,
+    scenario: &Scenario,
+    policy: Option<&PolicySpec>,
+) -> Result<PolicySet, ScenarioError> {
+    let path = scenario.path.clone();
+    let (specs, base_dir) = match policy {
+        // A path on the command line is relative to the working directory.
+        Some(spec) => (std::slice::from_ref(spec), Path::new(".")),
+        None => (scenario.policies.as_slice(), scenario.base_dir()),
+    };
+    if specs.is_empty() {
+        return Err(ScenarioError::Invalid {
+            path,
+            message: "policies: none; list them in the scenario or pass `--policy`".into(),
+        });
+    }
+    loader.policy_set(specs, base_dir).map_err(|(index, source)| ScenarioError::Policy {
+        path,
+        index,
+        policy: specs[index].policy.clone(),
+        source,
+    })
+}
+
+pub fn loader() -> anyhow::Result<Loader> {
+    Ok(Loader::new(Engine::new()?))
+}

@@ -1,0 +1,151 @@
+//! `tagpolicy eval`: decide a scenario's pushes in order and show each decision.
+
+use super::Exit;
+use super::common::{self, Output, PolicyOverride};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use serde::Serialize;
+use std::path::PathBuf;
+use tagpolicy::scenario::{Action, StepResult};
+use tagpolicy::{Decision, Finding, Outcome, Scenario};
+
+/// Evaluate a scenario's pushes in order and print each decision with its reasons.
+///
+/// An allowed push changes the repository state for the pushes after it, as the registry
+/// would. Exit status: 0 when everything is allowed (warnings included), 1 when something
+/// is denied, 2 when the input is invalid.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Scenario file (YAML): repository, policies, starting state and pushes.
+    scenario: PathBuf,
+    #[command(flatten)]
+    policy: PolicyOverride,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let scenario = Scenario::from_file(&args.scenario)?;
+    let spec = args.policy.spec()?;
+    let loader = common::loader()?;
+    let policies = common::policy_set(&loader, &scenario, spec.as_ref())?;
+    let results = scenario.run(&policies);
+
+    match args.output {
+        Output::Text => print_table(&scenario, &results),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&Report::new(&scenario, &results))?),
+    }
+    let denied = results.iter().any(|r| !r.decision.is_allowed());
+    Ok(if denied { Exit::Denied } else { Exit::Success })
+}
+
+fn print_table(scenario: &Scenario, results: &[StepResult]) {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(["#", "push", "change", "actor", "decision", "reasons"]);
+    for (index, (step, result)) in scenario.steps.iter().zip(results).enumerate() {
+        table.add_row([
+            (index + 1).to_string(),
+            step.name.clone(),
+            describe(scenario, &step.action, &result.request),
+            step.actor.id.clone().unwrap_or_else(|| "-".into()),
+            result.decision.outcome.as_str().to_uppercase(),
+            reasons(&result.decision),
+        ]);
+    }
+    println!("{} ({})", scenario.repository, scenario.path.display());
+    println!("{table}");
+    let count = |outcome| results.iter().filter(|r| r.decision.outcome == outcome).count();
+    println!(
+        "{} allowed, {} warned, {} denied",
+        count(Outcome::Allow),
+        count(Outcome::Warn),
+        count(Outcome::Deny)
+    );
+}
+
+/// "app-1211 → 1.2.11, 1.2, latest", "delete 1.2.10", "delete app-1210 (1.2.10, latest)".
+pub fn describe(scenario: &Scenario, action: &Action, request: &tagpolicy::Request) -> String {
+    let tags = request.tags().join(", ");
+    match action {
+        Action::Push { digest, .. } => format!("{} → {tags}", scenario.image_name(digest)),
+        Action::DeleteTags(_) => format!("delete {tags}"),
+        Action::DeleteImage(digest) => {
+            format!("delete {} ({})", scenario.image_name(digest), if tags.is_empty() { "no tags" } else { &tags })
+        }
+    }
+}
+
+/// One line per finding: "[immutable-tags] tag `1.2.10` is immutable ...".
+pub fn reasons(decision: &Decision) -> String {
+    decision
+        .findings
+        .iter()
+        .map(|f| format!("[{}] {}", f.policy, f.reason))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    scenario: String,
+    repository: &'a str,
+    allowed: usize,
+    warned: usize,
+    denied: usize,
+    results: Vec<StepReport<'a>>,
+}
+
+#[derive(Serialize)]
+struct StepReport<'a> {
+    index: usize,
+    name: &'a str,
+    operation: &'static str,
+    digest: Option<&'a str>,
+    image: Option<String>,
+    tags: Vec<&'a str>,
+    actor: Option<&'a str>,
+    groups: &'a [String],
+    outcome: Outcome,
+    findings: &'a [Finding],
+}
+
+impl<'a> Report<'a> {
+    fn new(scenario: &'a Scenario, results: &'a [StepResult]) -> Self {
+        let count = |outcome| results.iter().filter(|r| r.decision.outcome == outcome).count();
+        Report {
+            scenario: scenario.path.display().to_string(),
+            repository: &scenario.repository,
+            allowed: count(Outcome::Allow),
+            warned: count(Outcome::Warn),
+            denied: count(Outcome::Deny),
+            results: scenario
+                .steps
+                .iter()
+                .zip(results)
+                .enumerate()
+                .map(|(index, (step, result))| {
+                    let (operation, digest) = match &step.action {
+                        Action::Push { digest, .. } => ("push", Some(digest.as_str())),
+                        Action::DeleteTags(_) => ("delete-tags", None),
+                        Action::DeleteImage(digest) => ("delete-manifest", Some(digest.as_str())),
+                    };
+                    StepReport {
+                        index: index + 1,
+                        name: &step.name,
+                        operation,
+                        digest,
+                        image: digest.map(|d| scenario.image_name(d)),
+                        tags: result.request.tags(),
+                        actor: step.actor.id.as_deref(),
+                        groups: &step.actor.groups,
+                        outcome: result.decision.outcome,
+                        findings: &result.decision.findings,
+                    }
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! One module per subcommand; this one parses the command line and maps results to exit
+//! codes: 0 allowed / passed, 1 denied / failed, 2 invalid input.
+
+mod build;
+mod common;
+mod eval;
+mod inspect;
+mod new;
+mod test;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Tag-mutation rules for OCI registries, as sandboxed WebAssembly components.
+///
+/// A policy decides every push, tag move and deletion: release tags that never move,
+/// `latest` that may, tags only CI may touch, a minimum set of tags on a new image.
+/// The reference policies `immutable-tags`, `min-tags` and `semver-series` are built in.
+#[derive(Parser)]
+#[command(name = "tagpolicy", version, propagate_version = true)]
+#[command(after_help = "Examples:\n  \
+    tagpolicy eval examples/release.yaml\n  \
+    tagpolicy eval push.yaml --policy immutable-tags --settings settings.yaml --output json\n  \
+    tagpolicy test tests/scenarios\n  \
+    tagpolicy new release-bot-only && tagpolicy build release-bot-only\n  \
+    tagpolicy inspect immutable-tags")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Eval(eval::Args),
+    Test(test::Args),
+    New(new::Args),
+    Build(build::Args),
+    Inspect(inspect::Args),
+}
+
+/// How a subcommand ended, as the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything allowed / every expectation met.
+    Success = 0,
+    /// Something was denied / an expectation failed.
+    Denied = 1,
+    /// The input (file, YAML, settings, policy) is invalid.
+    Invalid = 2,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Eval(args) => eval::run(args),
+        Command::Test(args) => test::run(args),
+        Command::New(args) => new::run(args),
+        Command::Build(args) => build::run(args),
+        Command::Inspect(args) => inspect::run(args),
+    };
+    match result {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(Exit::Invalid as u8)
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Scenario files: a repository's starting state, the policies to apply and a sequence of
+//! pushes and deletions with the decisions expected of them. `tagpolicy eval` runs one;
+//! `tagpolicy test` checks the expectations of many.
+//!
+//! ```yaml
+//! repository: team/app
+//! policies:
+//!   - policy: immutable-tags          # embedded name, or a path to a .wasm (relative to this file)
+//!     settings: {mutable: ["latest"]}
+//!     mode: enforce                   # enforce (default) | audit
+//! state: {"1.2.10": app-1210, latest: app-1210}
+//! pushes:
+//!   - name: a release tag never moves
+//!     image: app-other                # a label (a digest is derived from it) or `digest: sha256:…`
+//!     tags: ["1.2.10"]
+//!     expect: deny                    # allow | deny | warn
+//!     reason: immutable               # a substring of a reason of the expected kind
+//!   - delete: ["latest"]              # or `delete_image: LABEL|DIGEST`
+//! ```
+
+use crate::decision::{Decision, Outcome, Severity};
+use crate::oci;
+use crate::policy_set::{PolicySet, PolicySpec};
+use crate::push::{Actor, ManifestDeletion, Operation, Push, Request, TagChange, TagMap};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The media type assumed for pushes that do not name one.
+pub const DEFAULT_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// Why a scenario file cannot be used. The message names the file and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario `{}`: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("`{}`: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("`{}`: policies[{index}] (`{policy}`): {source}", path.display())]
+    Policy { path: PathBuf, index: usize, policy: String, source: crate::Error },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    repository: String,
+    #[serde(default)]
+    policies: Vec<PolicySpec>,
+    #[serde(default)]
+    state: BTreeMap<String, String>,
+    pushes: Vec<StepFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepFile {
+    name: Option<String>,
+    image: Option<String>,
+    digest: Option<String>,
+    media_type: Option<String>,
+    tags: Option<Vec<String>>,
+    delete: Option<Vec<String>>,
+    delete_image: Option<String>,
+    actor: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    expect: Option<Outcome>,
+    reason: Option<String>,
+}
+
+/// A parsed and validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub path: PathBuf,
+    pub repository: String,
+    pub policies: Vec<PolicySpec>,
+    pub state: TagMap,
+    pub steps: Vec<Step>,
+    /// Image labels by digest, to show `app-1211` rather than a hash.
+    labels: BTreeMap<String, String>,
+}
+
+/// One push or deletion.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    pub action: Action,
+    pub actor: Actor,
+    pub expect: Option<Outcome>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Push { digest: String, media_type: String, tags: Vec<String> },
+    DeleteTags(Vec<String>),
+    DeleteImage(String),
+}
+
+/// A step with the request built for it and the decision it got.
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    pub request: Request,
+    pub decision: Decision,
+}
+
+impl Scenario {
+    pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ScenarioError::Read { path: path.to_path_buf(), source })?;
+        Self::from_yaml(&text, path)
+    }
+
+    /// Parse `text`; `path` names the file in errors and anchors relative policy paths.
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Self, ScenarioError> {
+        let invalid = |message: String| ScenarioError::Invalid { path: path.to_path_buf(), message };
+        let file: File = serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        oci::check_repository(&file.repository).map_err(|e| invalid(format!("repository: {e}")))?;
+        for (index, spec) in file.policies.iter().enumerate() {
+            spec.check().map_err(|e| invalid(format!("policies[{index}]: {e}")))?;
+        }
+
+        let mut labels = BTreeMap::new();
+        let mut state = TagMap::new();
+        for (tag, image) in &file.state {
+            oci::check_tag(tag).map_err(|e| invalid(format!("state: {e}")))?;
+            let digest = image_digest(image, &mut labels)
+                .map_err(|e| invalid(format!("state.{tag}: {e}")))?;
+            state.set(tag, &digest);
+        }
+
+        let mut steps = Vec::with_capacity(file.pushes.len());
+        for (index, step) in file.pushes.into_iter().enumerate() {
+            let name = step.name.clone().unwrap_or_else(|| format!("push {}", index + 1));
+            let at = format!("pushes[{index}] (`{name}`)");
+            steps.push(step.validate(name, &mut labels).map_err(|e| invalid(format!("{at}: {e}")))?);
+        }
+        if steps.is_empty() {
+            return Err(invalid("pushes: empty; a scenario needs at least one push".into()));
+        }
+        Ok(Scenario {
+            path: path.to_path_buf(),
+            repository: file.repository,
+            policies: file.policies,
+            state,
+            steps,
+            labels,
+        })
+    }
+
+    /// The folder relative policy paths are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// Evaluate the steps in order. An allowed step changes the state for the next ones,
+    /// as the registry would.
+    pub fn run(&self, policies: &PolicySet) -> Vec<StepResult> {
+        let mut state = self.state.clone();
+        self.steps
+            .iter()
+            .map(|step| {
+                let request = step.request(&self.repository, &state);
+                let decision = policies.evaluate(&request, Arc::new(state.clone()));
+                if decision.is_allowed() {
+                    state.apply(&request);
+                }
+                StepResult { request, decision }
+            })
+            .collect()
+    }
+
+    /// `app-1211` for a digest derived from that label, else the digest shortened.
+    pub fn image_name(&self, digest: &str) -> String {
+        match self.labels.get(digest) {
+            Some(label) => label.clone(),
+            None => digest.get(..19).unwrap_or(digest).to_string(),
+        }
+    }
+}
+
+impl Step {
+    /// The request this step makes against `state`.
+    pub fn request(&self, repository: &str, state: &TagMap) -> Request {
+        use crate::push::RepositoryView;
+        let current = |tag: &String| TagChange { tag: tag.clone(), current: state.digest_of(tag) };
+        let operation = match &self.action {
+            Action::Push { digest, media_type, tags } => Operation::Push(Push {
+                digest: digest.clone(),
+                media_type: media_type.clone(),
+                tags: tags.iter().map(current).collect(),
+            }),
+            Action::DeleteTags(tags) => Operation::DeleteTags(tags.iter().map(current).collect()),
+            Action::DeleteImage(digest) => Operation::DeleteManifest(ManifestDeletion {
+                digest: digest.clone(),
+                tags: state.tags_of(digest),
+            }),
+        };
+        Request { repository: repository.to_string(), actor: self.actor.clone(), operation }
+    }
+
+    /// Why `decision` does not meet this step's expectation, if it does not.
+    pub fn mismatch(&self, decision: &Decision) -> Option<String> {
+        let expected = self.expect?;
+        if decision.outcome != expected {
+            return Some(format!("expected {expected}, got {}", decision.outcome));
+        }
+        let wanted = self.reason.as_deref()?;
+        let severity = if expected == Outcome::Deny { Severity::Deny } else { Severity::Warn };
+        let found = decision
+            .findings
+            .iter()
+            .any(|f| f.severity == severity && f.reason.contains(wanted));
+        (!found).then(|| format!("expected a reason containing `{wanted}`"))
+    }
+}
+
+impl StepFile {
+    fn validate(self, name: String, labels: &mut BTreeMap<String, String>) -> Result<Step, String> {
+        let actor = Actor { id: self.actor, groups: self.groups };
+        if self.reason.is_some() && !matches!(self.expect, Some(Outcome::Deny | Outcome::Warn)) {
+            return Err("reason: only checked with `expect: deny` or `expect: warn`".into());
+        }
+        let kinds = [self.tags.is_some(), self.delete.is_some(), self.delete_image.is_some()];
+        if kinds.iter().filter(|present| **present).count() != 1 {
+            return Err("give exactly one of `tags` (a push), `delete` or `delete_image`".into());
+        }
+        let action = if let Some(tags) = self.tags {
+            let digest = match (self.image, self.digest) {
+                (Some(image), None) => image_digest(&image, labels).map_err(|e| format!("image: {e}"))?,
+                (None, Some(digest)) => {
+                    oci::check_digest(&digest).map_err(|e| format!("digest: {e}"))?;
+                    digest
+                }
+                _ => return Err("a push needs exactly one of `image` (a label) or `digest`".into()),
+            };
+            if tags.is_empty() {
+                return Err("tags: empty; a push applies at least one tag".into());
+            }
+            check_tags(&tags)?;
+            let media_type = self.media_type.unwrap_or_else(|| DEFAULT_MEDIA_TYPE.to_string());
+            Action::Push { digest, media_type, tags }
+        } else {
+            if self.image.is_some() || self.digest.is_some() || self.media_type.is_some() {
+                return Err("`image`, `digest` and `media_type` belong to pushes, not deletions".into());
+            }
+            if let Some(tags) = self.delete {
+                if tags.is_empty() {
+                    return Err("delete: empty; list the tags to delete".into());
+                }
+                check_tags(&tags).map_err(|e| e.replacen("tags", "delete", 1))?;
+                Action::DeleteTags(tags)
+            } else {
+                let image = self.delete_image.unwrap_or_default();
+                Action::DeleteImage(image_digest(&image, labels).map_err(|e| format!("delete_image: {e}"))?)
+            }
+        };
+        Ok(Step { name, action, actor, expect: self.expect, reason: self.reason })
+    }
+}
+
+fn check_tags(tags: &[String]) -> Result<(), String> {
+    let mut seen = BTreeSet::new();
+    for (index, tag) in tags.iter().enumerate() {
+        oci::check_tag(tag).map_err(|e| format!("tags[{index}]: {e}"))?;
+        if !seen.insert(tag) {
+            return Err(format!("tags[{index}]: `{tag}` is listed twice"));
+        }
+    }
+    Ok(())
+}
+
+/// A digest as written, or one derived from a label (remembered for display).
+fn image_digest(image: &str, labels: &mut BTreeMap<String, String>) -> Result<String, String> {
+    if image.contains(':') {
+        oci::check_digest(image)?;
+        return Ok(image.to_string());
+    }
+    if image.is_empty() {
+        return Err("empty; give a label such as `app-1.2.3` or a digest".into());
+    }
+    let digest = label_digest(image);
+    labels.insert(digest.clone(), image.to_string());
+    Ok(digest)
+}
+
+/// The stable digest the CLI gives the image labelled `label`.
+pub fn label_digest(label: &str) -> String {
+    let hash = Sha256::digest(label.as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Scenario, String> {
+        Scenario::from_yaml(text, Path::new("s.yaml")).map_err(|e| e.to_string())
+    }
+
+    const OK: &str = "repository: team/app\nstate: {\"1.0.0\": a}\npushes:\n  - {image: b, tags: [latest], expect: allow}\n";
+
+    #[test]
+    fn a_valid_scenario_parses_and_labels_become_digests() {
+        let scenario = parse(OK).unwrap();
+        assert_eq!(scenario.state.iter().next().unwrap().1, label_digest("a"));
+        assert_eq!(scenario.image_name(&label_digest("b")), "b");
+        assert_eq!(scenario.steps[0].name, "push 1");
+    }
+
+    #[test]
+    fn errors_name_file_push_and_field() {
+        let cases = [
+            (OK.replace("expect: allow", "expect: allow, colour: red"), "unknown field `colour`"),
+            (OK.replace("[latest]", "[\"1.2.x!\"]"), "pushes[0] (`push 1`): tags[0]: `1.2.x!` is not a valid tag"),
+            (OK.replace("[latest]", "[]"), "pushes[0] (`push 1`): tags: empty"),
+            (OK.replace("team/app", "Team/App"), "repository: `Team/App` is not a valid repository name"),
+            (OK.replace("image: b", "digest: sha256:xyz"), "pushes[0] (`push 1`): digest: `sha256:xyz` is not a valid digest"),
+            (OK.replace("a}", "\"sha256:12\"}"), "state.1.0.0: `sha256:12` is not a valid digest"),
+            (OK.replace("image: b, ", ""), "needs exactly one of `image`"),
+            (OK.replace("[latest]", "[a, a]"), "tags[1]: `a` is listed twice"),
+            (OK.replace("expect: allow", "expect: allow, reason: x"), "reason: only checked"),
+            (OK.replace("{image: b, tags: [latest]", "{delete: [\"-x\"]"), "delete[0]: `-x` is not a valid tag"),
+        ];
+        for (text, wanted) in cases {
+            let err = parse(&text).unwrap_err();
+            assert!(err.starts_with("`s.yaml`: "), "{err}");
+            assert!(err.contains(wanted), "wanted `{wanted}` in: {err}");
+        }
+    }
+
+    #[test]
+    fn requests_carry_current_digests() {
+        let scenario = parse(OK).unwrap();
+        let request = scenario.steps[0].request("team/app", &scenario.state);
+        let Operation::Push(push) = &request.operation else { panic!("a push") };
+        assert_eq!(push.tags[0].current, None);
+        let deletion = Step { action: Action::DeleteImage(label_digest("a")), ..scenario.steps[0].clone() };
+        let Operation::DeleteManifest(m) = deletion.request("team/app", &scenario.state).operation else { panic!() };
+        assert_eq!(m.tags, vec!["1.0.0".to_string()]);
+    }
+}
