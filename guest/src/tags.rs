@@ -45,17 +45,17 @@ impl std::fmt::Display for Series {
 /// The version of a release tag (`X.Y.Z` or `vX.Y.Z`); pre-releases such as `1.2.3-rc1`
 /// and builds such as `1.2.3+b7` are not releases.
 pub fn release(tag: &str) -> Option<Version> {
-    match numbers(tag)?.as_slice() {
-        &[major, minor, patch] => Some(Version { major, minor, patch }),
+    match *numbers(tag)?.as_slice() {
+        [major, minor, patch] => Some(Version { major, minor, patch }),
         _ => None,
     }
 }
 
 /// The series a series tag names (`X`, `X.Y`, `vX`, `vX.Y`).
 pub fn series(tag: &str) -> Option<Series> {
-    match numbers(tag)?.as_slice() {
-        &[major] => Some(Series { major, minor: None }),
-        &[major, minor] => Some(Series { major, minor: Some(minor) }),
+    match *numbers(tag)?.as_slice() {
+        [major] => Some(Series { major, minor: None }),
+        [major, minor] => Some(Series { major, minor: Some(minor) }),
         _ => None,
     }
 }

@@ -63,17 +63,6 @@ impl Engine {
         Policy::load(self, bytes, format!("embedded policy `{name}`"))
     }
 
-    /// Load `reference`: the name of an embedded policy, or else a path to a component.
-    pub fn load(&self, reference: &str) -> Result<Policy, Error> {
-        if crate::embedded::bytes(reference).is_some() {
-            self.load_embedded(reference)
-        } else if reference.ends_with(".wasm") || Path::new(reference).exists() {
-            self.load_file(reference)
-        } else {
-            Err(Error::UnknownPolicy { name: reference.to_string() })
-        }
-    }
-
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
         &self.inner.wasmtime
     }

@@ -62,10 +62,15 @@ pub use error::{Error, Failure};
 pub use limits::Limits;
 pub use policy::{ConfiguredPolicy, Metadata, Policy};
 pub use policy_set::{Loader, Mode, PolicySet, PolicySpec};
-pub use scenario::{Scenario, ScenarioError};
 pub use push::{
     Actor, ManifestDeletion, Operation, Push, RepositoryView, Request, TagChange, TagEntry, TagMap,
 };
+pub use scenario::{Scenario, ScenarioError};
 
 /// The WIT world every policy component must implement.
 pub const WORLD: &str = "tagpolicy:policy/tag-policy@0.1.0";
+
+// The README's Rust examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -7,8 +7,10 @@ use std::sync::LazyLock;
 static TAG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$").unwrap());
 static REPOSITORY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")
-        .unwrap()
+    Regex::new(
+        r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$",
+    )
+    .unwrap()
 });
 
 /// Longest repository name accepted (the spec's practical limit with a registry host name).
@@ -97,7 +99,8 @@ mod tests {
     fn digests() {
         assert!(check_digest(&format!("sha256:{}", "0a".repeat(32))).is_ok());
         assert!(check_digest(&format!("sha512:{}", "f".repeat(128))).is_ok());
-        for bad in ["sha256:abc", "md5:0000", &format!("sha256:{}", "A".repeat(64)), "app-1210", ""] {
+        for bad in ["sha256:abc", "md5:0000", &format!("sha256:{}", "A".repeat(64)), "app-1210", ""]
+        {
             assert!(check_digest(bad).is_err(), "{bad}");
         }
     }

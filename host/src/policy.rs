@@ -303,16 +303,21 @@ fn classify(
     if state.limiter.memory_exceeded {
         return Failure::Memory(memory_bytes);
     }
-    match error.downcast_ref::<Trap>() {
+    let trap = error.downcast_ref::<Trap>();
+    match trap {
         Some(Trap::Interrupt) => return Failure::Deadline(deadline),
         Some(Trap::StackOverflow) => return Failure::StackOverflow,
         _ => {}
     }
-    let output = state.output_text();
-    if let Some(message) = panic_message(&output) {
+    if let Some(message) = panic_message(&state.output_text()) {
         return Failure::Panic(truncate(message, decision::MAX_REASON_BYTES));
     }
-    Failure::Trap(truncate(root_cause(&error), decision::MAX_REASON_BYTES))
+    // The trap itself says what happened; the wasm backtrace around it is for debugging.
+    let message = match trap {
+        Some(trap) => trap.to_string(),
+        None => root_cause(&error),
+    };
+    Failure::Trap(truncate(message, decision::MAX_REASON_BYTES))
 }
 
 /// The message of a Rust panic as printed to stderr:

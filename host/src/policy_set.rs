@@ -169,7 +169,11 @@ impl Loader {
     }
 
     /// Load and configure every spec, in order. The error says which entry failed.
-    pub fn policy_set(&self, specs: &[PolicySpec], base_dir: &Path) -> Result<PolicySet, (usize, Error)> {
+    pub fn policy_set(
+        &self,
+        specs: &[PolicySpec],
+        base_dir: &Path,
+    ) -> Result<PolicySet, (usize, Error)> {
         let mut set = PolicySet::new();
         for (index, spec) in specs.iter().enumerate() {
             set.push(self.configure(spec, base_dir).map_err(|e| (index, e))?, spec.mode);

@@ -39,7 +39,7 @@ pub enum ScenarioError {
     #[error("`{}`: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
     #[error("`{}`: policies[{index}] (`{policy}`): {source}", path.display())]
-    Policy { path: PathBuf, index: usize, policy: String, source: crate::Error },
+    Policy { path: PathBuf, index: usize, policy: String, source: Box<crate::Error> },
 }
 
 #[derive(Deserialize)]
@@ -115,7 +115,8 @@ impl Scenario {
 
     /// Parse `text`; `path` names the file in errors and anchors relative policy paths.
     pub fn from_yaml(text: &str, path: &Path) -> Result<Self, ScenarioError> {
-        let invalid = |message: String| ScenarioError::Invalid { path: path.to_path_buf(), message };
+        let invalid =
+            |message: String| ScenarioError::Invalid { path: path.to_path_buf(), message };
         let file: File = serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))?;
         oci::check_repository(&file.repository).map_err(|e| invalid(format!("repository: {e}")))?;
         for (index, spec) in file.policies.iter().enumerate() {
@@ -135,7 +136,8 @@ impl Scenario {
         for (index, step) in file.pushes.into_iter().enumerate() {
             let name = step.name.clone().unwrap_or_else(|| format!("push {}", index + 1));
             let at = format!("pushes[{index}] (`{name}`)");
-            steps.push(step.validate(name, &mut labels).map_err(|e| invalid(format!("{at}: {e}")))?);
+            steps
+                .push(step.validate(name, &mut labels).map_err(|e| invalid(format!("{at}: {e}")))?);
         }
         if steps.is_empty() {
             return Err(invalid("pushes: empty; a scenario needs at least one push".into()));
@@ -209,10 +211,8 @@ impl Step {
         }
         let wanted = self.reason.as_deref()?;
         let severity = if expected == Outcome::Deny { Severity::Deny } else { Severity::Warn };
-        let found = decision
-            .findings
-            .iter()
-            .any(|f| f.severity == severity && f.reason.contains(wanted));
+        let found =
+            decision.findings.iter().any(|f| f.severity == severity && f.reason.contains(wanted));
         (!found).then(|| format!("expected a reason containing `{wanted}`"))
     }
 }
@@ -229,7 +229,9 @@ impl StepFile {
         }
         let action = if let Some(tags) = self.tags {
             let digest = match (self.image, self.digest) {
-                (Some(image), None) => image_digest(&image, labels).map_err(|e| format!("image: {e}"))?,
+                (Some(image), None) => {
+                    image_digest(&image, labels).map_err(|e| format!("image: {e}"))?
+                }
                 (None, Some(digest)) => {
                     oci::check_digest(&digest).map_err(|e| format!("digest: {e}"))?;
                     digest
@@ -244,7 +246,9 @@ impl StepFile {
             Action::Push { digest, media_type, tags }
         } else {
             if self.image.is_some() || self.digest.is_some() || self.media_type.is_some() {
-                return Err("`image`, `digest` and `media_type` belong to pushes, not deletions".into());
+                return Err(
+                    "`image`, `digest` and `media_type` belong to pushes, not deletions".into()
+                );
             }
             if let Some(tags) = self.delete {
                 if tags.is_empty() {
@@ -254,7 +258,9 @@ impl StepFile {
                 Action::DeleteTags(tags)
             } else {
                 let image = self.delete_image.unwrap_or_default();
-                Action::DeleteImage(image_digest(&image, labels).map_err(|e| format!("delete_image: {e}"))?)
+                Action::DeleteImage(
+                    image_digest(&image, labels).map_err(|e| format!("delete_image: {e}"))?,
+                )
             }
         };
         Ok(Step { name, action, actor, expect: self.expect, reason: self.reason })
@@ -315,15 +321,27 @@ mod tests {
     fn errors_name_file_push_and_field() {
         let cases = [
             (OK.replace("expect: allow", "expect: allow, colour: red"), "unknown field `colour`"),
-            (OK.replace("[latest]", "[\"1.2.x!\"]"), "pushes[0] (`push 1`): tags[0]: `1.2.x!` is not a valid tag"),
+            (
+                OK.replace("[latest]", "[\"1.2.x!\"]"),
+                "pushes[0] (`push 1`): tags[0]: `1.2.x!` is not a valid tag",
+            ),
             (OK.replace("[latest]", "[]"), "pushes[0] (`push 1`): tags: empty"),
-            (OK.replace("team/app", "Team/App"), "repository: `Team/App` is not a valid repository name"),
-            (OK.replace("image: b", "digest: sha256:xyz"), "pushes[0] (`push 1`): digest: `sha256:xyz` is not a valid digest"),
+            (
+                OK.replace("team/app", "Team/App"),
+                "repository: `Team/App` is not a valid repository name",
+            ),
+            (
+                OK.replace("image: b", "digest: sha256:xyz"),
+                "pushes[0] (`push 1`): digest: `sha256:xyz` is not a valid digest",
+            ),
             (OK.replace("a}", "\"sha256:12\"}"), "state.1.0.0: `sha256:12` is not a valid digest"),
             (OK.replace("image: b, ", ""), "needs exactly one of `image`"),
             (OK.replace("[latest]", "[a, a]"), "tags[1]: `a` is listed twice"),
             (OK.replace("expect: allow", "expect: allow, reason: x"), "reason: only checked"),
-            (OK.replace("{image: b, tags: [latest]", "{delete: [\"-x\"]"), "delete[0]: `-x` is not a valid tag"),
+            (
+                OK.replace("{image: b, tags: [latest]", "{delete: [\"-x\"]"),
+                "delete[0]: `-x` is not a valid tag",
+            ),
         ];
         for (text, wanted) in cases {
             let err = parse(&text).unwrap_err();
@@ -338,8 +356,12 @@ mod tests {
         let request = scenario.steps[0].request("team/app", &scenario.state);
         let Operation::Push(push) = &request.operation else { panic!("a push") };
         assert_eq!(push.tags[0].current, None);
-        let deletion = Step { action: Action::DeleteImage(label_digest("a")), ..scenario.steps[0].clone() };
-        let Operation::DeleteManifest(m) = deletion.request("team/app", &scenario.state).operation else { panic!() };
+        let deletion =
+            Step { action: Action::DeleteImage(label_digest("a")), ..scenario.steps[0].clone() };
+        let Operation::DeleteManifest(m) = deletion.request("team/app", &scenario.state).operation
+        else {
+            panic!()
+        };
         assert_eq!(m.tags, vec!["1.0.0".to_string()]);
     }
 }

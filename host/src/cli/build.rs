@@ -39,7 +39,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut child = Command::new(cargo)
-        .args(["build", "--release", "--target", TARGET, "--message-format=json-render-diagnostics", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            TARGET,
+            "--message-format=json-render-diagnostics",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -58,7 +65,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         bail!("`cargo build` failed (if the target is missing: `rustup target add {TARGET}`)");
     }
     let Some(path) = component else {
-        bail!("the build produced no `.wasm`: is `crate-type = [\"cdylib\"]` set in `{}`?", manifest.display());
+        bail!(
+            "the build produced no `.wasm`: is `crate-type = [\"cdylib\"]` set in `{}`?",
+            manifest.display()
+        );
     };
     let path = PathBuf::from(path);
     let policy = common::loader()?.engine().load_file(&path)?;
@@ -72,7 +82,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&built)?),
         Output::Text => {
-            println!("built {} {} ({} bytes, sha256 {})", built.name, built.version, built.size, built.sha256);
+            println!(
+                "built {} {} ({} bytes, sha256 {})",
+                built.name, built.version, built.size, built.sha256
+            );
             println!("{}", built.path.display());
         }
     }

@@ -58,7 +58,7 @@ pub fn policy_set(
     let path = scenario.path.clone();
     let (specs, base_dir) = match policy {
         // A path on the command line is relative to the working directory.
-        Some(spec) => (std::slice::from_ref(spec), Path::new(".")),
+        Some(spec) => (std::slice::from_ref(spec), Path::new("")),
         None => (scenario.policies.as_slice(), scenario.base_dir()),
     };
     if specs.is_empty() {
@@ -71,7 +71,7 @@ pub fn policy_set(
         path,
         index,
         policy: specs[index].policy.clone(),
-        source,
+        source: Box::new(source),
     })
 }
 

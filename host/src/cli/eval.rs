@@ -33,7 +33,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 
     match args.output {
         Output::Text => print_table(&scenario, &results),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&Report::new(&scenario, &results))?),
+        Output::Json => {
+            println!("{}", serde_json::to_string_pretty(&Report::new(&scenario, &results))?)
+        }
     }
     let denied = results.iter().any(|r| !r.decision.is_allowed());
     Ok(if denied { Exit::Denied } else { Exit::Success })
@@ -73,7 +75,11 @@ pub fn describe(scenario: &Scenario, action: &Action, request: &tagpolicy::Reque
         Action::Push { digest, .. } => format!("{} → {tags}", scenario.image_name(digest)),
         Action::DeleteTags(_) => format!("delete {tags}"),
         Action::DeleteImage(digest) => {
-            format!("delete {} ({})", scenario.image_name(digest), if tags.is_empty() { "no tags" } else { &tags })
+            format!(
+                "delete {} ({})",
+                scenario.image_name(digest),
+                if tags.is_empty() { "no tags" } else { &tags }
+            )
         }
     }
 }

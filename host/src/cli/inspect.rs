@@ -31,7 +31,7 @@ struct Inspection<'a> {
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let loader = common::loader()?;
-    let policy = loader.load(&args.policy, Path::new("."))?;
+    let policy = loader.load(&args.policy, Path::new(""))?;
     let metadata = policy.metadata();
     let inspection = Inspection {
         source: &args.policy,
@@ -54,7 +54,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             for export in inspection.exports {
                 println!("  {export}");
             }
-            println!("imports (all granted; WASI grants nothing: no files, network, environment; a frozen clock):");
+            println!(
+                "imports (all granted; WASI grants nothing: no files, network, environment; a frozen clock):"
+            );
             for import in inspection.imports {
                 println!("  {import}");
             }

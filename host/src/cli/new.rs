@@ -26,7 +26,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !valid {
-        bail!("`{name}` is not a valid policy name: use lowercase letters, digits and dashes, starting with a letter");
+        bail!(
+            "`{name}` is not a valid policy name: use lowercase letters, digits and dashes, starting with a letter"
+        );
     }
     let dir = PathBuf::from(name);
     if dir.exists() {
@@ -76,7 +78,8 @@ strip = true
     for (file, content) in files {
         let path = dir.join(file);
         std::fs::create_dir_all(path.parent().expect("files are inside the crate"))?;
-        std::fs::write(&path, content).with_context(|| format!("cannot write `{}`", path.display()))?;
+        std::fs::write(&path, content)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
     }
     println!("created policy `{name}` in `{}`", dir.display());
     println!("next:\n  tagpolicy build {name}\n  tagpolicy test {name}/scenarios");

@@ -71,7 +71,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Output::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
         Output::Text => {
             for failure in &summary.failures {
-                println!("\nFAILED {} push {} `{}`: {}", failure.file, failure.push, failure.name, failure.change);
+                println!(
+                    "\nFAILED {} push {} `{}`: {}",
+                    failure.file, failure.push, failure.name, failure.change
+                );
                 println!("  {}", failure.problem);
                 if !failure.reasons.is_empty() {
                     println!("  reasons:\n    {}", failure.reasons.replace('\n', "\n    "));
@@ -132,7 +135,10 @@ fn scenario_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
                 .collect::<Result<Vec<_>, _>>()?
                 .into_iter()
                 .map(|entry| entry.into_path())
-                .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+                .filter(|p| {
+                    p.is_file()
+                        && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
                 .collect();
             found.sort();
             if found.is_empty() {

@@ -1,0 +1,213 @@
+//! The `tagpolicy` binary as users and CI run it: exit codes, output, error messages.
+
+mod common;
+
+use common::workspace;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tagpolicy(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tagpolicy"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("run tagpolicy")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn scenario(dir: &Path, name: &str, yaml: &str) -> String {
+    std::fs::write(dir.join(name), yaml).unwrap();
+    name.to_string()
+}
+
+#[test]
+fn eval_shows_each_decision_and_exits_1_on_a_denial() {
+    let out = tagpolicy(&["eval", "examples/release.yaml"], workspace());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("release 1.2.11 with its series tags"), "{stdout}");
+    assert!(stdout.contains("tag `1.2.10` is immutable"), "{stdout}");
+    assert!(stdout.contains("2 allowed, 0 warned, 6 denied"), "{stdout}");
+}
+
+#[test]
+fn eval_json_is_one_document_for_machines() {
+    let out = tagpolicy(&["eval", "examples/release.yaml", "--output", "json"], workspace());
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(report["repository"], "team/app");
+    assert_eq!(report["denied"], 6);
+    let first = &report["results"][0];
+    assert_eq!(first["outcome"], "allow");
+    assert_eq!(first["image"], "app-1211");
+    assert_eq!(first["tags"], serde_json::json!(["1.2.11", "1.2", "latest"]));
+    let second = &report["results"][1];
+    assert_eq!(second["outcome"], "deny");
+    assert_eq!(second["findings"][0]["policy"], "immutable-tags");
+    assert_eq!(second["findings"][0]["severity"], "deny");
+    assert_eq!(second["findings"][0]["tag"], "1.2.10");
+}
+
+#[test]
+fn eval_exits_0_when_everything_is_allowed_and_policy_can_be_overridden() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(
+        dir.path(),
+        "s.yaml",
+        "repository: team/app\nstate: {\"1.0\": a}\npushes:\n  - {image: b, tags: [\"1.0\"]}\n",
+    );
+    std::fs::write(dir.path().join("settings.yaml"), "mutable: ['\\d+\\.\\d+']\n").unwrap();
+    let out = tagpolicy(
+        &["eval", &file, "--policy", "immutable-tags", "--settings", "settings.yaml"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    // Without the settings, the default (immutable) applies.
+    let out = tagpolicy(&["eval", &file, "--policy", "immutable-tags"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    // A scenario without policies needs --policy.
+    let out = tagpolicy(&["eval", &file], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("`s.yaml`: policies: none; list them in the scenario or pass `--policy`")
+    );
+}
+
+#[test]
+fn the_scenario_suite_passes() {
+    let out = tagpolicy(&["test", "tests/scenarios"], workspace());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let last = stdout.lines().last().unwrap();
+    let passed: usize = last.strip_suffix(" passed, 0 failed").expect(last).parse().unwrap();
+    assert!(passed >= 40, "{last}");
+}
+
+#[test]
+fn test_reports_failures_with_expected_actual_and_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    scenario(
+        dir.path(),
+        "wrong.yaml",
+        r#"repository: team/app
+policies: [{policy: immutable-tags}]
+state: {"1.0.0": a}
+pushes:
+  - {name: moves a release, image: b, tags: ["1.0.0"], expect: allow}
+  - {name: right, image: b, tags: ["2.0.0"], expect: allow}
+  - {name: wrong reason, image: c, tags: ["1.0.0"], expect: deny, reason: frozen}
+"#,
+    );
+    let out = tagpolicy(&["test", "."], dir.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAILED ./wrong.yaml push 1 `moves a release`: b → 1.0.0"), "{stdout}");
+    assert!(stdout.contains("expected allow, got deny"), "{stdout}");
+    assert!(stdout.contains("[immutable-tags] tag `1.0.0` is immutable"), "{stdout}");
+    assert!(stdout.contains("expected a reason containing `frozen`"), "{stdout}");
+    assert!(stdout.ends_with("1 passed, 2 failed\n"), "{stdout}");
+
+    let out = tagpolicy(&["test", ".", "--output", "json"], dir.path());
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["failed"], 2);
+    assert_eq!(summary["failures"][0]["expected"], "allow");
+    assert_eq!(summary["failures"][0]["actual"], "deny");
+}
+
+#[test]
+fn invalid_input_exits_2_naming_file_push_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "repository: team/app\npolicies: [{policy: immutable-tags}]\npushes:\n  - {name: p, image: a, tags: [latest]}\n";
+    let cases = [
+        (base.replace("tags: [latest]", "tags: [latest], colour: red"), "`bad.yaml`: pushes[0]: unknown field `colour`"),
+        (base.replace("[latest]", "[\"la test\"]"), "`bad.yaml`: pushes[0] (`p`): tags[0]: `la test` is not a valid tag"),
+        (base.replace("team/app", "Team/App"), "`bad.yaml`: repository: `Team/App` is not a valid repository name"),
+        (base.replace("image: a", "digest: \"sha256:abc\""), "`bad.yaml`: pushes[0] (`p`): digest: `sha256:abc` is not a valid digest"),
+        (base.replace("[latest]", "[]"), "`bad.yaml`: pushes[0] (`p`): tags: empty; a push applies at least one tag"),
+        (base.replace("immutable-tags", "missing.wasm"), "`bad.yaml`: policies[0] (`missing.wasm`): cannot read policy file"),
+        (base.replace("immutable-tags", "immutable"), "no embedded policy is named `immutable`"),
+        (base.replace("{policy: immutable-tags}", "{policy: immutable-tags, settings: {mutable: [\"(\"]}}"), "policy `immutable-tags` rejected its settings: settings.mutable[0]: `(` is not a valid regex"),
+        (base.replace("{policy: immutable-tags}", "{policy: immutable-tags, sha256: \"0000000000000000000000000000000000000000000000000000000000000000\"}"), "does not match its pin"),
+        ("repository: [\n".to_string(), "`bad.yaml`: "),
+    ];
+    for (yaml, wanted) in cases {
+        scenario(dir.path(), "bad.yaml", &yaml);
+        for command in ["eval", "test"] {
+            let out = tagpolicy(&[command, "bad.yaml"], dir.path());
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command} {yaml}: {stderr}");
+            assert!(stderr.contains(wanted), "{command}: wanted `{wanted}` in: {stderr}");
+            assert!(!stderr.contains("panicked"), "{stderr}");
+        }
+    }
+    let out = tagpolicy(&["eval", "nowhere.yaml"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read scenario `nowhere.yaml`"));
+    let out = tagpolicy(&["eval", "bad.yaml", "--settings", "x.yaml"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "--settings needs --policy");
+}
+
+#[test]
+fn inspect_shows_metadata_and_refuses_what_is_not_a_policy() {
+    let out = tagpolicy(&["inspect", "semver-series", "--output", "json"], workspace());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["metadata"]["name"], "semver-series");
+    assert_eq!(info["exports"], serde_json::json!(["tagpolicy:policy/policy@0.1.0"]));
+    assert!(info["size"].as_u64().unwrap() > 10_000);
+
+    let out = tagpolicy(&["inspect", "immutable-tags"], workspace());
+    assert!(text(&out.stdout).starts_with("immutable-tags 0.1.0\n"), "{}", text(&out.stdout));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("junk.wasm"), b"not a component").unwrap();
+    let out = tagpolicy(&["inspect", "junk.wasm"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "error: `junk.wasm` is not a WebAssembly binary (it does not start with `\\0asm`)\n"
+    );
+}
+
+#[test]
+fn new_then_build_then_test_gives_a_working_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tagpolicy(&["new", "tag-naming"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = tagpolicy(&["new", "tag-naming"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "an existing folder is not overwritten");
+    let out = tagpolicy(&["new", "Bad_Name"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+
+    let crate_dir = dir.path().join("tag-naming");
+    let out = tagpolicy(&["build", "tag-naming", "--output", "json"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let built: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(built["name"], "tag-naming");
+    assert!(Path::new(built["path"].as_str().unwrap()).is_file());
+
+    let out = tagpolicy(&["test", "scenarios"], &crate_dir);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.ends_with("4 passed, 0 failed\n"), "{stdout}");
+
+    let out = tagpolicy(&["build", "nowhere"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no `Cargo.toml` in `nowhere`"));
+}
+
+#[test]
+fn the_readme_shows_the_policy_that_new_generates() {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let template =
+        include_str!("../host/src/cli/templates/lib.rs.txt").replace("{{name}}", "tag-naming");
+    assert!(
+        readme.contains(&template),
+        "README.md must show templates/lib.rs.txt as generated for `tag-naming`"
+    );
+}
