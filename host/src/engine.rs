@@ -55,6 +55,14 @@ impl Engine {
         Policy::load(self, bytes, format!("`{origin}`"))
     }
 
+    pub(crate) fn load_bytes_with_origin(
+        &self,
+        bytes: &[u8],
+        origin: String,
+    ) -> Result<Policy, Error> {
+        Policy::load(self, bytes, origin)
+    }
+
     /// Load one of the reference policies compiled into this library
     /// (`immutable-tags`, `min-tags`, `semver-series`).
     pub fn load_embedded(&self, name: &str) -> Result<Policy, Error> {

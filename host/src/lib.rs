@@ -49,6 +49,7 @@ mod engine;
 mod error;
 mod limits;
 pub mod oci;
+mod output;
 mod patterns;
 pub mod policy;
 mod policy_set;
@@ -61,7 +62,7 @@ pub use engine::Engine;
 pub use error::{Error, Failure};
 pub use limits::Limits;
 pub use policy::{ConfiguredPolicy, Metadata, Policy};
-pub use policy_set::{Loader, Mode, PolicySet, PolicySpec};
+pub use policy_set::{Enforcement, FailMode, LimitsSpec, Loader, Mode, PolicySet, PolicySpec};
 pub use push::{
     Actor, ManifestDeletion, Operation, Push, RepositoryView, Request, TagChange, TagEntry, TagMap,
 };

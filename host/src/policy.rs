@@ -309,7 +309,7 @@ fn classify(
         Some(Trap::StackOverflow) => return Failure::StackOverflow,
         _ => {}
     }
-    if let Some(message) = panic_message(&state.output_text()) {
+    if let Some(message) = panic_message(&state.output.take()) {
         return Failure::Panic(truncate(message, decision::MAX_REASON_BYTES));
     }
     // The trap itself says what happened; the wasm backtrace around it is for debugging.
@@ -381,7 +381,7 @@ fn root_cause(error: &wasmtime::Error) -> String {
     parts.join(": ")
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

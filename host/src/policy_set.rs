@@ -5,12 +5,15 @@ use crate::decision::{Decision, Finding, Severity};
 use crate::embedded;
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::limits::Limits;
 use crate::policy::{ConfiguredPolicy, Policy};
 use crate::push::{RepositoryView, Request};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// How a policy's denials count.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,10 +26,35 @@ pub enum Mode {
     Audit,
 }
 
-/// Configured policies in order, each with its mode. Share it across threads in an `Arc`.
+/// What a policy's failure (trap, deadline, memory limit) means for the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Deny the request, saying which policy failed and how.
+    #[default]
+    Closed,
+    /// Allow the request with a warning that says which policy failed and how.
+    Open,
+}
+
+/// How a member of a policy set counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enforcement {
+    pub mode: Mode,
+    pub fail: FailMode,
+}
+
+impl From<Mode> for Enforcement {
+    fn from(mode: Mode) -> Self {
+        Enforcement { mode, fail: FailMode::Closed }
+    }
+}
+
+/// Configured policies in order, each with its enforcement. Share it across threads in
+/// an `Arc`.
 #[derive(Default)]
 pub struct PolicySet {
-    members: Vec<(ConfiguredPolicy, Mode)>,
+    members: Vec<(ConfiguredPolicy, Enforcement)>,
 }
 
 impl PolicySet {
@@ -34,18 +62,18 @@ impl PolicySet {
         Self::default()
     }
 
-    /// Add a policy; builder style.
-    pub fn with(mut self, policy: ConfiguredPolicy, mode: Mode) -> Self {
-        self.push(policy, mode);
+    /// Add a policy (with a [`Mode`] or a full [`Enforcement`]); builder style.
+    pub fn with(mut self, policy: ConfiguredPolicy, enforcement: impl Into<Enforcement>) -> Self {
+        self.push(policy, enforcement);
         self
     }
 
-    pub fn push(&mut self, policy: ConfiguredPolicy, mode: Mode) {
-        self.members.push((policy, mode));
+    pub fn push(&mut self, policy: ConfiguredPolicy, enforcement: impl Into<Enforcement>) {
+        self.members.push((policy, enforcement.into()));
     }
 
-    pub fn policies(&self) -> impl Iterator<Item = (&ConfiguredPolicy, Mode)> {
-        self.members.iter().map(|(policy, mode)| (policy, *mode))
+    pub fn policies(&self) -> impl Iterator<Item = (&ConfiguredPolicy, Enforcement)> {
+        self.members.iter().map(|(policy, enforcement)| (policy, *enforcement))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -53,21 +81,28 @@ impl PolicySet {
     }
 
     /// Decide `request` with every policy. A policy that fails (trap, deadline, memory)
-    /// denies (fail closed), with a reason that names the policy and the failure.
+    /// denies (fail closed) or warns (fail open), with a reason that names the policy and
+    /// the failure.
     pub fn evaluate(&self, request: &Request, repository: Arc<dyn RepositoryView>) -> Decision {
         let mut findings = Vec::new();
-        for (policy, mode) in &self.members {
+        for (policy, enforcement) in &self.members {
             let own = match policy.evaluate(request, repository.clone()) {
                 Ok(decision) => decision.findings,
-                Err(failure) => vec![Finding {
-                    policy: policy.name().to_string(),
-                    severity: Severity::Deny,
-                    tag: None,
-                    reason: format!("policy `{}` {failure}; the request is denied", policy.name()),
-                }],
+                Err(failure) => {
+                    let (severity, outcome) = match enforcement.fail {
+                        FailMode::Closed => (Severity::Deny, "the request is denied"),
+                        FailMode::Open => (Severity::Warn, "allowed because it fails open"),
+                    };
+                    vec![Finding {
+                        policy: policy.name().to_string(),
+                        severity,
+                        tag: None,
+                        reason: format!("policy `{}` {failure}; {outcome}", policy.name()),
+                    }]
+                }
             };
             findings.extend(own.into_iter().map(|mut finding| {
-                if *mode == Mode::Audit && finding.severity == Severity::Deny {
+                if enforcement.mode == Mode::Audit && finding.severity == Severity::Deny {
                     finding.severity = Severity::Warn;
                     finding.reason = format!("audit: would deny: {}", finding.reason);
                 }
@@ -90,9 +125,74 @@ pub struct PolicySpec {
     pub settings: Option<serde_json::Value>,
     #[serde(default)]
     pub mode: Mode,
+    /// What a failure of the policy means: `closed` (deny, the default) or `open` (warn).
+    #[serde(default)]
+    pub fail: FailMode,
+    /// Overrides of the engine's default limits.
+    #[serde(default)]
+    pub limits: Option<LimitsSpec>,
     /// Expected sha256 (hex) of the component; loading fails on a mismatch.
     #[serde(default)]
     pub sha256: Option<String>,
+}
+
+impl PolicySpec {
+    /// A spec for `policy` with its settings and every other field at its default.
+    pub fn new(policy: impl Into<String>, settings: Option<serde_json::Value>) -> Self {
+        Self {
+            policy: policy.into(),
+            settings,
+            mode: Mode::Enforce,
+            fail: FailMode::Closed,
+            limits: None,
+            sha256: None,
+        }
+    }
+
+    pub fn enforcement(&self) -> Enforcement {
+        Enforcement { mode: self.mode, fail: self.fail }
+    }
+}
+
+/// Limits as written in a policy entry; what is absent keeps the engine's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Deadline of one evaluation, in milliseconds.
+    pub evaluate_ms: Option<u64>,
+    /// Deadline of loading and configuring, in milliseconds.
+    pub configure_ms: Option<u64>,
+    /// Linear memory cap, in MiB.
+    pub memory_mib: Option<usize>,
+}
+
+impl LimitsSpec {
+    pub fn apply(&self, mut limits: Limits) -> Limits {
+        if let Some(ms) = self.evaluate_ms {
+            limits.evaluate_deadline = Duration::from_millis(ms);
+        }
+        if let Some(ms) = self.configure_ms {
+            limits.configure_deadline = Duration::from_millis(ms);
+        }
+        if let Some(mib) = self.memory_mib {
+            limits.memory_bytes = mib << 20;
+        }
+        limits
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let in_range = |value: Option<u64>, max: u64| value.is_none_or(|v| (1..=max).contains(&v));
+        if !in_range(self.evaluate_ms, 60_000) {
+            return Err("limits.evaluate_ms: must be between 1 and 60000".into());
+        }
+        if !in_range(self.configure_ms, 600_000) {
+            return Err("limits.configure_ms: must be between 1 and 600000".into());
+        }
+        if !in_range(self.memory_mib.map(|m| m as u64), 4096) {
+            return Err("limits.memory_mib: must be between 1 and 4096".into());
+        }
+        Ok(())
+    }
 }
 
 impl PolicySpec {
@@ -105,6 +205,9 @@ impl PolicySpec {
             && !settings.is_object()
         {
             return Err("settings: must be a mapping of setting names to values".into());
+        }
+        if let Some(limits) = &self.limits {
+            limits.check()?;
         }
         if let Some(pin) = &self.sha256
             && !(pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -133,37 +236,55 @@ impl Loader {
 
     /// Load `reference`: an embedded policy's name, or a path resolved against `base_dir`.
     pub fn load(&self, reference: &str, base_dir: &Path) -> Result<Policy, Error> {
-        let key = if embedded::bytes(reference).is_some() {
-            reference.to_string()
-        } else {
-            base_dir.join(reference).to_string_lossy().into_owned()
+        self.load_pinned(reference, base_dir, None)
+    }
+
+    /// Like [`Loader::load`], but when `pin` (hex sha256) is given the bytes are checked
+    /// against it before anything is compiled.
+    pub fn load_pinned(
+        &self,
+        reference: &str,
+        base_dir: &Path,
+        pin: Option<&str>,
+    ) -> Result<Policy, Error> {
+        let (bytes, origin) = match embedded::bytes(reference) {
+            Some(bytes) => (Cow::Borrowed(bytes), format!("embedded policy `{reference}`")),
+            None => {
+                let path = base_dir.join(reference);
+                if !reference.ends_with(".wasm") && !path.exists() {
+                    return Err(Error::UnknownPolicy { name: reference.to_string() });
+                }
+                let bytes = std::fs::read(&path)
+                    .map_err(|source| Error::Read { path: path.clone(), source })?;
+                (Cow::Owned(bytes), format!("`{}`", path.display()))
+            }
         };
-        if let Some(policy) = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        let sha256 = crate::policy::hex_sha256(&bytes);
+        if let Some(expected) = pin
+            && !expected.eq_ignore_ascii_case(&sha256)
+        {
+            return Err(Error::PinMismatch {
+                origin,
+                expected: expected.to_string(),
+                actual: sha256,
+            });
+        }
+        // Keyed by content: a file that changed is compiled again, the same bytes once.
+        if let Some(policy) = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(&sha256) {
             return Ok(policy.clone());
         }
-        let policy = if embedded::bytes(reference).is_some() {
-            self.engine.load_embedded(reference)?
-        } else if reference.ends_with(".wasm") || Path::new(&key).exists() {
-            self.engine.load_file(&key)?
-        } else {
-            return Err(Error::UnknownPolicy { name: reference.to_string() });
-        };
-        self.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(key, policy.clone());
+        let policy = self.engine.load_bytes_with_origin(&bytes, origin)?;
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(sha256, policy.clone());
         Ok(policy)
     }
 
     /// Load and configure one spec.
     pub fn configure(&self, spec: &PolicySpec, base_dir: &Path) -> Result<ConfiguredPolicy, Error> {
-        let policy = self.load(&spec.policy, base_dir)?;
-        if let Some(expected) = &spec.sha256
-            && !expected.eq_ignore_ascii_case(policy.sha256())
-        {
-            return Err(Error::PinMismatch {
-                origin: format!("`{}`", spec.policy),
-                expected: expected.clone(),
-                actual: policy.sha256().to_string(),
-            });
-        }
+        let policy = self.load_pinned(&spec.policy, base_dir, spec.sha256.as_deref())?;
+        let policy = match &spec.limits {
+            Some(limits) => policy.with_limits(limits.apply(policy.limits())),
+            None => policy,
+        };
         let empty = serde_json::Value::Object(Default::default());
         policy.configure(spec.settings.as_ref().unwrap_or(&empty))
     }
@@ -176,7 +297,7 @@ impl Loader {
     ) -> Result<PolicySet, (usize, Error)> {
         let mut set = PolicySet::new();
         for (index, spec) in specs.iter().enumerate() {
-            set.push(self.configure(spec, base_dir).map_err(|e| (index, e))?, spec.mode);
+            set.push(self.configure(spec, base_dir).map_err(|e| (index, e))?, spec.enforcement());
         }
         Ok(set)
     }

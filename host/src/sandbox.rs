@@ -8,12 +8,12 @@
 
 use crate::bindings::tagpolicy::policy::{patterns, repository, types::TagEntry};
 use crate::limits::{Limits, StoreLimiter};
+use crate::output::PolicyOutput;
 use crate::patterns::PatternCache;
 use crate::push::RepositoryView;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Import prefixes the host satisfies. Everything else is refused at load with its name.
@@ -42,7 +42,7 @@ pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) limiter: StoreLimiter,
-    pub(crate) output: MemoryOutputPipe,
+    pub(crate) output: PolicyOutput,
     patterns: Arc<PatternCache>,
     /// The repository of the request being evaluated; `None` outside `evaluate`.
     pub(crate) view: Option<Arc<dyn RepositoryView>>,
@@ -50,7 +50,7 @@ pub(crate) struct HostState {
 
 impl HostState {
     pub(crate) fn new(limits: &Limits, patterns: Arc<PatternCache>) -> Self {
-        let output = MemoryOutputPipe::new(limits.output_bytes);
+        let output = PolicyOutput::new(limits.output_bytes);
         let wasi = WasiCtx::builder()
             .stdout(output.clone())
             .stderr(output.clone())
@@ -71,11 +71,6 @@ impl HostState {
             patterns,
             view: None,
         }
-    }
-
-    /// What the policy wrote to stdout/stderr, lossily decoded.
-    pub(crate) fn output_text(&self) -> String {
-        String::from_utf8_lossy(&self.output.contents()).into_owned()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
-use tagpolicy::{Engine, Loader, Mode, PolicySet, PolicySpec, Scenario, ScenarioError};
+use tagpolicy::{Engine, Loader, PolicySet, PolicySpec, Scenario, ScenarioError};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -23,6 +23,9 @@ pub struct PolicyOverride {
     /// Settings for `--policy`, a YAML or JSON file with a mapping (default `{}`).
     #[arg(long, value_name = "FILE", requires = "policy")]
     pub settings: Option<PathBuf>,
+    /// Refuse to run `--policy` unless its component has this sha256 (64 hex digits).
+    #[arg(long, value_name = "HEX", requires = "policy")]
+    pub sha256: Option<String>,
 }
 
 impl PolicyOverride {
@@ -33,7 +36,10 @@ impl PolicyOverride {
             Some(path) => Some(read_settings(path)?),
             None => None,
         };
-        Ok(Some(PolicySpec { policy: policy.clone(), settings, mode: Mode::Enforce, sha256: None }))
+        let spec =
+            PolicySpec { sha256: self.sha256.clone(), ..PolicySpec::new(policy.clone(), settings) };
+        spec.check().map_err(|e| anyhow::anyhow!("--{e}"))?;
+        Ok(Some(spec))
     }
 }
 

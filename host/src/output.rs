@@ -1,0 +1,122 @@
+//! What a policy writes to stdout and stderr: kept up to a cap for diagnostics (panic
+//! messages, the host's debug log) and silently dropped beyond it. Writes never fail, so a
+//! chatty policy is not turned into a crashing one (Rust's `println!` panics on a failed
+//! write).
+
+use bytes::Bytes;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+
+/// A capped buffer shared by the policy's stdout and stderr.
+#[derive(Clone)]
+pub(crate) struct PolicyOutput {
+    buffer: Arc<Mutex<Buffer>>,
+}
+
+struct Buffer {
+    kept: Vec<u8>,
+    capacity: usize,
+    dropped: usize,
+}
+
+impl PolicyOutput {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self { buffer: Arc::new(Mutex::new(Buffer { kept: Vec::new(), capacity, dropped: 0 })) }
+    }
+
+    fn append(&self, bytes: &[u8]) {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        let room = buffer.capacity - buffer.kept.len();
+        let kept = bytes.len().min(room);
+        buffer.kept.extend_from_slice(&bytes[..kept]);
+        buffer.dropped += bytes.len() - kept;
+    }
+
+    /// Take what was written since the last call, lossily decoded, with a note of how much
+    /// was dropped.
+    pub(crate) fn take(&self) -> String {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut text = String::from_utf8_lossy(&buffer.kept).into_owned();
+        if buffer.dropped > 0 {
+            text.push_str(&format!("\n… ({} more bytes dropped)", buffer.dropped));
+        }
+        buffer.kept.clear();
+        buffer.dropped = 0;
+        text
+    }
+}
+
+impl IsTerminal for PolicyOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for PolicyOutput {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for PolicyOutput {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        self.append(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(64 << 10)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for PolicyOutput {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for PolicyOutput {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.append(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_beyond_the_cap_is_dropped_and_counted_and_take_resets() {
+        let output = PolicyOutput::new(8);
+        let mut stream = output.clone();
+        stream.write(Bytes::from_static(b"hello ")).unwrap();
+        stream.write(Bytes::from_static(b"world")).unwrap();
+        assert_eq!(output.take(), "hello wo\n… (3 more bytes dropped)");
+        assert_eq!(output.take(), "");
+        stream.write(Bytes::from_static(b"again")).unwrap();
+        assert_eq!(output.take(), "again");
+    }
+}
