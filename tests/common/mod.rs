@@ -10,25 +10,36 @@ pub fn workspace() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ is in the workspace")
 }
 
-/// Build the misbehaving test policy once per test process and return its component.
-pub fn hostile_policy() -> &'static Path {
+/// The test policies under tests/policies, built for wasm32-wasip2.
+const TEST_POLICIES: &[&str] =
+    &["hostile-policy", "snoop-policy", "escape-policy", "bad-metadata-policy"];
+
+/// The component of test policy `package` (one of [`TEST_POLICIES`]). They are built once
+/// per test process, with one cargo invocation, into a test-only target dir.
+pub fn test_policy(package: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| build_policy_crate("hostile-policy"))
+    assert!(TEST_POLICIES.contains(&package), "unknown test policy `{package}`");
+    let dir = BUILT.get_or_init(|| {
+        let target_dir = workspace().join("target").join("test-policies");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .current_dir(workspace())
+            .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+            .arg(&target_dir)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS");
+        for package in TEST_POLICIES {
+            cargo.args(["-p", package]);
+        }
+        assert!(cargo.status().expect("run cargo").success(), "building the test policies failed");
+        target_dir.join("wasm32-wasip2/release")
+    });
+    dir.join(format!("{}.wasm", package.replace('-', "_")))
 }
 
-/// `cargo build` a workspace policy crate for wasm32-wasip2 into a test-only target dir.
-fn build_policy_crate(package: &str) -> PathBuf {
-    let target_dir = workspace().join("target").join("test-policies");
-    let status = Command::new(env!("CARGO"))
-        .current_dir(workspace())
-        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", package, "--target-dir"])
-        .arg(&target_dir)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "building `{package}` for wasm32-wasip2 failed");
-    target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", package.replace('-', "_")))
+/// The policy that misbehaves as its settings say.
+pub fn hostile_policy() -> PathBuf {
+    test_policy("hostile-policy")
 }
 
 pub fn digest(label: &str) -> String {

@@ -26,6 +26,10 @@ enum Behaviour {
     HugeReason,
     /// Panic on every second evaluation of an instance.
     PanicEverySecondCall,
+    /// Loop forever when a request touches the tag `boom`; allow otherwise.
+    LoopIfTagIsBoom,
+    /// Print 100 KiB to stdout and stderr on every evaluation, then allow.
+    Chatty,
 }
 
 #[derive(Deserialize)]
@@ -52,7 +56,7 @@ impl Policy for Hostile {
         Ok(Self { behaviour: settings.behaviour, calls: Default::default() })
     }
 
-    fn evaluate(&self, _request: &Request) -> Decision {
+    fn evaluate(&self, request: &Request) -> Decision {
         self.calls.set(self.calls.get() + 1);
         let mut findings = Findings::new();
         match self.behaviour {
@@ -74,6 +78,18 @@ impl Policy for Hostile {
                 black_box(recurse_with_locals(black_box(1)));
             }
             Behaviour::HugeReason => findings.deny_request("x".repeat(8 << 20)),
+            Behaviour::LoopIfTagIsBoom => {
+                if request.changes().iter().any(|change| change.tag == "boom") {
+                    spin();
+                }
+            }
+            Behaviour::Chatty => {
+                let line = "chatter ".repeat(128);
+                for _ in 0..100 {
+                    println!("{line}");
+                    eprintln!("{line}");
+                }
+            }
             Behaviour::PanicEverySecondCall => {
                 if self.calls.get().is_multiple_of(2) {
                     panic!("second call");

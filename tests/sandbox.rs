@@ -1,0 +1,193 @@
+//! What a policy can reach (nothing ambient), what its failures mean for a request, and
+//! that misbehaviour of one request does not hold up others.
+
+mod common;
+
+use common::{hostile_policy, push, test_policy};
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tagpolicy::{
+    Enforcement, Engine, Error, FailMode, Loader, Mode, Outcome, PolicySet, PolicySpec, TagMap,
+};
+
+fn empty() -> Arc<TagMap> {
+    Arc::new(TagMap::new())
+}
+
+#[test]
+fn a_policy_sees_no_environment_clock_randomness_or_stdin() {
+    let engine = Engine::new().unwrap();
+    let snoop = engine.load_file(test_policy("snoop-policy")).unwrap();
+    let request = push("a", &[("x", None)]);
+    let seen = |policy: &tagpolicy::ConfiguredPolicy| {
+        policy.evaluate(&request, empty()).unwrap().summary()
+    };
+    let first = seen(&snoop.configure(&json!({})).unwrap());
+    assert!(first.starts_with("env=0 args=0 time=0 elapsed=0 hash="), "{first}");
+    assert!(first.ends_with(" stdin=0"), "{first}");
+    // "Randomness" is a fixed sequence: a fresh instance sees the same hash seed.
+    assert_eq!(first, seen(&snoop.configure(&json!({})).unwrap()));
+}
+
+#[test]
+fn a_policy_that_imports_files_or_sockets_is_refused_at_load() {
+    let engine = Engine::new().unwrap();
+    let error = engine.load_file(test_policy("escape-policy")).err().unwrap();
+    let Error::ForbiddenImports { imports, .. } = &error else { panic!("{error}") };
+    assert!(imports.iter().any(|i| i.starts_with("wasi:filesystem/")), "{imports:?}");
+    assert!(imports.iter().any(|i| i.starts_with("wasi:sockets/")), "{imports:?}");
+    assert!(
+        imports.iter().all(|i| !i.starts_with("wasi:cli/") && !i.starts_with("tagpolicy:")),
+        "{imports:?}"
+    );
+    assert!(error.to_string().contains("imports what the host does not grant: wasi:"), "{error}");
+}
+
+#[test]
+fn a_policy_with_invalid_metadata_is_refused_at_load() {
+    let engine = Engine::new().unwrap();
+    let error = engine.load_file(test_policy("bad-metadata-policy")).err().unwrap();
+    assert!(matches!(error, Error::Metadata { .. }), "{error}");
+    assert!(
+        error.to_string().contains("name `Not A Valid Name` must be 1 to 64 lowercase letters"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_chatty_policy_keeps_working_and_its_output_stays_capped() {
+    let engine = Engine::new().unwrap();
+    let policy = engine
+        .load_file(hostile_policy())
+        .unwrap()
+        .configure(&json!({"behaviour": "chatty"}))
+        .unwrap();
+    let request = push("a", &[("x", None)]);
+    // 200 KiB of output per call, far beyond the 64 KiB cap, on one reused instance.
+    for call in 0..50 {
+        let decision =
+            policy.evaluate(&request, empty()).unwrap_or_else(|f| panic!("call {call}: {f}"));
+        assert_eq!(decision.outcome, Outcome::Allow);
+    }
+}
+
+#[test]
+fn fail_open_allows_with_a_warning_that_names_the_failure() {
+    let engine = Engine::new().unwrap();
+    let policy = engine
+        .load_file(hostile_policy())
+        .unwrap()
+        .configure(&json!({"behaviour": "panic"}))
+        .unwrap();
+    let set =
+        PolicySet::new().with(policy, Enforcement { mode: Mode::Enforce, fail: FailMode::Open });
+    let decision = set.evaluate(&push("a", &[("x", None)]), empty());
+    assert_eq!(decision.outcome, Outcome::Warn);
+    let summary = decision.summary();
+    assert!(
+        summary.starts_with("policy `hostile` panicked: the hostile policy panics on purpose (at ")
+            && summary.ends_with("); allowed because it fails open"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn limits_and_fail_mode_can_be_set_per_policy_in_a_spec() {
+    let loader = Loader::new(Engine::new().unwrap());
+    let spec: PolicySpec = serde_yaml_ng::from_str(&format!(
+        "policy: {}\nsettings: {{behaviour: loop}}\nfail: open\nlimits: {{evaluate_ms: 20, memory_mib: 8}}\n",
+        hostile_policy().display()
+    ))
+    .unwrap();
+    spec.check().unwrap();
+    let set =
+        loader.policy_set(std::slice::from_ref(&spec), Path::new("")).map_err(|(_, e)| e).unwrap();
+    let decision = set.evaluate(&push("a", &[("x", None)]), empty());
+    assert_eq!(decision.outcome, Outcome::Warn);
+    assert_eq!(
+        decision.summary(),
+        "policy `hostile` exceeded its 20 ms deadline; allowed because it fails open"
+    );
+
+    for (yaml, wanted) in [
+        (
+            "policy: x\nlimits: {evaluate_ms: 0}\n",
+            "limits.evaluate_ms: must be between 1 and 60000",
+        ),
+        (
+            "policy: x\nlimits: {memory_mib: 100000}\n",
+            "limits.memory_mib: must be between 1 and 4096",
+        ),
+        ("policy: x\nsha256: abc\n", "sha256: `abc` is not 64 hex digits"),
+    ] {
+        let spec: PolicySpec = serde_yaml_ng::from_str(yaml).unwrap();
+        assert_eq!(spec.check().unwrap_err(), wanted);
+    }
+    let unknown =
+        serde_yaml_ng::from_str::<PolicySpec>("policy: x\nlimits: {cpu: 1}\n").unwrap_err();
+    assert!(unknown.to_string().contains("unknown field `cpu`"), "{unknown}");
+}
+
+#[test]
+fn a_pinned_policy_loads_only_with_its_own_digest() {
+    let loader = Loader::new(Engine::new().unwrap());
+    let actual = loader.load("min-tags", Path::new("")).unwrap().sha256().to_string();
+    let mut spec = PolicySpec::new("min-tags", None);
+    spec.sha256 = Some(actual.to_uppercase());
+    assert!(loader.configure(&spec, Path::new("")).is_ok(), "hex case does not matter");
+    spec.sha256 = Some("0".repeat(64));
+    let error = loader.configure(&spec, Path::new("")).err().unwrap();
+    assert!(matches!(error, Error::PinMismatch { .. }), "{error}");
+    assert!(error.to_string().contains(&format!("got `{actual}`")), "{error}");
+}
+
+#[test]
+fn a_hostile_request_does_not_hold_up_the_others() {
+    let engine = Engine::new().unwrap();
+    let policy = Arc::new(
+        engine
+            .load_file(hostile_policy())
+            .unwrap()
+            .configure(&json!({"behaviour": "loop-if-tag-is-boom"}))
+            .unwrap(),
+    );
+    let deadline = policy.policy().limits().evaluate_deadline;
+    let stop = Arc::new(AtomicBool::new(false));
+    let bomber = {
+        let (policy, stop) = (policy.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut stopped = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let failure = policy.evaluate(&push("a", &[("boom", None)]), empty()).unwrap_err();
+                assert!(matches!(failure, tagpolicy::Failure::Deadline(_)), "{failure}");
+                stopped += 1;
+            }
+            stopped
+        })
+    };
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let policy = policy.clone();
+            std::thread::spawn(move || {
+                let mut slowest = Duration::ZERO;
+                for _ in 0..300 {
+                    let started = Instant::now();
+                    let decision = policy.evaluate(&push("a", &[("fine", None)]), empty()).unwrap();
+                    slowest = slowest.max(started.elapsed());
+                    assert_eq!(decision.outcome, Outcome::Allow);
+                }
+                slowest
+            })
+        })
+        .collect();
+    let slowest = workers.into_iter().map(|w| w.join().unwrap()).max().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let stopped = bomber.join().unwrap();
+    assert!(stopped >= 1, "the hostile request ran");
+    // Each good request finished within its own deadline, although the hostile one ran
+    // concurrently for whole deadlines at a time.
+    assert!(slowest < deadline, "a good request took {slowest:?}");
+}
