@@ -16,8 +16,18 @@ fn main() {
     // A separate target directory: the outer build holds the lock on the main one.
     let target_dir = root.join("target").join("embedded-policies");
 
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
+    // TAGPOLICY_POLICY_TOOLCHAIN=stable builds the policies with another rustup toolchain
+    // than the host, e.g. when the host is built with a nightly that lacks the wasm target
+    // (the fuzz targets).
+    println!("cargo:rerun-if-env-changed=TAGPOLICY_POLICY_TOOLCHAIN");
+    let mut command = match std::env::var("TAGPOLICY_POLICY_TOOLCHAIN") {
+        Ok(toolchain) => {
+            let mut command = Command::new("cargo");
+            command.arg(format!("+{toolchain}")).env_remove("RUSTUP_TOOLCHAIN");
+            command
+        }
+        Err(_) => Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
+    };
     command
         .current_dir(&root)
         .args(["build", "--release", "--locked", "--target", TARGET, "--target-dir"])

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tagpolicy::{
-    Enforcement, Engine, Error, FailMode, Loader, Mode, Outcome, PolicySet, PolicySpec, TagMap,
+    Enforcement, Engine, Error, FailMode, Isolation, Limits, Loader, Mode, Outcome, PolicySet,
+    PolicySpec, TagMap,
 };
 
 fn empty() -> Arc<TagMap> {
@@ -190,4 +191,24 @@ fn a_hostile_request_does_not_hold_up_the_others() {
     // Each good request finished within its own deadline, although the hostile one ran
     // concurrently for whole deadlines at a time.
     assert!(slowest < deadline, "a good request took {slowest:?}");
+}
+
+#[test]
+fn isolated_instances_and_recycled_ones_carry_no_state_between_requests() {
+    let engine = Engine::new().unwrap();
+    let policy = engine.load_file(hostile_policy()).unwrap();
+    let settings = json!({"behaviour": "panic-every-second-call"});
+    let request = push("a", &[("x", None)]);
+    // Reused: the second call on the same instance panics (the policy counts its calls).
+    let reused = policy.configure(&settings).unwrap();
+    assert!(reused.evaluate(&request, empty()).is_ok());
+    assert!(reused.evaluate(&request, empty()).is_err());
+    // Isolated, or recycled after every decision: every call is the instance's first.
+    let isolated = policy.with_isolation(Isolation::Isolated).configure(&settings).unwrap();
+    let limits = Limits { recycle_after: 1, ..policy.limits() };
+    let recycled = policy.with_limits(limits).configure(&settings).unwrap();
+    for call in 0..5 {
+        assert!(isolated.evaluate(&request, empty()).is_ok(), "isolated call {call}");
+        assert!(recycled.evaluate(&request, empty()).is_ok(), "recycled call {call}");
+    }
 }

@@ -61,7 +61,7 @@ pub use decision::{Decision, Finding, Outcome, Severity};
 pub use engine::Engine;
 pub use error::{Error, Failure};
 pub use limits::Limits;
-pub use policy::{ConfiguredPolicy, Metadata, Policy};
+pub use policy::{ConfiguredPolicy, Isolation, Metadata, Policy};
 pub use policy_set::{Enforcement, FailMode, LimitsSpec, Loader, Mode, PolicySet, PolicySpec};
 pub use push::{
     Actor, ManifestDeletion, Operation, Push, RepositoryView, Request, TagChange, TagEntry, TagMap,

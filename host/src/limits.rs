@@ -16,8 +16,10 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Table elements the policy may grow to.
     pub table_elements: usize,
-    /// Bytes the policy may write to stdout and stderr (captured, for diagnostics).
+    /// Bytes the policy may write to stdout and stderr per call (captured, for diagnostics).
     pub output_bytes: usize,
+    /// Decisions a reused instance makes before it is replaced by a fresh one.
+    pub recycle_after: u32,
 }
 
 impl Default for Limits {
@@ -28,6 +30,7 @@ impl Default for Limits {
             memory_bytes: 64 << 20,
             table_elements: 20_000,
             output_bytes: 64 << 10,
+            recycle_after: 10_000,
         }
     }
 }

@@ -35,14 +35,43 @@ pub struct Metadata {
     pub settings_example: String,
 }
 
-/// A policy component, compiled and checked against the world. Cheap to clone.
+/// A policy component, compiled and checked against the world, with the limits its
+/// configured instances get. Cheap to clone.
 #[derive(Clone)]
 pub struct Policy {
     inner: Arc<Loaded>,
+    limits: Limits,
+    isolation: Isolation,
+}
+
+/// Whether requests share policy instances.
+///
+/// `Reuse` is the fast default: a configured instance decides request after request and is
+/// replaced after [`Limits::recycle_after`] decisions or any failure. A policy could then
+/// carry state from one request to the next (the reference policies do not). `Isolated`
+/// gives every request a fresh instance, configured anew, so nothing can leak between
+/// requests, at the cost of an instantiation and a `configure` per request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    #[default]
+    Reuse,
+    Isolated,
+}
+
+impl std::str::FromStr for Isolation {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "reuse" => Ok(Isolation::Reuse),
+            "isolated" => Ok(Isolation::Isolated),
+            other => Err(format!("`{other}` is not an isolation mode; use `reuse` or `isolated`")),
+        }
+    }
 }
 
 struct Loaded {
-    engine: Engine,
     pre: TagPolicyPre<HostState>,
     metadata: Metadata,
     sha256: String,
@@ -50,7 +79,6 @@ struct Loaded {
     exports: Vec<String>,
     size: usize,
     patterns: Arc<PatternCache>,
-    limits: Limits,
 }
 
 impl Policy {
@@ -94,7 +122,6 @@ impl Policy {
 
         Ok(Self {
             inner: Arc::new(Loaded {
-                engine: engine.clone(),
                 pre,
                 metadata,
                 sha256: hex_sha256(bytes),
@@ -102,8 +129,9 @@ impl Policy {
                 exports,
                 size: bytes.len(),
                 patterns,
-                limits,
             }),
+            limits,
+            isolation: Isolation::default(),
         })
     }
 
@@ -136,31 +164,27 @@ impl Policy {
     }
 
     pub fn limits(&self) -> Limits {
-        self.inner.limits
+        self.limits
     }
 
     /// The same policy with other limits for the instances configured from it.
     pub fn with_limits(&self, limits: Limits) -> Self {
-        let loaded = &self.inner;
-        Self {
-            inner: Arc::new(Loaded {
-                engine: loaded.engine.clone(),
-                pre: loaded.pre.clone(),
-                metadata: loaded.metadata.clone(),
-                sha256: loaded.sha256.clone(),
-                imports: loaded.imports.clone(),
-                exports: loaded.exports.clone(),
-                size: loaded.size,
-                patterns: loaded.patterns.clone(),
-                limits,
-            }),
-        }
+        Self { limits, ..self.clone() }
+    }
+
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    /// The same policy with another instance-sharing mode for configurations made from it.
+    pub fn with_isolation(&self, isolation: Isolation) -> Self {
+        Self { isolation, ..self.clone() }
     }
 
     /// Validate and apply `settings` (a JSON object; `{}` for none).
     pub fn configure(&self, settings: &serde_json::Value) -> Result<ConfiguredPolicy, Error> {
         let settings = settings.to_string();
-        let limits = self.inner.limits;
+        let limits = self.limits;
         let instance =
             Instance::configured(&self.inner.pre, &limits, &self.inner.patterns, &settings)
                 .map_err(|e| match e {
@@ -172,7 +196,11 @@ impl Policy {
                         Error::Load { origin: format!("policy `{}`", self.name()), failure }
                     }
                 })?;
-        Ok(ConfiguredPolicy { policy: self.clone(), settings, idle: Mutex::new(vec![instance]) })
+        let idle = match self.isolation {
+            Isolation::Reuse => vec![instance],
+            Isolation::Isolated => Vec::new(),
+        };
+        Ok(ConfiguredPolicy { policy: self.clone(), settings, idle: Mutex::new(idle) })
     }
 }
 
@@ -202,7 +230,7 @@ impl ConfiguredPolicy {
         repository: Arc<dyn RepositoryView>,
     ) -> Result<Decision, Failure> {
         let loaded = &self.policy.inner;
-        let limits = loaded.limits;
+        let limits = self.policy.limits;
         let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut instance = match pooled {
             Some(instance) => instance,
@@ -223,9 +251,22 @@ impl ConfiguredPolicy {
         instance.store.data_mut().view = None;
         match result {
             Ok(raw) => {
-                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-                if idle.len() < MAX_IDLE_INSTANCES {
-                    idle.push(instance);
+                // Drain what this call printed, so the next call's panic message is not
+                // lost behind it.
+                let output = instance.store.data().output.take();
+                if !output.is_empty() {
+                    tracing::debug!(policy = self.name(), output = %output, "policy output");
+                }
+                instance.uses += 1;
+                let keep = match self.policy.isolation {
+                    Isolation::Reuse => instance.uses < limits.recycle_after,
+                    Isolation::Isolated => false,
+                };
+                if keep {
+                    let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                    if idle.len() < MAX_IDLE_INSTANCES {
+                        idle.push(instance);
+                    }
                 }
                 Ok(decision::from_policy(self.name(), raw))
             }
@@ -245,6 +286,8 @@ enum ConfigureError {
 struct Instance {
     store: Store<HostState>,
     bindings: TagPolicy,
+    /// Evaluations it has made.
+    uses: u32,
 }
 
 impl Instance {
@@ -257,7 +300,7 @@ impl Instance {
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(ticks(limits.configure_deadline));
         match pre.instantiate(&mut store) {
-            Ok(bindings) => Ok(Self { store, bindings }),
+            Ok(bindings) => Ok(Self { store, bindings, uses: 0 }),
             Err(error) => {
                 Err(classify(&store, error, limits.memory_bytes, limits.configure_deadline))
             }

@@ -6,7 +6,7 @@ use crate::embedded;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::limits::Limits;
-use crate::policy::{ConfiguredPolicy, Policy};
+use crate::policy::{ConfiguredPolicy, Isolation, Policy};
 use crate::push::{RepositoryView, Request};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -131,6 +131,9 @@ pub struct PolicySpec {
     /// Overrides of the engine's default limits.
     #[serde(default)]
     pub limits: Option<LimitsSpec>,
+    /// `reuse` (default) or `isolated` (a fresh instance for every request).
+    #[serde(default)]
+    pub isolation: Option<Isolation>,
     /// Expected sha256 (hex) of the component; loading fails on a mismatch.
     #[serde(default)]
     pub sha256: Option<String>,
@@ -145,6 +148,7 @@ impl PolicySpec {
             mode: Mode::Enforce,
             fail: FailMode::Closed,
             limits: None,
+            isolation: None,
             sha256: None,
         }
     }
@@ -283,6 +287,10 @@ impl Loader {
         let policy = self.load_pinned(&spec.policy, base_dir, spec.sha256.as_deref())?;
         let policy = match &spec.limits {
             Some(limits) => policy.with_limits(limits.apply(policy.limits())),
+            None => policy,
+        };
+        let policy = match spec.isolation {
+            Some(isolation) => policy.with_isolation(isolation),
             None => policy,
         };
         let empty = serde_json::Value::Object(Default::default());

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
-use tagpolicy::{Engine, Loader, PolicySet, PolicySpec, Scenario, ScenarioError};
+use tagpolicy::{Engine, Isolation, Loader, PolicySet, PolicySpec, Scenario, ScenarioError};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -55,17 +55,36 @@ pub fn read_settings(path: &Path) -> anyhow::Result<serde_json::Value> {
     Ok(value)
 }
 
+/// `--isolation`: how every policy shares instances between pushes.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct IsolationOverride {
+    /// Run every policy with instances reused across pushes (`reuse`) or a fresh instance
+    /// per push (`isolated`), whatever the scenario says. Decisions must not differ.
+    #[arg(long, value_name = "reuse|isolated")]
+    pub isolation: Option<Isolation>,
+}
+
 /// Build the policy set a scenario runs with: the override if given, else its own.
 pub fn policy_set(
     loader: &Loader,
     scenario: &Scenario,
     policy: Option<&PolicySpec>,
+    isolation: IsolationOverride,
 ) -> Result<PolicySet, ScenarioError> {
     let path = scenario.path.clone();
     let (specs, base_dir) = match policy {
         // A path on the command line is relative to the working directory.
         Some(spec) => (std::slice::from_ref(spec), Path::new("")),
         None => (scenario.policies.as_slice(), scenario.base_dir()),
+    };
+    let overridden: Vec<PolicySpec>;
+    let specs = match isolation.isolation {
+        Some(mode) => {
+            overridden =
+                specs.iter().map(|s| PolicySpec { isolation: Some(mode), ..s.clone() }).collect();
+            overridden.as_slice()
+        }
+        None => specs,
     };
     if specs.is_empty() {
         return Err(ScenarioError::Invalid {

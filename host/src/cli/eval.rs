@@ -1,8 +1,10 @@
 //! `tagpolicy eval`: decide a scenario's pushes in order and show each decision.
 
 use super::Exit;
-use super::common::{self, Output, PolicyOverride};
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use super::common::{self, IsolationOverride, Output, PolicyOverride};
+use comfy_table::{
+    ColumnConstraint, ContentArrangement, Table, Width, presets::UTF8_FULL_CONDENSED,
+};
 use serde::Serialize;
 use std::path::PathBuf;
 use tagpolicy::scenario::{Action, StepResult};
@@ -19,6 +21,8 @@ pub struct Args {
     scenario: PathBuf,
     #[command(flatten)]
     policy: PolicyOverride,
+    #[command(flatten)]
+    isolation: IsolationOverride,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     output: Output,
@@ -28,7 +32,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let scenario = Scenario::from_file(&args.scenario)?;
     let spec = args.policy.spec()?;
     let loader = common::loader()?;
-    let policies = common::policy_set(&loader, &scenario, spec.as_ref())?;
+    let policies = common::policy_set(&loader, &scenario, spec.as_ref(), args.isolation)?;
     let results = scenario.run(&policies);
 
     match args.output {
@@ -47,6 +51,16 @@ fn print_table(scenario: &Scenario, results: &[StepResult]) {
         .load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(["#", "push", "change", "actor", "decision", "reasons"]);
+    if table.width().is_none() {
+        // Not a terminal (a CI log, a pipe): wrap at a width that reads well there too.
+        table.set_width(160);
+    }
+    // Names and changes stay readable; reasons get the rest of the width.
+    for column in [1, 2] {
+        if let Some(column) = table.column_mut(column) {
+            column.set_constraint(ColumnConstraint::UpperBoundary(Width::Fixed(34)));
+        }
+    }
     for (index, (step, result)) in scenario.steps.iter().zip(results).enumerate() {
         table.add_row([
             (index + 1).to_string(),

@@ -1,7 +1,7 @@
 //! `tagpolicy test`: run scenario files and check every push against its `expect`.
 
 use super::Exit;
-use super::common::{self, Output};
+use super::common::{self, IsolationOverride, Output};
 use super::eval::{describe, reasons};
 use anyhow::bail;
 use serde::Serialize;
@@ -19,6 +19,8 @@ pub struct Args {
     /// Scenario files or directories.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    #[command(flatten)]
+    isolation: IsolationOverride,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     output: Output,
@@ -51,7 +53,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let text = args.output == Output::Text;
     let mut summary = Summary::default();
     for file in &files {
-        match run_file(&loader, file, &mut summary) {
+        match run_file(&loader, file, args.isolation, &mut summary) {
             Ok((passed, failed)) if text => {
                 let mark = if failed == 0 { "ok  " } else { "FAIL" };
                 println!("{mark} {} ({passed} passed, {failed} failed)", file.display());
@@ -96,9 +98,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 }
 
 /// Run one file; returns its (passed, failed) counts.
-fn run_file(loader: &Loader, file: &Path, summary: &mut Summary) -> anyhow::Result<(usize, usize)> {
+fn run_file(
+    loader: &Loader,
+    file: &Path,
+    isolation: IsolationOverride,
+    summary: &mut Summary,
+) -> anyhow::Result<(usize, usize)> {
     let scenario = Scenario::from_file(file)?;
-    let policies = common::policy_set(loader, &scenario, None)?;
+    let policies = common::policy_set(loader, &scenario, None, isolation)?;
     let results = scenario.run(&policies);
     let (mut passed, mut failed) = (0, 0);
     for (index, (step, result)) in scenario.steps.iter().zip(&results).enumerate() {
