@@ -11,6 +11,8 @@ fn tagpolicy(args: &[&str], dir: &Path) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("RUST_BACKTRACE")
+        // Compiled policies are shared between the tests, and kept out of the home folder.
+        .env("TAGPOLICY_CACHE_DIR", workspace().join("target").join("test-cache"))
         .output()
         .expect("run tagpolicy")
 }
@@ -220,4 +222,27 @@ fn the_readme_shows_the_policy_that_new_generates() {
         readme.contains(&template),
         "README.md must show templates/lib.rs.txt as generated for `tag-naming`"
     );
+}
+
+#[test]
+fn compiled_policies_are_cached_and_no_cache_skips_the_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["inspect", "min-tags"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_tagpolicy"))
+            .args(&args)
+            .env("TAGPOLICY_CACHE_DIR", cache.path())
+            .output()
+            .unwrap()
+    };
+    let entries = || std::fs::read_dir(cache.path()).map(|d| d.count()).unwrap_or(0);
+    assert!(run(&["--no-cache"]).status.success());
+    assert_eq!(entries(), 0, "--no-cache writes nothing");
+    assert!(run(&[]).status.success());
+    assert_eq!(entries(), 1, "one compiled component");
+    let again = run(&[]);
+    assert!(again.status.success());
+    assert_eq!(entries(), 1);
+    assert!(text(&again.stdout).starts_with("min-tags 0.1.0\n"));
 }

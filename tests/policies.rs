@@ -302,3 +302,37 @@ fn policies_read_the_repository_through_the_host() {
         decision.summary()
     );
 }
+
+#[test]
+fn the_compile_cache_serves_later_loads_and_survives_a_corrupt_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder().cache_dir(dir.path()).build().unwrap();
+    assert_eq!(engine.cache_dir(), Some(dir.path()));
+    let first = engine.load_embedded("semver-series").unwrap();
+    let entries: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0].file_name().unwrap().to_str().unwrap().starts_with(first.sha256()));
+
+    // A later engine (another process, in practice) loads from the cache and decides alike.
+    let later = Engine::builder().cache_dir(dir.path()).build().unwrap();
+    let cached = later.load_embedded("semver-series").unwrap();
+    assert_eq!(cached.metadata(), first.metadata());
+    let request = push("img", &[("1.0", None)]);
+    let view = state(&[("1.0.0", "other")]);
+    let decide = |p: &tagpolicy::Policy| {
+        p.configure(&json!({})).unwrap().evaluate(&request, view.clone()).unwrap()
+    };
+    assert_eq!(decide(&cached), decide(&first));
+
+    // A damaged entry is ignored and rewritten, never trusted.
+    std::fs::write(&entries[0], b"garbage").unwrap();
+    let recovered = Engine::builder()
+        .cache_dir(dir.path())
+        .build()
+        .unwrap()
+        .load_embedded("semver-series")
+        .unwrap();
+    assert_eq!(decide(&recovered), decide(&first));
+    assert!(std::fs::metadata(&entries[0]).unwrap().len() > 1000, "rewritten");
+}

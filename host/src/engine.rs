@@ -1,10 +1,11 @@
 //! The shared engine: compiles policies, ticks the epoch that enforces deadlines.
 
+use crate::cache::CompileCache;
 use crate::error::Error;
 use crate::limits::{EPOCH_TICK, Limits};
 use crate::policy::Policy;
 use crate::sandbox::{self, HostState};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wasmtime::component::Linker;
 
@@ -20,16 +21,32 @@ struct Inner {
     wasmtime: wasmtime::Engine,
     linker: Linker<HostState>,
     limits: Limits,
+    cache: Option<CompileCache>,
 }
 
-impl Engine {
-    /// An engine whose policies get the default [`Limits`].
-    pub fn new() -> Result<Self, Error> {
-        Self::with_limits(Limits::default())
+/// Options for [`Engine`]; start with [`Engine::builder`].
+#[derive(Debug, Clone, Default)]
+pub struct EngineBuilder {
+    limits: Limits,
+    cache_dir: Option<PathBuf>,
+}
+
+impl EngineBuilder {
+    /// Default limits of the policies loaded with this engine.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
-    /// An engine whose policies get `limits` (each policy may still override them).
-    pub fn with_limits(limits: Limits) -> Result<Self, Error> {
+    /// Keep compiled components in `dir` and load them from there when the same component
+    /// is loaded again (by this or a later process). The directory must be writable only by
+    /// the operator: a compiled component is trusted when it is loaded.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    pub fn build(self) -> Result<Engine, Error> {
         let engine_error = |e: wasmtime::Error| Error::Engine { message: e.to_string() };
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
@@ -38,8 +55,25 @@ impl Engine {
         config.max_wasm_stack(512 << 10);
         let wasmtime = wasmtime::Engine::new(&config).map_err(engine_error)?;
         let linker = sandbox::linker(&wasmtime).map_err(engine_error)?;
+        let cache = self.cache_dir.map(|dir| CompileCache::new(dir, &wasmtime));
         spawn_epoch_ticker(&wasmtime);
-        Ok(Self { inner: Arc::new(Inner { wasmtime, linker, limits }) })
+        Ok(Engine { inner: Arc::new(Inner { wasmtime, linker, limits: self.limits, cache }) })
+    }
+}
+
+impl Engine {
+    /// An engine whose policies get the default [`Limits`], without a compile cache.
+    pub fn new() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// An engine whose policies get `limits` (each policy may still override them).
+    pub fn with_limits(limits: Limits) -> Result<Self, Error> {
+        Self::builder().limits(limits).build()
+    }
+
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
     }
 
     /// Load a policy component from a file.
@@ -81,6 +115,15 @@ impl Engine {
 
     pub(crate) fn limits(&self) -> Limits {
         self.inner.limits
+    }
+
+    pub(crate) fn cache(&self) -> Option<&CompileCache> {
+        self.inner.cache.as_ref()
+    }
+
+    /// Where compiled components are kept, if anywhere.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.cache().map(CompileCache::dir)
     }
 }
 

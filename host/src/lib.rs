@@ -43,6 +43,7 @@
 //! request with a reason that says so; the host goes on. See [`Limits`].
 
 mod bindings;
+mod cache;
 pub mod decision;
 pub mod embedded;
 mod engine;
@@ -58,7 +59,7 @@ mod sandbox;
 pub mod scenario;
 
 pub use decision::{Decision, Finding, Outcome, Severity};
-pub use engine::Engine;
+pub use engine::{Engine, EngineBuilder};
 pub use error::{Error, Failure};
 pub use limits::Limits;
 pub use policy::{ConfiguredPolicy, Isolation, Metadata, Policy};

@@ -84,9 +84,20 @@ struct Loaded {
 impl Policy {
     pub(crate) fn load(engine: &Engine, bytes: &[u8], origin: String) -> Result<Self, Error> {
         check_is_component(bytes, &origin)?;
-        let component = Component::new(engine.wasmtime(), bytes).map_err(|e| {
-            Error::InvalidComponent { origin: origin.clone(), message: root_cause(&e) }
-        })?;
+        let sha256 = hex_sha256(bytes);
+        let cached = engine.cache().and_then(|cache| cache.get(engine.wasmtime(), &sha256));
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::new(engine.wasmtime(), bytes).map_err(|e| {
+                    Error::InvalidComponent { origin: origin.clone(), message: root_cause(&e) }
+                })?;
+                if let Some(cache) = engine.cache() {
+                    cache.put(&sha256, &component);
+                }
+                component
+            }
+        };
         let component_type = component.component_type();
         let imports: Vec<String> =
             component_type.imports(engine.wasmtime()).map(|(name, _)| name.to_string()).collect();
@@ -124,7 +135,7 @@ impl Policy {
             inner: Arc::new(Loaded {
                 pre,
                 metadata,
-                sha256: hex_sha256(bytes),
+                sha256,
                 imports,
                 exports,
                 size: bytes.len(),

@@ -11,8 +11,10 @@ use std::process::{Command, Stdio};
 
 const TARGET: &str = "wasm32-wasip2";
 
-/// Build a policy crate for `wasm32-wasip2` in release mode, then load the component as
-/// the host would (world, imports, metadata) and print its path.
+/// Build a policy crate into a component and check it.
+///
+/// Runs `cargo build --release --target wasm32-wasip2`, then loads the component as the host
+/// would (world, imports, metadata) and prints its path.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The policy crate's folder (default: the current one).
@@ -32,7 +34,7 @@ struct Built {
     size: usize,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
     let manifest = args.dir.join("Cargo.toml");
     if !manifest.is_file() {
         bail!("no `Cargo.toml` in `{}`; give the policy crate's folder", args.dir.display());
@@ -71,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         );
     };
     let path = PathBuf::from(path);
-    let policy = common::loader()?.engine().load_file(&path)?;
+    let policy = common::loader(global)?.engine().load_file(&path)?;
     let built = Built {
         path,
         name: policy.name().to_string(),

@@ -100,6 +100,21 @@ pub fn policy_set(
     })
 }
 
-pub fn loader() -> anyhow::Result<Loader> {
-    Ok(Loader::new(Engine::new()?))
+/// A loader on an engine that keeps compiled components in the cache directory, unless
+/// `--no-cache` is given or no directory can be found.
+pub fn loader(global: &super::Global) -> anyhow::Result<Loader> {
+    let mut builder = Engine::builder();
+    if !global.no_cache
+        && let Some(dir) = cache_dir()
+    {
+        builder = builder.cache_dir(dir);
+    }
+    Ok(Loader::new(builder.build()?))
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    let from_env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    from_env("TAGPOLICY_CACHE_DIR")
+        .or_else(|| from_env("XDG_CACHE_HOME").map(|d| d.join("tagpolicy")))
+        .or_else(|| from_env("HOME").map(|d| d.join(".cache").join("tagpolicy")))
 }

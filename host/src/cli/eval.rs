@@ -28,10 +28,10 @@ pub struct Args {
     output: Output,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
     let scenario = Scenario::from_file(&args.scenario)?;
     let spec = args.policy.spec()?;
-    let loader = common::loader()?;
+    let loader = common::loader(global)?;
     let policies = common::policy_set(&loader, &scenario, spec.as_ref(), args.isolation)?;
     let results = scenario.run(&policies);
 

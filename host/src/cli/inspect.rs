@@ -29,8 +29,8 @@ struct Inspection<'a> {
     imports: &'a [String],
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let loader = common::loader()?;
+pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
+    let loader = common::loader(global)?;
     let policy = loader.load(&args.policy, Path::new(""))?;
     let metadata = policy.metadata();
     let inspection = Inspection {

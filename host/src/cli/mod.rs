@@ -27,6 +27,17 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    global: Global,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// Compile policies every time instead of keeping compiled components in the cache
+    /// directory ($TAGPOLICY_CACHE_DIR, else $XDG_CACHE_HOME/tagpolicy, else ~/.cache/tagpolicy).
+    #[arg(long, global = true)]
+    pub no_cache: bool,
 }
 
 #[derive(Subcommand)]
@@ -52,11 +63,11 @@ pub enum Exit {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Eval(args) => eval::run(args),
-        Command::Test(args) => test::run(args),
+        Command::Eval(args) => eval::run(args, &cli.global),
+        Command::Test(args) => test::run(args, &cli.global),
         Command::New(args) => new::run(args),
-        Command::Build(args) => build::run(args),
-        Command::Inspect(args) => inspect::run(args),
+        Command::Build(args) => build::run(args, &cli.global),
+        Command::Inspect(args) => inspect::run(args, &cli.global),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

@@ -4,9 +4,10 @@ use super::Exit;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 
-/// Create a policy crate: Cargo.toml, src/lib.rs with a working rule, and a scenario file
-/// that tests it. Build it with `tagpolicy build NAME`, test it with
-/// `tagpolicy test NAME/scenarios`.
+/// Create a policy crate that builds and passes its scenarios as is.
+///
+/// Writes Cargo.toml, src/lib.rs with a working rule (tag naming), and scenarios/basic.yaml
+/// that tests it. Then: `tagpolicy build NAME` and `tagpolicy test NAME/scenarios`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The policy's name, also the folder created: lowercase letters, digits and dashes.

@@ -47,9 +47,9 @@ struct Failure {
     reasons: String,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Exit> {
+pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
     let files = scenario_files(&args.paths)?;
-    let loader = common::loader()?;
+    let loader = common::loader(global)?;
     let text = args.output == Output::Text;
     let mut summary = Summary::default();
     for file in &files {
