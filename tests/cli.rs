@@ -246,3 +246,27 @@ fn compiled_policies_are_cached_and_no_cache_skips_the_cache() {
     assert_eq!(entries(), 1);
     assert!(text(&again.stdout).starts_with("min-tags 0.1.0\n"));
 }
+
+#[test]
+fn bench_reports_every_measure_as_json() {
+    let out = tagpolicy(&["bench", "--seconds", "1", "--output", "json"], workspace());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("bench: native baseline"), "progress on stderr");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for field in [
+        "native_ns",
+        "reused_ns",
+        "isolated_ns",
+        "reused_p99_ns",
+        "isolated_p99_ns",
+        "decisions_per_second",
+        "threads",
+        "compile_ms",
+        "cached_load_us",
+    ] {
+        let value = report[field].as_f64().unwrap_or_else(|| panic!("{field} missing: {report}"));
+        assert!(value > 0.0, "{field} = {value}");
+    }
+    let out = tagpolicy(&["bench", "--seconds", "0"], workspace());
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand; this one parses the command line and maps results to exit
 //! codes: 0 allowed / passed, 1 denied / failed, 2 invalid input.
 
+mod bench;
 mod build;
 mod common;
 mod eval;
@@ -47,6 +48,7 @@ enum Command {
     New(new::Args),
     Build(build::Args),
     Inspect(inspect::Args),
+    Bench(bench::Args),
 }
 
 /// How a subcommand ended, as the process exit code.
@@ -68,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::New(args) => new::run(args),
         Command::Build(args) => build::run(args, &cli.global),
         Command::Inspect(args) => inspect::run(args, &cli.global),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

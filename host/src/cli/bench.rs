@@ -1,0 +1,336 @@
+//! `tagpolicy bench`: what a decision costs, against a native Rust baseline of the same
+//! rule measured in the same run on the same synthetic pushes.
+
+use super::Exit;
+use super::common::{self, Output};
+use anyhow::{Context, bail};
+use regex::RegexSet;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tagpolicy::scenario::label_digest;
+use tagpolicy::{
+    Actor, ConfiguredPolicy, Engine, Isolation, Operation, Outcome, Policy, Push, RepositoryView,
+    Request, TagChange, TagMap,
+};
+
+/// Measure decisions per push: a native Rust baseline of the `immutable-tags` rule, the
+/// policy with a reused instance, with a fresh instance per push, from all cores at once,
+/// and the cost of compiling and of loading from the compile cache.
+///
+/// Timings are medians over the run; ratios to the native baseline are what to compare
+/// across machines. Progress goes to stderr.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The policy to measure: an embedded name or a `.wasm` file.
+    #[arg(long, value_name = "NAME|FILE", default_value = "immutable-tags")]
+    policy: String,
+    /// Its settings (YAML or JSON). Default: for `immutable-tags`, three regex exceptions
+    /// (the native baseline's rule); for other policies `{}`.
+    #[arg(long, value_name = "FILE")]
+    settings: Option<PathBuf>,
+    /// Rough total running time, split between the measurements.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    seconds: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+}
+
+/// The baseline rule's settings, also the default for `--policy immutable-tags`.
+const MUTABLE: [&str; 3] = ["latest", r"\d+\.\d+", "dev-.*"];
+const PUSHES: usize = 1000;
+
+#[derive(Serialize)]
+struct Report {
+    policy: String,
+    pushes: usize,
+    native_ns: f64,
+    reused_ns: f64,
+    reused_p99_ns: f64,
+    isolated_ns: f64,
+    isolated_p99_ns: f64,
+    decisions_per_second: f64,
+    threads: usize,
+    compile_ms: f64,
+    cached_load_us: f64,
+    reused_vs_native: f64,
+    isolated_vs_native: f64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    if args.seconds == 0 {
+        bail!("--seconds: must be at least 1");
+    }
+    let budget = Duration::from_secs(args.seconds) / 5;
+    let settings = match &args.settings {
+        Some(path) => common::read_settings(path)?,
+        None if args.policy == "immutable-tags" => serde_json::json!({ "mutable": MUTABLE }),
+        None => serde_json::json!({}),
+    };
+    let bytes = match tagpolicy::embedded::bytes(&args.policy) {
+        Some(bytes) => bytes.to_vec(),
+        None => std::fs::read(&args.policy)
+            .with_context(|| format!("cannot read policy `{}`", args.policy))?,
+    };
+    let (state, pushes) = synthetic_pushes();
+    let state: Arc<TagMap> = Arc::new(state);
+
+    progress("compiling (no cache)");
+    let engine = Engine::new()?;
+    let started = Instant::now();
+    let policy = engine.load_bytes(&bytes, &args.policy)?;
+    let compile_ms = started.elapsed().as_secs_f64() * 1e3;
+
+    progress("loading from the compile cache");
+    let cached_load_us = cached_load(&bytes, &args.policy, budget)? * 1e6;
+
+    progress("native baseline");
+    let native = NativeImmutableTags::new();
+    let native_ns = median_batch_ns(budget, pushes.len(), || {
+        for push in &pushes {
+            std::hint::black_box(native.outcome(push));
+        }
+    });
+
+    let reused = policy.configure(&settings)?;
+    if args.policy == "immutable-tags" && args.settings.is_none() {
+        check_agreement(&native, &reused, &pushes, &state)?;
+    }
+    progress("reused instance");
+    let (reused_ns, reused_p99_ns) = per_call(budget, &reused, &pushes, &state);
+    progress("isolated instance per push");
+    let isolated = policy.with_isolation(Isolation::Isolated).configure(&settings)?;
+    let (isolated_ns, isolated_p99_ns) = per_call(budget, &isolated, &pushes, &state);
+
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    progress(&format!("throughput on {threads} threads"));
+    let decisions_per_second = throughput(budget, threads, Arc::new(reused), &pushes, &state);
+
+    let report = Report {
+        policy: policy_name(&policy),
+        pushes: pushes.len(),
+        native_ns,
+        reused_ns,
+        reused_p99_ns,
+        isolated_ns,
+        isolated_p99_ns,
+        decisions_per_second,
+        threads,
+        compile_ms,
+        cached_load_us,
+        reused_vs_native: reused_ns / native_ns,
+        isolated_vs_native: isolated_ns / native_ns,
+    };
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Text => print_text(&report),
+    }
+    Ok(Exit::Success)
+}
+
+fn policy_name(policy: &Policy) -> String {
+    format!("{} {}", policy.name(), policy.metadata().version)
+}
+
+fn progress(what: &str) {
+    eprintln!("bench: {what}…");
+}
+
+fn print_text(r: &Report) {
+    println!("{} on {} synthetic pushes", r.policy, r.pushes);
+    println!("  native baseline (immutable-tags in Rust)   {:>12.0} ns", r.native_ns);
+    println!(
+        "  reused instance          median {:>12.0} ns  p99 {:>10.0} ns  {:>7.1}× native",
+        r.reused_ns, r.reused_p99_ns, r.reused_vs_native
+    );
+    println!(
+        "  isolated instance        median {:>12.0} ns  p99 {:>10.0} ns  {:>7.1}× native",
+        r.isolated_ns, r.isolated_p99_ns, r.isolated_vs_native
+    );
+    println!("  throughput, {} threads   {:>12.0} decisions/s", r.threads, r.decisions_per_second);
+    println!("  compile                  {:>12.1} ms", r.compile_ms);
+    println!("  load from cache          {:>12.1} µs", r.cached_load_us);
+}
+
+/// A repository of 200 tags and 1000 single-tag pushes: creations, moves of mutable and
+/// immutable tags, identical re-pushes, in a fixed pseudo-random order.
+fn synthetic_pushes() -> (TagMap, Vec<Request>) {
+    let image = |n: u64| label_digest(&format!("img-{n}"));
+    let mut state = TagMap::new();
+    for i in 0..200u64 {
+        let tag = match i % 4 {
+            0 => format!("1.{}.{}", i / 10, i % 10),
+            1 => format!("1.{}", i),
+            2 => format!("dev-{i}"),
+            _ => format!("build-{i}"),
+        };
+        state.set(&tag, &image(i % 50));
+    }
+    let tags: Vec<(String, String)> =
+        state.iter().map(|(t, d)| (t.to_string(), d.to_string())).collect();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let pushes = (0..PUSHES)
+        .map(|i| {
+            let (tag, current) = match next() % 4 {
+                0 => (format!("new-{i}"), None),
+                1 => ("latest".to_string(), state.digest_of("latest")),
+                _ => {
+                    let (tag, digest) = &tags[(next() % tags.len() as u64) as usize];
+                    (tag.clone(), Some(digest.clone()))
+                }
+            };
+            // Half of the pushes of an existing tag are identical re-pushes.
+            let digest = match (&current, next() % 2) {
+                (Some(current), 0) => current.clone(),
+                _ => image(1000 + i as u64),
+            };
+            Request {
+                repository: "team/app".into(),
+                actor: Actor::anonymous(),
+                operation: Operation::Push(Push {
+                    digest,
+                    media_type: String::new(),
+                    tags: vec![TagChange { tag, current }],
+                }),
+            }
+        })
+        .collect();
+    (state, pushes)
+}
+
+/// The `immutable-tags` rule with [`MUTABLE`] exceptions, written natively.
+struct NativeImmutableTags {
+    mutable: RegexSet,
+}
+
+impl NativeImmutableTags {
+    fn new() -> Self {
+        let anchored = MUTABLE.iter().map(|p| format!("^(?:{p})$"));
+        Self { mutable: RegexSet::new(anchored).expect("valid patterns") }
+    }
+
+    /// The rule needs only the request's current digests, not the repository.
+    fn outcome(&self, request: &Request) -> Outcome {
+        let Operation::Push(push) = &request.operation else { return Outcome::Allow };
+        let moves_immutable = push.tags.iter().any(|change| {
+            matches!(&change.current, Some(d) if *d != push.digest)
+                && !self.mutable.is_match(&change.tag)
+        });
+        if moves_immutable { Outcome::Deny } else { Outcome::Allow }
+    }
+}
+
+/// A baseline that decides differently would make the ratio meaningless.
+fn check_agreement(
+    native: &NativeImmutableTags,
+    policy: &ConfiguredPolicy,
+    pushes: &[Request],
+    state: &Arc<TagMap>,
+) -> anyhow::Result<()> {
+    for (i, push) in pushes.iter().enumerate() {
+        let wasm = policy.evaluate(push, state.clone())?.outcome;
+        let expected = native.outcome(push);
+        if wasm != expected {
+            bail!("push {i}: the native baseline says {expected}, the policy says {wasm}");
+        }
+    }
+    Ok(())
+}
+
+/// Median nanoseconds per decision over batches of `batch` decisions.
+fn median_batch_ns(budget: Duration, batch: usize, mut run: impl FnMut()) -> f64 {
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while started.elapsed() < budget || samples.len() < 5 {
+        let t = Instant::now();
+        run();
+        samples.push(t.elapsed().as_nanos() as f64 / batch as f64);
+    }
+    percentile(&mut samples, 0.5)
+}
+
+/// Median and p99 of single decisions.
+fn per_call(
+    budget: Duration,
+    policy: &ConfiguredPolicy,
+    pushes: &[Request],
+    state: &Arc<TagMap>,
+) -> (f64, f64) {
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    'outer: loop {
+        for push in pushes {
+            let view: Arc<dyn RepositoryView> = state.clone();
+            let t = Instant::now();
+            let decision = policy.evaluate(push, view);
+            samples.push(t.elapsed().as_nanos() as f64);
+            std::hint::black_box(decision.ok());
+            if started.elapsed() > budget && samples.len() >= pushes.len() {
+                break 'outer;
+            }
+        }
+    }
+    let median = percentile(&mut samples, 0.5);
+    (median, percentile(&mut samples, 0.99))
+}
+
+fn throughput(
+    budget: Duration,
+    threads: usize,
+    policy: Arc<ConfiguredPolicy>,
+    pushes: &[Request],
+    state: &Arc<TagMap>,
+) -> f64 {
+    let pushes = Arc::new(pushes.to_vec());
+    let started = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (policy, pushes, state) = (policy.clone(), pushes.clone(), state.clone());
+            std::thread::spawn(move || {
+                let mut done = 0u64;
+                let mut i = t * 97;
+                while started.elapsed() < budget {
+                    for _ in 0..100 {
+                        let view: Arc<dyn RepositoryView> = state.clone();
+                        std::hint::black_box(policy.evaluate(&pushes[i % pushes.len()], view).ok());
+                        i += 1;
+                    }
+                    done += 100;
+                }
+                done
+            })
+        })
+        .collect();
+    let total: u64 = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Seconds to load the component from a warm compile cache (median): read, deserialize,
+/// check imports and world, and ask for its metadata, as every load does.
+fn cached_load(bytes: &[u8], origin: &str, budget: Duration) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let engine = Engine::builder().cache_dir(dir.path()).build()?;
+    engine.load_bytes(bytes, origin)?; // fills the cache
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while started.elapsed() < budget || samples.len() < 5 {
+        let t = Instant::now();
+        std::hint::black_box(engine.load_bytes(bytes, origin)?);
+        samples.push(t.elapsed().as_secs_f64());
+    }
+    Ok(percentile(&mut samples, 0.5))
+}
+
+fn percentile(samples: &mut [f64], q: f64) -> f64 {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let index = ((samples.len() - 1) as f64 * q).round() as usize;
+    samples[index]
+}
