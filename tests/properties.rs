@@ -14,6 +14,11 @@ use tagpolicy::{
     TagChange, TagMap,
 };
 
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| Engine::new().unwrap())
+}
+
 /// The three reference policies, configured once per test process.
 fn policies() -> &'static [ConfiguredPolicy] {
     static POLICIES: OnceLock<Vec<ConfiguredPolicy>> = OnceLock::new();
@@ -103,6 +108,25 @@ proptest! {
     }
 
     #[test]
+    fn random_or_cut_bytes_are_refused_as_components_with_a_reason(
+        bytes in proptest::collection::vec(any::<u8>(), 0..4096),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let engine = engine();
+        let real = tagpolicy::embedded::bytes("min-tags").unwrap();
+        let candidates = [
+            bytes.clone(),
+            [b"\0asm\x0d\0\x01\0".as_slice(), &bytes].concat(),
+            real[..cut.index(real.len())].to_vec(),
+        ];
+        for candidate in &candidates {
+            let error = engine.load_bytes(candidate, "fuzz.wasm").err();
+            prop_assert!(error.is_some(), "{} random bytes loaded as a policy", candidate.len());
+            prop_assert!(error.unwrap().to_string().starts_with("`fuzz.wasm` "));
+        }
+    }
+
+    #[test]
     fn name_checks_never_panic(text in any::<String>()) {
         let _ = tagpolicy::oci::check_tag(&text);
         let _ = tagpolicy::oci::check_repository(&text);
@@ -132,8 +156,19 @@ fn ten_thousand_tags_in_a_repository_and_a_thousand_in_a_push() {
     // Moving 500 releases; a new image with 1,000 tags, releases among them; series `9.x`
     // without any release.
     let expected = [("immutable-tags", false), ("min-tags", true), ("semver-series", false)];
-    for (policy, (name, allowed)) in policies().iter().zip(expected) {
-        assert_eq!(policy.name(), name);
+    // A generous deadline: this checks answers on huge input, not speed on a loaded machine.
+    let engine = Engine::with_limits(tagpolicy::Limits {
+        evaluate_deadline: std::time::Duration::from_secs(10),
+        ..Default::default()
+    })
+    .unwrap();
+    for (name, allowed) in expected {
+        let settings = if name == "min-tags" {
+            json!({"min_tags": 2, "required": [r"\d+\.\d+\.\d+"]})
+        } else {
+            json!({})
+        };
+        let policy = engine.load_embedded(name).unwrap().configure(&settings).unwrap();
         let decision =
             policy.evaluate(&request, state.clone()).unwrap_or_else(|f| panic!("{name}: {f}"));
         assert_eq!(decision.is_allowed(), allowed, "{name}: {}", decision.summary());

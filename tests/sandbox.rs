@@ -212,3 +212,22 @@ fn isolated_instances_and_recycled_ones_carry_no_state_between_requests() {
         assert!(recycled.evaluate(&request, empty()).is_ok(), "recycled call {call}");
     }
 }
+
+#[test]
+fn fuel_stops_a_loop_after_the_same_work_on_any_machine() {
+    let limits = Limits { fuel: Some(5_000_000), ..Limits::default() };
+    let engine = Engine::with_limits(limits).unwrap();
+    let request = push("a", &[("x", None)]);
+    let looping = engine
+        .load_file(hostile_policy())
+        .unwrap()
+        .configure(&json!({"behaviour": "loop"}))
+        .unwrap();
+    let failure = looping.evaluate(&request, empty()).unwrap_err();
+    assert_eq!(failure.to_string(), "ran out of its 5000000 units of fuel");
+    // Honest policies decide well within the same budget, call after call.
+    let honest = engine.load_embedded("immutable-tags").unwrap().configure(&json!({})).unwrap();
+    for _ in 0..3 {
+        assert_eq!(honest.evaluate(&request, empty()).unwrap().outcome, Outcome::Allow);
+    }
+}

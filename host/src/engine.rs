@@ -53,6 +53,7 @@ impl EngineBuilder {
         config.epoch_interruption(true);
         // Deep recursion must trap long before the host thread's own stack is at risk.
         config.max_wasm_stack(512 << 10);
+        config.consume_fuel(self.limits.fuel.is_some());
         let wasmtime = wasmtime::Engine::new(&config).map_err(engine_error)?;
         let linker = sandbox::linker(&wasmtime).map_err(engine_error)?;
         let cache = self.cache_dir.map(|dir| CompileCache::new(dir, &wasmtime));

@@ -55,6 +55,8 @@ pub enum Failure {
     Deadline(Duration),
     #[error("exceeded its {} MiB memory limit", .0 >> 20)]
     Memory(usize),
+    #[error("ran out of its {0} units of fuel")]
+    Fuel(u64),
     #[error("overflowed its stack")]
     StackOverflow,
     #[error("panicked: {0}")]

@@ -119,14 +119,14 @@ impl Policy {
         let patterns = Arc::new(PatternCache::default());
         let mut instance = Instance::new(&pre, &limits, &patterns)
             .map_err(|failure| Error::Load { origin: origin.clone(), failure })?;
-        instance.store.set_epoch_deadline(ticks(limits.configure_deadline));
+        instance.arm(limits.configure_deadline, &limits);
         let raw = instance
             .bindings
             .tagpolicy_policy_policy()
             .call_metadata(&mut instance.store)
             .map_err(|e| Error::Load {
                 origin: origin.clone(),
-                failure: instance.failure(e, limits.memory_bytes, limits.configure_deadline),
+                failure: instance.failure(e, &limits, limits.configure_deadline),
             })?;
         let metadata =
             check_metadata(raw).map_err(|message| Error::Metadata { origin, message })?;
@@ -256,7 +256,7 @@ impl ConfiguredPolicy {
                 })?,
         };
         instance.store.data_mut().view = Some(repository);
-        instance.store.set_epoch_deadline(ticks(limits.evaluate_deadline));
+        instance.arm(limits.evaluate_deadline, &limits);
         let result =
             instance.bindings.tagpolicy_policy_policy().call_evaluate(&mut instance.store, request);
         instance.store.data_mut().view = None;
@@ -281,9 +281,7 @@ impl ConfiguredPolicy {
                 }
                 Ok(decision::from_policy(self.name(), raw))
             }
-            Err(error) => {
-                Err(instance.failure(error, limits.memory_bytes, limits.evaluate_deadline))
-            }
+            Err(error) => Err(instance.failure(error, &limits, limits.evaluate_deadline)),
         }
     }
 }
@@ -310,11 +308,13 @@ impl Instance {
         let mut store = Store::new(pre.engine(), HostState::new(limits, patterns.clone()));
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(ticks(limits.configure_deadline));
+        if let Some(fuel) = limits.fuel {
+            // Fails only on an engine without fuel, where the limit cannot apply.
+            let _ = store.set_fuel(fuel);
+        }
         match pre.instantiate(&mut store) {
             Ok(bindings) => Ok(Self { store, bindings, uses: 0 }),
-            Err(error) => {
-                Err(classify(&store, error, limits.memory_bytes, limits.configure_deadline))
-            }
+            Err(error) => Err(classify(&store, error, limits, limits.configure_deadline)),
         }
     }
 
@@ -335,14 +335,22 @@ impl Instance {
             Ok(Err(message)) => Err(ConfigureError::Rejected(message)),
             Err(error) => Err(ConfigureError::Failed(instance.failure(
                 error,
-                limits.memory_bytes,
+                limits,
                 limits.configure_deadline,
             ))),
         }
     }
 
-    fn failure(&self, error: wasmtime::Error, memory_bytes: usize, deadline: Duration) -> Failure {
-        classify(&self.store, error, memory_bytes, deadline)
+    /// Set the budget of the next call: its deadline, and its fuel if the engine counts fuel.
+    fn arm(&mut self, deadline: Duration, limits: &Limits) {
+        self.store.set_epoch_deadline(ticks(deadline));
+        if let Some(fuel) = limits.fuel {
+            let _ = self.store.set_fuel(fuel);
+        }
+    }
+
+    fn failure(&self, error: wasmtime::Error, limits: &Limits, deadline: Duration) -> Failure {
+        classify(&self.store, error, limits, deadline)
     }
 }
 
@@ -350,17 +358,18 @@ impl Instance {
 fn classify(
     store: &Store<HostState>,
     error: wasmtime::Error,
-    memory_bytes: usize,
+    limits: &Limits,
     deadline: Duration,
 ) -> Failure {
     let state = store.data();
     if state.limiter.memory_exceeded {
-        return Failure::Memory(memory_bytes);
+        return Failure::Memory(limits.memory_bytes);
     }
     let trap = error.downcast_ref::<Trap>();
     match trap {
         Some(Trap::Interrupt) => return Failure::Deadline(deadline),
         Some(Trap::StackOverflow) => return Failure::StackOverflow,
+        Some(Trap::OutOfFuel) => return Failure::Fuel(limits.fuel.unwrap_or_default()),
         _ => {}
     }
     if let Some(message) = panic_message(&state.output.take()) {

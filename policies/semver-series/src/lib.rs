@@ -7,7 +7,7 @@
 //! Other tags, identical re-pushes and deletions are not governed.
 
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use tagpolicy_guest::tags::{self, Series, Version};
 use tagpolicy_guest::{Decision, Findings, Policy, Request, export_policy, repository};
 
@@ -85,30 +85,43 @@ impl Policy for SemverSeries {
         for change in &push.tags {
             after.insert(change.tag.clone(), push.digest.clone());
         }
-        let releases: Vec<(Version, &str, &str)> = after
-            .iter()
-            .filter_map(|(tag, digest)| Some((tags::release(tag)?, tag.as_str(), digest.as_str())))
-            .collect();
+        // One pass: the newest release of every series and overall, and the releases the
+        // pushed image carries. Each governed tag is then a lookup, whatever the size of
+        // the repository.
+        let mut newest: HashMap<Series, Version> = HashMap::new();
+        let mut newest_overall: Option<Version> = None;
+        let mut on_image: Vec<Version> = Vec::new();
+        for (tag, digest) in &after {
+            let Some(version) = tags::release(tag) else { continue };
+            for series in [
+                Series { major: version.major, minor: None },
+                Series { major: version.major, minor: Some(version.minor) },
+            ] {
+                let entry = newest.entry(series).or_insert(version);
+                *entry = (*entry).max(version);
+            }
+            newest_overall = newest_overall.max(Some(version));
+            if *digest == push.digest {
+                on_image.push(version);
+            }
+        }
 
         for (tag, follows) in governed {
-            let Some(newest) = releases.iter().map(|r| r.0).filter(|v| follows.includes(*v)).max()
-            else {
+            let newest = match &follows {
+                Follows::Series(series) => newest.get(series).copied(),
+                Follows::Latest => newest_overall,
+            };
+            let Some(newest) = newest else {
                 findings.deny(tag, format!(
                     "tag `{tag}` follows {} which has no release yet: push a release tag first or in the same push",
                     follows.name()
                 ));
                 continue;
             };
-            let carries_newest = releases
-                .iter()
-                .any(|(version, _, digest)| *version == newest && *digest == push.digest);
-            if !carries_newest {
-                let here = releases
+            if !on_image.contains(&newest) {
+                let here = on_image
                     .iter()
-                    .filter(|(version, _, digest)| {
-                        *digest == push.digest && follows.includes(*version)
-                    })
-                    .map(|r| r.0)
+                    .filter(|version| follows.includes(**version))
                     .max()
                     .map_or("no release of it".to_string(), |version| format!("only {version}"));
                 findings.deny(tag, format!(
