@@ -6,8 +6,10 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use tagpolicy::{
-    Actor, ConfiguredPolicy, Engine, ManifestDeletion, Operation, Push, Request, TagChange, TagMap,
+    Actor, ConfiguredPolicy, Engine, Limits, ManifestDeletion, Operation, Push, Request, TagChange,
+    TagMap,
 };
 
 #[derive(Debug, Arbitrary)]
@@ -28,7 +30,15 @@ struct Input {
 fn policies() -> &'static [ConfiguredPolicy] {
     static POLICIES: OnceLock<Vec<ConfiguredPolicy>> = OnceLock::new();
     POLICIES.get_or_init(|| {
-        let engine = Engine::new().expect("engine");
+        // Fuel, not the wall clock: a fuzzer shares the machine, and a 50 ms deadline can fire
+        // on an honest policy that was merely descheduled (seen in the first 10-minute run).
+        let limits = Limits {
+            fuel: Some(100_000_000),
+            evaluate_deadline: Duration::from_secs(60),
+            configure_deadline: Duration::from_secs(60),
+            ..Limits::default()
+        };
+        let engine = Engine::with_limits(limits).expect("engine");
         [
             ("immutable-tags", r#"{"mutable":["latest","\\d+\\.\\d+"],"owners":[{"pattern":"ci-.*","actors":["ci-bot"]}]}"#),
             ("min-tags", r#"{"min_tags":2,"required":["\\d+\\.\\d+\\.\\d+"]}"#),
