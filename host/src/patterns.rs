@@ -13,7 +13,7 @@ const MAX_COMPILED_BYTES: usize = 1 << 20;
 /// Distinct patterns cached per policy; past this, patterns are compiled per call.
 const MAX_CACHED: usize = 1024;
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Anchoring {
     Whole,
     Anywhere,
@@ -24,7 +24,10 @@ type Compiled = Result<Arc<Regex>, String>;
 /// Compiled patterns of one loaded policy, shared by all of its instances and threads.
 #[derive(Default)]
 pub(crate) struct PatternCache {
-    compiled: RwLock<HashMap<(Anchoring, String), Compiled>>,
+    // One map per anchoring, keyed by the pattern text, so that a lookup borrows the
+    // guest's string instead of allocating a key on every call.
+    whole: RwLock<HashMap<String, Compiled>>,
+    anywhere: RwLock<HashMap<String, Compiled>>,
 }
 
 impl PatternCache {
@@ -37,14 +40,17 @@ impl PatternCache {
     }
 
     fn get(&self, anchoring: Anchoring, pattern: &str) -> Compiled {
-        let key = (anchoring, pattern.to_string());
-        if let Some(hit) = self.compiled.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        let map = match anchoring {
+            Anchoring::Whole => &self.whole,
+            Anchoring::Anywhere => &self.anywhere,
+        };
+        if let Some(hit) = map.read().unwrap_or_else(|e| e.into_inner()).get(pattern) {
             return hit.clone();
         }
         let compiled = compile(anchoring, pattern);
-        let mut cache = self.compiled.write().unwrap_or_else(|e| e.into_inner());
+        let mut cache = map.write().unwrap_or_else(|e| e.into_inner());
         if cache.len() < MAX_CACHED {
-            cache.insert(key, compiled.clone());
+            cache.insert(pattern.to_string(), compiled.clone());
         }
         compiled
     }
