@@ -73,13 +73,16 @@ fn print_table(scenario: &Scenario, results: &[StepResult]) {
     }
     println!("{} ({})", scenario.repository, scenario.path.display());
     println!("{table}");
-    let count = |outcome| results.iter().filter(|r| r.decision.outcome == outcome).count();
     println!(
         "{} allowed, {} warned, {} denied",
-        count(Outcome::Allow),
-        count(Outcome::Warn),
-        count(Outcome::Deny)
+        count(results, Outcome::Allow),
+        count(results, Outcome::Warn),
+        count(results, Outcome::Deny)
     );
+}
+
+fn count(results: &[StepResult], outcome: Outcome) -> usize {
+    results.iter().filter(|r| r.decision.outcome == outcome).count()
 }
 
 /// "app-1211 → 1.2.11, 1.2, latest", "delete 1.2.10", "delete app-1210 (1.2.10, latest)".
@@ -134,13 +137,12 @@ struct StepReport<'a> {
 
 impl<'a> Report<'a> {
     fn new(scenario: &'a Scenario, results: &'a [StepResult]) -> Self {
-        let count = |outcome| results.iter().filter(|r| r.decision.outcome == outcome).count();
         Report {
             scenario: scenario.path.display().to_string(),
             repository: &scenario.repository,
-            allowed: count(Outcome::Allow),
-            warned: count(Outcome::Warn),
-            denied: count(Outcome::Deny),
+            allowed: count(results, Outcome::Allow),
+            warned: count(results, Outcome::Warn),
+            denied: count(results, Outcome::Deny),
             results: scenario
                 .steps
                 .iter()
