@@ -63,7 +63,9 @@ fuzz_target!(|input: Input| {
             Operation::Push(Push { digest, media_type, tags: changes(tags) })
         }
         Kind::DeleteTags(tags) => Operation::DeleteTags(changes(tags)),
-        Kind::DeleteManifest { digest, tags } => Operation::DeleteManifest(ManifestDeletion { digest, tags }),
+        Kind::DeleteManifest { digest, tags } => {
+            Operation::DeleteManifest(ManifestDeletion { digest, tags })
+        }
     };
     let request = Request {
         repository: "team/app".into(),
