@@ -48,6 +48,7 @@ pub mod decision;
 pub mod embedded;
 mod engine;
 mod error;
+pub mod gate;
 mod limits;
 pub mod oci;
 mod output;

@@ -7,6 +7,7 @@ mod common;
 mod eval;
 mod inspect;
 mod new;
+mod serve;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -24,7 +25,8 @@ use std::process::ExitCode;
     tagpolicy eval push.yaml --policy immutable-tags --settings settings.yaml --output json\n  \
     tagpolicy test tests/scenarios\n  \
     tagpolicy new release-bot-only && tagpolicy build release-bot-only\n  \
-    tagpolicy inspect immutable-tags")]
+    tagpolicy inspect immutable-tags\n  \
+    tagpolicy serve --config gate.yaml")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,6 +51,7 @@ enum Command {
     Build(build::Args),
     Inspect(inspect::Args),
     Bench(bench::Args),
+    Serve(serve::Args),
 }
 
 /// How a subcommand ended, as the process exit code.
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Build(args) => build::run(args, &cli.global),
         Command::Inspect(args) => inspect::run(args, &cli.global),
         Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve::run(args, &cli.global),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

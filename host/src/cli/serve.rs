@@ -1,0 +1,106 @@
+//! `tagpolicy serve`: run the registry gate.
+
+use super::Exit;
+use super::common;
+use anyhow::Context;
+use std::path::PathBuf;
+use tagpolicy::gate::Gate;
+
+/// Run the registry gate: a reverse proxy in front of an OCI registry that decides every
+/// tag change (manifest PUT by tag, `?tag=` multi-tag push, manifest DELETE) with the
+/// configured policies and passes everything else through untouched.
+///
+/// A denial is HTTP 403 `DENIED` with the policies' reasons, which skopeo, buildah and
+/// docker print; warnings pass with `Warning: 299` headers. The configuration is reloaded
+/// on SIGHUP and when the file changes; an invalid new one is logged and the running one
+/// stays. `/metrics` (Prometheus), `/healthz` and `/readyz` are served on the same address.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Configuration (YAML; unknown fields are errors):\n\n  \
+    listen: 127.0.0.1:5000                 # port 0 picks a free port\n  \
+    upstream: http://127.0.0.1:5001        # the registry behind the gate\n  \
+    decision_log: decisions.jsonl          # optional, one JSON object per decision\n  \
+    state_cache_seconds: 10                # optional, reuse of tag lists read for policies\n  \
+    rules:                                 # the first rule whose globs match applies\n    \
+    - repositories: [\"team/**\", \"library/*\"]\n      \
+      policies:                            # as in scenario files\n        \
+        - policy: immutable-tags\n          \
+          settings: {mutable: [\"latest\", \"\\\\d+\\\\.\\\\d+\"]}\n\n\
+    Repositories no rule matches are not restricted. Logs go to stderr (RUST_LOG=debug for more).\n\n\
+    Examples:\n  \
+    tagpolicy serve --config gate.yaml\n  \
+    tagpolicy serve --config gate.yaml --check")]
+pub struct Args {
+    /// The gate configuration file.
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+    /// Check the configuration and load every policy, then exit (0 if valid, 2 if not).
+    #[arg(long)]
+    check: bool,
+    /// Log lines as JSON objects instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
+    init_logging(args.log_json);
+    #[cfg(unix)]
+    // SAFETY: before any thread exists. A client that hangs up must not end the gate.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let gate = Gate::load(&args.config, common::loader(global)?)?;
+    if args.check {
+        println!("`{}`: valid", args.config.display());
+        for line in gate.describe() {
+            println!("  {line}");
+        }
+        return Ok(Exit::Success);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tagpolicy-gate")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listen = gate.listen();
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on `{listen}`"))?;
+        let address = listener.local_addr()?;
+        // The first line on stdout, for scripts and tests that start the gate on port 0.
+        println!("tagpolicy gate listening on http://{address}");
+        for line in gate.describe() {
+            tracing::info!("{line}");
+        }
+        gate.serve(listener, shutdown()).await?;
+        tracing::info!("stopped");
+        Ok(Exit::Success)
+    })
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

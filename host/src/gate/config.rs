@@ -1,0 +1,253 @@
+//! The gate's configuration file: where to listen, the upstream registry, and which
+//! policies rule which repositories. The `policies` entries are the scenario files' own
+//! schema, so a scenario tests exactly what the gate runs.
+
+use crate::policy_set::{Loader, PolicySet, PolicySpec};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::identity::{Identity, IdentitySpec};
+
+/// Why a gate configuration cannot be used. The message names the file and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read gate configuration `{}`: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("`{}`: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("`{}`: rules[{rule}].policies[{index}] (`{policy}`): {source}", path.display())]
+    Policy { path: PathBuf, rule: usize, index: usize, policy: String, source: Box<crate::Error> },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: SocketAddr,
+    upstream: String,
+    #[serde(default)]
+    decision_log: Option<PathBuf>,
+    /// How long the repository state read for policies is reused, in seconds.
+    #[serde(default = "default_state_cache_seconds")]
+    state_cache_seconds: u64,
+    #[serde(default)]
+    identity: Option<IdentitySpec>,
+    #[serde(default)]
+    rules: Vec<RuleFile>,
+}
+
+fn default_state_cache_seconds() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    repositories: Vec<String>,
+    policies: Vec<PolicySpec>,
+}
+
+/// A parsed and checked configuration; policies are not loaded yet.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    pub path: PathBuf,
+    pub listen: SocketAddr,
+    /// `http://host:port`, without a path.
+    pub upstream: http::Uri,
+    pub decision_log: Option<PathBuf>,
+    pub state_cache: Duration,
+    pub identity: Option<IdentitySpec>,
+    rules: Vec<RuleFile>,
+}
+
+impl GateConfig {
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::from_yaml(&text, path)
+    }
+
+    /// Parse `text`; `path` names the file in errors and anchors relative paths.
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
+        let file: File = serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let upstream = parse_upstream(&file.upstream).map_err(invalid)?;
+        for (r, rule) in file.rules.iter().enumerate() {
+            if rule.repositories.is_empty() {
+                return Err(invalid(format!(
+                    "rules[{r}].repositories: empty; list globs such as `team/**`"
+                )));
+            }
+            for (g, glob) in rule.repositories.iter().enumerate() {
+                repository_glob(glob)
+                    .map_err(|e| invalid(format!("rules[{r}].repositories[{g}]: {e}")))?;
+            }
+            for (p, spec) in rule.policies.iter().enumerate() {
+                spec.check().map_err(|e| invalid(format!("rules[{r}].policies[{p}].{e}")))?;
+            }
+        }
+        let base = path.parent().unwrap_or(Path::new(""));
+        let decision_log = file.decision_log.map(|log| base.join(log));
+        let identity = file.identity.map(|identity| identity.relative_to(base));
+        Ok(GateConfig {
+            path: path.to_path_buf(),
+            listen: file.listen,
+            upstream,
+            decision_log,
+            state_cache: Duration::from_secs(file.state_cache_seconds),
+            identity,
+            rules: file.rules,
+        })
+    }
+
+    fn base_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new(""))
+    }
+
+    /// Load and configure every rule's policies, and the identity sources.
+    pub fn load(&self, loader: &Loader) -> Result<Rules, ConfigError> {
+        let mut rules = Vec::with_capacity(self.rules.len());
+        for (r, rule) in self.rules.iter().enumerate() {
+            let mut globs = GlobSetBuilder::new();
+            for glob in &rule.repositories {
+                // Checked when parsed.
+                globs.add(repository_glob(glob).expect("checked"));
+            }
+            let matcher = globs.build().map_err(|e| ConfigError::Invalid {
+                path: self.path.clone(),
+                message: format!("rules[{r}].repositories: {e}"),
+            })?;
+            let policies =
+                loader.policy_set(&rule.policies, self.base_dir()).map_err(|(index, source)| {
+                    ConfigError::Policy {
+                        path: self.path.clone(),
+                        rule: r,
+                        index,
+                        policy: rule.policies[index].policy.clone(),
+                        source: Box::new(source),
+                    }
+                })?;
+            rules.push(Rule {
+                repositories: rule.repositories.clone(),
+                matcher,
+                policies: Arc::new(policies),
+            });
+        }
+        let identity = match &self.identity {
+            Some(spec) => Identity::load(spec).map_err(|message| ConfigError::Invalid {
+                path: self.path.clone(),
+                message: format!("identity.{message}"),
+            })?,
+            None => Identity::anonymous(),
+        };
+        Ok(Rules { rules, identity })
+    }
+}
+
+fn parse_upstream(text: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri =
+        text.parse().map_err(|e| format!("upstream: `{text}` is not a URL: {e}"))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(format!("upstream: `{text}`: expected `http://host:port`"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!("upstream: `{text}`: give the registry's root, without a path"));
+    }
+    Ok(uri)
+}
+
+/// `*` stays within one path component; `**` crosses them.
+fn repository_glob(glob: &str) -> Result<Glob, String> {
+    globset::GlobBuilder::new(glob)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| format!("`{glob}` is not a valid glob: {e}"))
+}
+
+/// The loaded rules: the first rule whose globs match a repository applies.
+pub struct Rules {
+    rules: Vec<Rule>,
+    pub identity: Identity,
+}
+
+pub struct Rule {
+    pub repositories: Vec<String>,
+    matcher: GlobSet,
+    pub policies: Arc<PolicySet>,
+}
+
+impl Rules {
+    pub fn rule_for(&self, repository: &str) -> Option<&Rule> {
+        self.rules.iter().find(|rule| rule.matcher.is_match(repository))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<GateConfig, ConfigError> {
+        GateConfig::from_yaml(yaml, Path::new("/etc/tagpolicy/gate.yaml"))
+    }
+
+    #[test]
+    fn a_full_configuration_parses() {
+        let config = parse(
+            "listen: 127.0.0.1:5000\nupstream: http://127.0.0.1:5001\ndecision_log: decisions.jsonl\n\
+             rules:\n  - repositories: [\"team/**\", \"library/*\"]\n    policies:\n      \
+             - policy: immutable-tags\n        settings: {mutable: [latest]}\n        mode: audit\n",
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 5000);
+        assert_eq!(config.upstream.authority().unwrap().as_str(), "127.0.0.1:5001");
+        assert_eq!(config.decision_log.unwrap(), Path::new("/etc/tagpolicy/decisions.jsonl"));
+        assert_eq!(config.rules.len(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_field() {
+        let unknown = parse("listen: 127.0.0.1:5000\nupstream: http://x:1\nrulez: []\n");
+        let message = unknown.unwrap_err().to_string();
+        assert!(
+            message.contains("/etc/tagpolicy/gate.yaml") && message.contains("rulez"),
+            "{message}"
+        );
+
+        let https = parse("listen: 127.0.0.1:5000\nupstream: https://x\n").unwrap_err().to_string();
+        assert!(https.contains("upstream: `https://x`"), "{https}");
+
+        let glob = parse(
+            "listen: 127.0.0.1:5000\nupstream: http://x:1\nrules:\n  - repositories: [\"team/[\"]\n    policies: []\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(glob.contains("rules[0].repositories[0]: `team/[`"), "{glob}");
+
+        let settings = parse(
+            "listen: 127.0.0.1:5000\nupstream: http://x:1\nrules:\n  - repositories: [a]\n    policies:\n      - policy: immutable-tags\n        settings: [1]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(settings.contains("rules[0].policies[0].settings"), "{settings}");
+
+        let listen = parse("listen: localhost\nupstream: http://x:1\n").unwrap_err().to_string();
+        assert!(listen.contains("listen"), "{listen}");
+    }
+
+    #[test]
+    fn globs_keep_single_stars_within_a_component() {
+        let star = repository_glob("library/*").unwrap().compile_matcher();
+        assert!(star.is_match("library/alpine"));
+        assert!(!star.is_match("library/a/b"));
+        let deep = repository_glob("team/**").unwrap().compile_matcher();
+        assert!(deep.is_match("team/a/b"));
+        assert!(!deep.is_match("other/a"));
+    }
+}

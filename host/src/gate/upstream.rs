@@ -1,0 +1,369 @@
+//! The registry behind the gate: requests passed through unchanged, and the lookups and
+//! writes the gate makes itself (current digests, tag lists, applying tags).
+
+use super::metrics::Metrics;
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LINK};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every body the gate sends: streamed from the other side or built here.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// The manifest media types the gate asks for, so that the upstream answers with the
+/// digest of the manifest as stored (and never converts it).
+pub const MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json, \
+    application/vnd.oci.image.index.v1+json, \
+    application/vnd.docker.distribution.manifest.v2+json, \
+    application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// How long a lookup the gate makes itself may take.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+pub fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+pub fn streamed(body: Incoming) -> Body {
+    body.map_err(|e| Box::new(e) as BoxError).boxed()
+}
+
+/// Why the gate could not get an answer it needs from the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("the upstream registry is unreachable: {0}")]
+    Unreachable(String),
+    #[error("the upstream registry did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The upstream refused the gate's lookup (e.g. 401 with a challenge): the client gets
+    /// that answer, so that it can authenticate and retry.
+    #[error("the upstream registry answered {}", .0.status())]
+    Refused(Box<Response<Bytes>>),
+    #[error("the upstream registry answered with {0}")]
+    Invalid(String),
+}
+
+pub struct Upstream {
+    client: Client<HttpConnector, Body>,
+    base: Uri,
+    metrics: Arc<Metrics>,
+}
+
+impl Upstream {
+    pub fn new(base: Uri, metrics: Arc<Metrics>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Upstream { client, base, metrics }
+    }
+
+    pub fn base(&self) -> &Uri {
+        &self.base
+    }
+
+    fn uri(&self, path_and_query: &str) -> Uri {
+        let authority = self.base.authority().expect("checked when configured");
+        Uri::builder()
+            .scheme("http")
+            .authority(authority.as_str())
+            .path_and_query(path_and_query)
+            .build()
+            .expect("a path from a parsed request")
+    }
+
+    /// Send a request as it came (headers, body stream), to the same path upstream.
+    pub async fn forward(
+        &self,
+        mut request: Request<Body>,
+        operation: &'static str,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let path = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+        *request.uri_mut() = self.uri(&path);
+        remove_hop_by_hop(request.headers_mut());
+        let started = Instant::now();
+        let result = self.client.request(request).await;
+        self.metrics.upstream(operation, started.elapsed());
+        let mut response = result.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?;
+        remove_hop_by_hop(response.headers_mut());
+        Ok(response)
+    }
+
+    /// A request the gate makes itself, with the client's credentials; the whole body is
+    /// read (these are small: manifests, tag lists, errors).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        operation: &'static str,
+    ) -> Result<Response<Bytes>, UpstreamError> {
+        let mut request = Request::builder().method(method).uri(self.uri(path));
+        *request.headers_mut().expect("fresh builder") = headers;
+        let request = request.body(full(body)).expect("valid parts");
+        let started = Instant::now();
+        let exchange = async {
+            let response = self.client.request(request).await?;
+            let (parts, body) = response.into_parts();
+            let bytes = body.collect().await?.to_bytes();
+            Ok::<_, BoxError>(Response::from_parts(parts, bytes))
+        };
+        let result = tokio::time::timeout(LOOKUP_TIMEOUT, exchange).await;
+        self.metrics.upstream(operation, started.elapsed());
+        match result {
+            Err(_) => Err(UpstreamError::Timeout(LOOKUP_TIMEOUT)),
+            Ok(Err(e)) => Err(UpstreamError::Unreachable(error_chain(e.as_ref()))),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+
+    /// The digest `reference` points at, or `None` if the upstream does not know it.
+    pub async fn digest_of(
+        &self,
+        repository: &str,
+        reference: &str,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Option<String>, UpstreamError> {
+        let response = self
+            .call(
+                Method::HEAD,
+                &format!("/v2/{repository}/manifests/{reference}"),
+                lookup_headers(auth),
+                Bytes::new(),
+                "lookup",
+            )
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            status if status.is_success() => {
+                let digest = response
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| {
+                        UpstreamError::Invalid(format!(
+                            "no Docker-Content-Digest for `{repository}:{reference}`"
+                        ))
+                    })?;
+                crate::oci::check_digest(digest).map_err(UpstreamError::Invalid)?;
+                Ok(Some(digest.to_string()))
+            }
+            _ => Err(UpstreamError::Refused(Box::new(response))),
+        }
+    }
+
+    /// The manifest stored under `reference` (media type and the exact bytes), for undoing
+    /// a tag write.
+    pub async fn manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Option<(HeaderValue, Bytes)>, UpstreamError> {
+        let response = self
+            .call(
+                Method::GET,
+                &format!("/v2/{repository}/manifests/{reference}"),
+                lookup_headers(auth),
+                Bytes::new(),
+                "lookup",
+            )
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            status if status.is_success() => {
+                let media_type =
+                    response.headers().get(CONTENT_TYPE).cloned().ok_or_else(|| {
+                        UpstreamError::Invalid(format!(
+                            "no Content-Type for `{repository}:{reference}`"
+                        ))
+                    })?;
+                Ok(Some((media_type, response.into_body())))
+            }
+            _ => Err(UpstreamError::Refused(Box::new(response))),
+        }
+    }
+
+    /// Every tag of `repository`, following the upstream's pagination.
+    pub async fn tags(
+        &self,
+        repository: &str,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Vec<String>, UpstreamError> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut tags = Vec::new();
+        let mut path = format!("/v2/{repository}/tags/list?n=1000");
+        loop {
+            let response =
+                self.call(Method::GET, &path, lookup_headers(auth), Bytes::new(), "lookup").await?;
+            match response.status() {
+                // A repository that does not exist yet has no tags.
+                StatusCode::NOT_FOUND => return Ok(tags),
+                status if status.is_success() => {}
+                _ => return Err(UpstreamError::Refused(Box::new(response))),
+            }
+            let page: TagList = serde_json::from_slice(response.body()).map_err(|e| {
+                UpstreamError::Invalid(format!("an unreadable tag list for `{repository}`: {e}"))
+            })?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next_page(response.headers()) {
+                Some(next) => path = next,
+                None => return Ok(tags),
+            }
+        }
+    }
+
+    /// Store `manifest` under `reference`.
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &HeaderValue,
+        manifest: Bytes,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Response<Bytes>, UpstreamError> {
+        let mut headers = lookup_headers(auth);
+        headers.insert(CONTENT_TYPE, media_type.clone());
+        self.call(
+            Method::PUT,
+            &format!("/v2/{repository}/manifests/{reference}"),
+            headers,
+            manifest,
+            "write",
+        )
+        .await
+    }
+
+    pub async fn delete_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Response<Bytes>, UpstreamError> {
+        self.call(
+            Method::DELETE,
+            &format!("/v2/{repository}/manifests/{reference}"),
+            lookup_headers(auth),
+            Bytes::new(),
+            "write",
+        )
+        .await
+    }
+
+    /// Whether the upstream answers at all (any HTTP status counts).
+    pub async fn is_reachable(&self) -> bool {
+        self.call(Method::GET, "/v2/", HeaderMap::new(), Bytes::new(), "probe").await.is_ok()
+    }
+}
+
+fn lookup_headers(auth: Option<&HeaderValue>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_TYPES));
+    if let Some(auth) = auth {
+        headers.insert(AUTHORIZATION, auth.clone());
+    }
+    headers
+}
+
+/// The path of the next page from a `Link: </v2/...?last=x&n=1000>; rel="next"` header.
+fn next_page(headers: &HeaderMap) -> Option<String> {
+    let link = headers.get(LINK)?.to_str().ok()?;
+    let (target, params) = link.split_once(';')?;
+    if !params.contains("rel=\"next\"") {
+        return None;
+    }
+    let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+    // Only a path on this registry: never follow a link elsewhere.
+    target.starts_with("/v2/").then(|| target.to_string())
+}
+
+/// Headers that belong to one connection and must not be forwarded (RFC 9110, 7.6.1).
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    for name in named {
+        headers.remove(name.as_str());
+    }
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pagination_follows_only_local_next_links() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            LINK,
+            HeaderValue::from_static("</v2/a/tags/list?last=x&n=1000>; rel=\"next\""),
+        );
+        assert_eq!(next_page(&headers).as_deref(), Some("/v2/a/tags/list?last=x&n=1000"));
+        headers.insert(LINK, HeaderValue::from_static("<http://evil/v2/a>; rel=\"next\""));
+        assert_eq!(next_page(&headers), None);
+        headers.insert(LINK, HeaderValue::from_static("</v2/a/tags/list?last=x>; rel=\"prev\""));
+        assert_eq!(next_page(&headers), None);
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped_and_repeated_ones_kept() {
+        let mut headers = HeaderMap::new();
+        headers.append(ACCEPT, HeaderValue::from_static("a"));
+        headers.append(ACCEPT, HeaderValue::from_static("b"));
+        headers.insert("connection", HeaderValue::from_static("close, x-private"));
+        headers.insert("x-private", HeaderValue::from_static("1"));
+        headers.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers.get_all(ACCEPT).iter().count(), 2);
+        assert!(headers.get("x-private").is_none());
+        assert!(headers.get("transfer-encoding").is_none());
+        assert!(headers.get("connection").is_none());
+    }
+}
