@@ -1,0 +1,388 @@
+//! End to end: the real CNCF distribution registry, `tagpolicy serve` in front of it, and
+//! the real clients skopeo and buildah pushing images written here as OCI layouts.
+//! Needs the Debian packages docker-registry, skopeo and buildah (`.ci/run` installs them).
+
+mod common;
+#[path = "support/registry.rs"]
+mod registry;
+
+use registry::{Client, Gate, Layout, Registry, skopeo_copy, text};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Release tags immutable; `latest`, series (`1.2`) and `dev-*` tags mutable.
+const RULES: &str = r#"rules:
+  - repositories: ["team/**"]
+    policies:
+      - policy: immutable-tags
+        settings: {mutable: ["latest", "\\d+\\.\\d+", "dev-.*"]}
+"#;
+
+fn setup() -> (Registry, Gate, Client, Client) {
+    let registry = Registry::start();
+    let gate = Gate::start(&registry.url(), RULES);
+    let through_gate = Client::new(&gate.url());
+    let direct = Client::new(&registry.url());
+    (registry, gate, through_gate, direct)
+}
+
+#[test]
+fn skopeo_pushes_follow_the_rules() {
+    let (_registry, gate, _, direct) = setup();
+    let images = tempfile::tempdir().unwrap();
+    let first = Layout::image(images.path(), 1, 4096);
+    let second = Layout::image(images.path(), 2, 4096);
+
+    // New tags are allowed.
+    for tag in ["1.2.3", "latest"] {
+        let out = skopeo_copy(&first, &gate.address, &format!("team/app:{tag}"), false);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    assert_eq!(direct.digest_of("team/app", "1.2.3"), Some(first.digest.clone()));
+
+    // `latest` may move.
+    let out = skopeo_copy(&second, &gate.address, "team/app:latest", false);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(direct.digest_of("team/app", "latest"), Some(second.digest.clone()));
+
+    // A release tag may not: skopeo fails and prints the policy's reason.
+    let out = skopeo_copy(&second, &gate.address, "team/app:1.2.3", false);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("denied: immutable-tags: tag `1.2.3` is immutable"),
+        "skopeo should show the reason: {stderr}"
+    );
+    assert_eq!(direct.digest_of("team/app", "1.2.3"), Some(first.digest.clone()));
+
+    // Re-pushing the identical image under the release tag is fine.
+    let out = skopeo_copy(&first, &gate.address, "team/app:1.2.3", false);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The decision log and the metrics saw all of it.
+    let decisions = gate.decisions();
+    let outcomes: Vec<&str> = decisions.iter().map(|d| d["decision"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["allow", "allow", "allow", "deny", "allow"]);
+    assert_eq!(decisions[3]["tags"][0], "1.2.3");
+    assert_eq!(decisions[3]["digest"], second.digest.as_str());
+    assert_eq!(decisions[3]["policies"][0], "immutable-tags");
+    assert!(decisions[3]["reasons"][0]["reason"].as_str().unwrap().contains("immutable"));
+    let metrics = gate.metrics();
+    assert!(
+        metrics.contains(
+            r#"tagpolicy_gate_decisions_total{policy="immutable-tags",outcome="deny"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"tagpolicy_gate_requests_total{route="identical"} 1"#), "{metrics}");
+}
+
+#[test]
+fn buildah_shows_the_denial() {
+    let (_registry, gate, _, direct) = setup();
+    // buildah names a pulled image after its path, which must be lowercase (tempfile's
+    // random names are not).
+    let images = LowercaseDir::new();
+    let storage = tempfile::tempdir().unwrap();
+    let buildah = |args: &[&str]| {
+        std::process::Command::new("buildah")
+            .arg("--storage-driver=vfs")
+            .arg("--root")
+            .arg(storage.path().join("root"))
+            .arg("--runroot")
+            .arg(storage.path().join("run"))
+            .args(args)
+            .output()
+            .expect("`buildah` (Debian package buildah) must be installed")
+    };
+    for (seed, tag) in [(11, "2.0.0"), (12, "2.0.0")] {
+        let layout = Layout::image(images.path(), seed, 2048);
+        let name = format!("localhost/seed-{seed}:latest");
+        let out = buildah(&["pull", "--quiet", &layout.oci_ref()]);
+        assert!(out.status.success(), "{}", text(&out));
+        let image_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let out = buildah(&["tag", &image_id, &name]);
+        assert!(out.status.success(), "{}", text(&out));
+        let destination = format!("docker://{}/team/built:{tag}", gate.address);
+        let out = buildah(&["push", "--tls-verify=false", "--retry", "0", &name, &destination]);
+        if seed == 11 {
+            assert!(out.status.success(), "{}", text(&out));
+        } else {
+            assert_eq!(out.status.code(), Some(125), "{}", text(&out));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains("denied: immutable-tags: tag `2.0.0` is immutable"),
+                "buildah should show the reason: {stderr}"
+            );
+        }
+    }
+    assert_eq!(direct.tags("team/built"), ["2.0.0"]);
+}
+
+struct LowercaseDir(std::path::PathBuf);
+
+impl LowercaseDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("tagpolicy-buildah-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        LowercaseDir(dir)
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for LowercaseDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_multi_arch_index_is_pushed_with_skopeo_copy_all() {
+    let (_registry, gate, _, direct) = setup();
+    let images = tempfile::tempdir().unwrap();
+    let index = Layout::multi_arch(images.path(), 20);
+    let out = skopeo_copy(&index, &gate.address, "team/multi:3.0.0", true);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(direct.digest_of("team/multi", "3.0.0"), Some(index.digest.clone()));
+    // The children went by digest: no decision for them, one for the index's tag.
+    let decisions = gate.decisions();
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decisions[0]["digest"], index.digest.as_str());
+    // Pushing another index under the release tag is refused.
+    let other = Layout::multi_arch(images.path(), 30);
+    let out = skopeo_copy(&other, &gate.address, "team/multi:3.0.0", true);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(direct.digest_of("team/multi", "3.0.0"), Some(index.digest));
+}
+
+#[test]
+fn deletions_by_tag_and_by_digest_are_decided() {
+    let (_registry, gate, through_gate, direct) = setup();
+    let (release, release_digest) = direct.image_manifest("team/del", "release");
+    let (dev, dev_digest) = direct.image_manifest("team/del", "dev");
+    assert_eq!(direct.put_manifest("team/del", "4.0.0", &release).status, 201);
+    assert_eq!(direct.put_manifest("team/del", "dev-1", &dev).status, 201);
+
+    // A release tag cannot be deleted, by tag or through its digest.
+    let by_tag = through_gate.delete_manifest("team/del", "4.0.0");
+    assert_eq!(by_tag.status, 403, "{}", by_tag.body);
+    assert!(by_tag.json()["errors"][0]["message"].as_str().unwrap().contains("`4.0.0`"));
+    let by_digest = through_gate.delete_manifest("team/del", &release_digest);
+    assert_eq!(by_digest.status, 403, "{}", by_digest.body);
+    assert_eq!(by_digest.json()["errors"][0]["detail"]["tags"][0], "4.0.0");
+    assert_eq!(direct.digest_of("team/del", "4.0.0"), Some(release_digest));
+
+    // A mutable tag may go. Distribution 2.8 cannot delete a tag alone (it answers 400
+    // DIGEST_INVALID), and the gate passes its answer on; by digest it works.
+    let by_tag = through_gate.delete_manifest("team/del", "dev-1");
+    assert_eq!(by_tag.status, 400, "{}", by_tag.body);
+    assert_eq!(by_tag.json()["errors"][0]["code"], "DIGEST_INVALID");
+    let out = std::process::Command::new("skopeo")
+        .args(["delete", "--tls-verify=false"])
+        .arg(format!("docker://{}/team/del:dev-1", gate.address))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(direct.digest_of("team/del", &dev_digest), None);
+    let operations: Vec<String> =
+        gate.decisions().iter().map(|d| format!("{} {}", d["operation"], d["decision"])).collect();
+    assert_eq!(
+        operations,
+        [
+            r#""delete_tags" "deny""#,
+            r#""delete_manifest" "deny""#,
+            r#""delete_tags" "allow""#,
+            r#""delete_manifest" "allow""#
+        ]
+    );
+}
+
+#[test]
+fn a_multi_tag_push_is_applied_whole_or_not_at_all() {
+    let (_registry, _gate, through_gate, direct) = setup();
+    let (first, first_digest) = direct.image_manifest("team/tags", "first");
+    let pushed = through_gate.put_manifest(
+        "team/tags",
+        &format!("{first_digest}?tag=5.0.0&tag=5.0&tag=latest"),
+        &first,
+    );
+    assert_eq!(pushed.status, 201, "{}", pushed.body);
+    assert_eq!(pushed.header_all("oci-tag"), ["5.0.0", "5.0", "latest"]);
+    assert_eq!(direct.tags("team/tags"), ["5.0", "5.0.0", "latest"]);
+    for tag in ["5.0.0", "5.0", "latest"] {
+        assert_eq!(direct.digest_of("team/tags", tag).as_deref(), Some(first_digest.as_str()));
+    }
+
+    // One refused tag refuses the push: `5.0` and `latest` could move, `5.0.0` cannot.
+    let (second, second_digest) = direct.image_manifest("team/tags", "second");
+    let refused = through_gate.put_manifest(
+        "team/tags",
+        &format!("{second_digest}?tag=5.0&tag=latest&tag=5.0.0&tag=5.0.1"),
+        &second,
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let error = &refused.json()["errors"][0];
+    assert_eq!(error["code"], "DENIED");
+    assert!(error["message"].as_str().unwrap().contains("`5.0.0` is immutable"), "{error}");
+    assert_eq!(error["detail"]["tags"], serde_json::json!(["5.0", "latest", "5.0.0", "5.0.1"]));
+    // Nothing changed upstream: same tags, same digests, the new manifest not stored.
+    assert_eq!(direct.tags("team/tags"), ["5.0", "5.0.0", "latest"]);
+    for tag in ["5.0.0", "5.0", "latest"] {
+        assert_eq!(direct.digest_of("team/tags", tag).as_deref(), Some(first_digest.as_str()));
+    }
+    assert_eq!(direct.digest_of("team/tags", &second_digest), None);
+
+    // A manifest whose bytes do not match the digest in the URL is refused before anything.
+    let mismatched =
+        through_gate.put_manifest("team/tags", &format!("{first_digest}?tag=x"), &second);
+    assert_eq!(mismatched.status, 400);
+    assert_eq!(mismatched.json()["errors"][0]["code"], "DIGEST_INVALID");
+}
+
+#[test]
+fn a_large_blob_streams_through_without_the_gate_holding_it() {
+    let (_registry, gate, _, direct) = setup();
+    let images = tempfile::tempdir().unwrap();
+    let small = Layout::image(images.path(), 40, 1024);
+    let out = skopeo_copy(&small, &gate.address, "team/big:warmup", false);
+    assert!(out.status.success(), "{}", text(&out));
+    let before = gate.peak_rss_kib();
+
+    let big = Layout::image(images.path(), 41, 100 << 20);
+    let out = skopeo_copy(&big, &gate.address, "team/big:1.0.0", false);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(direct.digest_of("team/big", "1.0.0"), Some(big.digest));
+    let after = gate.peak_rss_kib();
+    eprintln!("gate peak RSS: {before} KiB before, {after} KiB after a 100 MiB layer");
+    // 100 MiB went through; the gate's peak memory may grow by buffers, not by the layer.
+    assert!(
+        after < before + 24 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB for a 100 MiB layer"
+    );
+}
+
+#[test]
+fn an_unreachable_upstream_changes_nothing() {
+    let (mut registry, gate, through_gate, direct) = setup();
+    let (manifest, digest) = direct.image_manifest("team/down", "one");
+    assert_eq!(through_gate.put_manifest("team/down", "6.0.0", &manifest).status, 201);
+    let ready = |url: &str| ureq::get(&format!("{url}/readyz")).call().is_ok();
+    assert!(ready(&gate.url()));
+
+    registry.stop();
+    let (other, _) = (b"{}".to_vec(), ());
+    let refused = through_gate.put_manifest("team/down", "6.0.0", &other);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    let error = &refused.json()["errors"][0];
+    assert_eq!(error["code"], "UNAVAILABLE");
+    assert!(error["message"].as_str().unwrap().contains("nothing was changed"), "{error}");
+    let pull = ureq::get(&format!("{}/v2/team/down/tags/list", gate.url())).call();
+    assert!(matches!(pull, Err(ureq::Error::Status(503, _))), "{pull:?}");
+    assert!(!ready(&gate.url()));
+    let images = tempfile::tempdir().unwrap();
+    let out = skopeo_copy(
+        &Layout::image(images.path(), 50, 512),
+        &gate.address,
+        "team/down:7.0.0",
+        false,
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+
+    registry.restart();
+    assert!(ready(&gate.url()));
+    assert_eq!(direct.digest_of("team/down", "6.0.0"), Some(digest));
+    assert_eq!(direct.tags("team/down"), ["6.0.0"]);
+}
+
+#[test]
+fn a_hot_reload_while_pushes_run() {
+    let (_registry, gate, through_gate, direct) = setup();
+    let (manifest, _) = direct.image_manifest("team/reload", "base");
+    let (other, _) = direct.image_manifest("team/reload", "other");
+    assert_eq!(through_gate.put_manifest("team/reload", "latest", &manifest).status, 201);
+
+    // Pushes of new tags go on all the time; every one must be answered 201.
+    let stop = Arc::new(AtomicBool::new(false));
+    let pushed = Arc::new(AtomicUsize::new(0));
+    let pusher = {
+        let (stop, pushed, url, manifest) =
+            (stop.clone(), pushed.clone(), gate.url(), manifest.clone());
+        std::thread::spawn(move || {
+            let client = Client::new(&url);
+            let mut failures = Vec::new();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let reply = client.put_manifest("team/reload", &format!("dev-{n}"), &manifest);
+                if reply.status != 201 {
+                    failures.push(format!("dev-{n}: {} {}", reply.status, reply.body));
+                }
+                pushed.fetch_add(1, Ordering::Relaxed);
+            }
+            failures
+        })
+    };
+
+    // Reload by SIGHUP, by editing the file, and with an invalid file; then make `latest`
+    // immutable too.
+    let path = gate.config_path();
+    let upstream = _registry.url();
+    gate.hangup();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(&path, Gate::config_text(&upstream, &format!("{RULES}\n# edited\n"))).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::fs::write(&path, Gate::config_text(&upstream, "rules: [oops")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // The invalid file was refused: `latest` still moves.
+    assert_eq!(through_gate.put_manifest("team/reload", "latest", &other).status, 201);
+    let stricter = RULES.replace(r#"["latest", "\\d+\\.\\d+", "dev-.*"]"#, r#"["dev-.*"]"#);
+    std::fs::write(&path, Gate::config_text(&upstream, &stricter)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    gate.hangup();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    stop.store(true, Ordering::Relaxed);
+    let failures = pusher.join().unwrap();
+    assert!(failures.is_empty(), "pushes failed during reloads: {failures:?}");
+    assert!(pushed.load(Ordering::Relaxed) > 10, "the pusher barely ran");
+
+    let refused = through_gate.put_manifest("team/reload", "latest", &manifest);
+    assert_eq!(refused.status, 403, "the stricter rules apply: {}", refused.body);
+    let metrics = gate.metrics();
+    assert!(metrics.contains(r#"tagpolicy_gate_reloads_total{result="error"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"tagpolicy_gate_reloads_total{result="ok"}"#), "{metrics}");
+    assert!(gate.log().contains("configuration not reloaded"), "{}", gate.log());
+}
+
+#[test]
+fn racing_pushes_to_one_new_immutable_tag_have_one_winner() {
+    const ROUNDS: usize = 25;
+    const RACERS: usize = 20;
+    let (_registry, gate, _, direct) = setup();
+    let manifests: Vec<(Vec<u8>, String)> =
+        (0..RACERS).map(|i| direct.image_manifest("team/race", &format!("racer-{i}"))).collect();
+    let manifests = Arc::new(manifests);
+    for round in 0..ROUNDS {
+        let tag = format!("9.{round}.0");
+        let barrier = Arc::new(std::sync::Barrier::new(RACERS));
+        let racers: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let (barrier, manifests, url, tag) =
+                    (barrier.clone(), manifests.clone(), gate.url(), tag.clone());
+                std::thread::spawn(move || {
+                    let client = Client::new(&url);
+                    barrier.wait();
+                    client.put_manifest("team/race", &tag, &manifests[i].0).status
+                })
+            })
+            .collect();
+        let statuses: Vec<u16> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+        let winners: Vec<usize> = (0..RACERS).filter(|&i| statuses[i] == 201).collect();
+        assert_eq!(winners.len(), 1, "round {round}: statuses {statuses:?}");
+        assert_eq!(statuses.iter().filter(|&&s| s == 403).count(), RACERS - 1, "{statuses:?}");
+        assert_eq!(direct.digest_of("team/race", &tag), Some(manifests[winners[0]].1.clone()));
+    }
+}
