@@ -1,6 +1,7 @@
 //! Real parts for the gate's end-to-end tests: the CNCF distribution registry
 //! (`docker-registry`), the `tagpolicy serve` binary in front of it, OCI image layouts
 //! written by hand, and a small registry client over HTTP.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -351,12 +352,25 @@ impl Client {
     }
 
     pub fn put_manifest(&self, repository: &str, reference: &str, manifest: &[u8]) -> Reply {
-        reply(
-            self.agent
-                .put(&format!("{}/v2/{repository}/manifests/{reference}", self.base))
-                .set("Content-Type", MANIFEST)
-                .send_bytes(manifest),
-        )
+        self.put_manifest_with(repository, reference, manifest, None)
+    }
+
+    /// A manifest PUT with an `Authorization` header, if given.
+    pub fn put_manifest_with(
+        &self,
+        repository: &str,
+        reference: &str,
+        manifest: &[u8],
+        authorization: Option<&str>,
+    ) -> Reply {
+        let mut request = self
+            .agent
+            .put(&format!("{}/v2/{repository}/manifests/{reference}", self.base))
+            .set("Content-Type", MANIFEST);
+        if let Some(authorization) = authorization {
+            request = request.set("Authorization", authorization);
+        }
+        reply(request.send_bytes(manifest))
     }
 
     pub fn delete_manifest(&self, repository: &str, reference: &str) -> Reply {

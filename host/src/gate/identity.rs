@@ -1,17 +1,84 @@
-//! Who is asking: the actor a policy sees. Without an `identity` section every request is
-//! anonymous; the gate never takes a user name from a request it has not verified.
+//! Who is asking: the actor a policy sees, established by the gate itself. Credentials are
+//! verified (bcrypt htpasswd entries, signed bearer tokens, a header set by a trusted front
+//! proxy) or the request is anonymous; credentials that are present but do not verify are
+//! refused, never ignored and never believed.
 
 use crate::push::Actor;
+use base64::Engine as _;
+use http::HeaderValue;
+use http::header::AUTHORIZATION;
+use ipnet::IpNet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde::Deserialize;
-use std::path::Path;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// The `identity` section of the gate configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IdentitySpec {}
+pub struct IdentitySpec {
+    /// An htpasswd file with bcrypt entries (`htpasswd -B`), for basic auth.
+    #[serde(default)]
+    pub htpasswd: Option<PathBuf>,
+    #[serde(default)]
+    pub jwt: Option<JwtSpec>,
+    #[serde(default)]
+    pub trusted_header: Option<TrustedHeaderSpec>,
+    #[serde(default)]
+    pub anonymous: Anonymous,
+}
+
+/// Bearer tokens from the registry's token server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSpec {
+    /// A PEM public key (RSA or EC); or `jwks`.
+    #[serde(default)]
+    pub public_key: Option<PathBuf>,
+    /// A JSON Web Key Set file; tokens pick their key by `kid`.
+    #[serde(default)]
+    pub jwks: Option<PathBuf>,
+    #[serde(default)]
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// The claim with the actor's groups (a list of strings, or one string).
+    #[serde(default)]
+    pub groups_claim: Option<String>,
+}
+
+/// A header an authenticating front proxy sets, believed only from the listed peers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedHeaderSpec {
+    pub name: String,
+    pub from: Vec<String>,
+}
+
+/// What an anonymous tag-changing request gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Anonymous {
+    /// Decided by the policies with no actor.
+    #[default]
+    Allow,
+    /// Refused with 401 before any policy runs.
+    Deny,
+}
 
 impl IdentitySpec {
-    pub(crate) fn relative_to(self, _base: &Path) -> Self {
+    pub(crate) fn relative_to(mut self, base: &Path) -> Self {
+        if let Some(path) = &mut self.htpasswd {
+            *path = base.join(&path);
+        }
+        if let Some(jwt) = &mut self.jwt {
+            for path in [&mut jwt.public_key, &mut jwt.jwks].into_iter().flatten() {
+                *path = base.join(&path);
+            }
+        }
         self
     }
 }
@@ -21,27 +88,442 @@ impl IdentitySpec {
 #[serde(rename_all = "snake_case")]
 pub enum ActorSource {
     Anonymous,
+    Htpasswd,
+    Jwt,
+    TrustedHeader,
+}
+
+/// Why credentials were refused; the gate answers 401 with a challenge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unauthorized {
+    #[error("invalid user name or password")]
+    BadPassword,
+    #[error("malformed basic credentials")]
+    MalformedBasic,
+    #[error("bearer token rejected: {0}")]
+    BadToken(String),
+    #[error("authentication required: anonymous tag changes are not allowed")]
+    AnonymousDenied,
+}
+
+impl Unauthorized {
+    /// The scheme the client should answer with.
+    pub fn scheme(&self, identity: &Identity) -> Scheme {
+        match self {
+            Unauthorized::BadToken(_) => Scheme::Bearer,
+            Unauthorized::AnonymousDenied if identity.htpasswd.is_none() => Scheme::Bearer,
+            _ => Scheme::Basic,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Basic,
+    Bearer,
+}
+
+/// The verified actor of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Established {
+    pub actor: Actor,
+    pub source: ActorSource,
+}
+
+impl Established {
+    fn anonymous() -> Self {
+        Established { actor: Actor::anonymous(), source: ActorSource::Anonymous }
+    }
 }
 
 /// Loaded identity sources.
 #[derive(Debug, Default)]
-pub struct Identity {}
+pub struct Identity {
+    htpasswd: Option<Htpasswd>,
+    jwt: Option<Jwt>,
+    trusted_header: Option<TrustedHeader>,
+    anonymous: Anonymous,
+}
 
 impl Identity {
     pub fn anonymous() -> Self {
-        Identity {}
+        Identity::default()
     }
 
-    pub(crate) fn load(_spec: &IdentitySpec) -> Result<Self, String> {
-        Ok(Identity {})
+    /// Load the files a spec names. The error starts with the field at fault.
+    pub(crate) fn load(spec: &IdentitySpec) -> Result<Self, String> {
+        let htpasswd = match &spec.htpasswd {
+            Some(path) => Some(Htpasswd::load(path).map_err(|e| format!("htpasswd: {e}"))?),
+            None => None,
+        };
+        let jwt = match &spec.jwt {
+            Some(jwt) => Some(Jwt::load(jwt).map_err(|e| format!("jwt.{e}"))?),
+            None => None,
+        };
+        let trusted_header = match &spec.trusted_header {
+            Some(header) => {
+                Some(TrustedHeader::load(header).map_err(|e| format!("trusted_header.{e}"))?)
+            }
+            None => None,
+        };
+        Ok(Identity { htpasswd, jwt, trusted_header, anonymous: spec.anonymous })
     }
 
+    /// True when no request can carry an identity.
     pub fn is_anonymous(&self) -> bool {
-        true
+        self.htpasswd.is_none() && self.jwt.is_none() && self.trusted_header.is_none()
     }
 
-    /// The actor of a request.
-    pub fn establish(&self, _parts: &http::request::Parts) -> (Actor, ActorSource) {
-        (Actor::anonymous(), ActorSource::Anonymous)
+    pub fn requires_basic_auth(&self) -> bool {
+        self.htpasswd.is_some()
+    }
+
+    /// The trusted header's name, when one is configured.
+    pub fn trusted_header_name(&self) -> Option<&http::HeaderName> {
+        self.trusted_header.as_ref().map(|h| &h.name)
+    }
+
+    /// Whether `peer` may set the trusted header.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        self.trusted_header.as_ref().is_some_and(|h| h.from.iter().any(|net| net.contains(&peer)))
+    }
+
+    /// The actor of a tag-changing request from `peer`. Verifying a bcrypt password takes
+    /// tens of milliseconds of CPU: call it from a blocking context.
+    pub fn establish(
+        &self,
+        headers: &http::HeaderMap,
+        peer: IpAddr,
+    ) -> Result<Established, Unauthorized> {
+        if let Some(trusted) = &self.trusted_header
+            && let Some(value) = headers.get(&trusted.name)
+            && self.trusts(peer)
+        {
+            let user = value.to_str().map_err(|_| Unauthorized::MalformedBasic)?.trim();
+            if !user.is_empty() {
+                return Ok(Established {
+                    actor: Actor { id: Some(user.to_string()), groups: Vec::new() },
+                    source: ActorSource::TrustedHeader,
+                });
+            }
+        }
+        let established = match headers.get(AUTHORIZATION).map(credentials) {
+            Some(Credentials::Basic(encoded)) => match &self.htpasswd {
+                Some(htpasswd) => {
+                    let (user, password) = decode_basic(encoded)?;
+                    if user.is_empty() && password.is_empty() {
+                        // What clients without credentials answer a basic challenge with.
+                        return self.anonymous_allowed();
+                    }
+                    htpasswd.verify(&user, &password)?;
+                    Established {
+                        actor: Actor { id: Some(user), groups: Vec::new() },
+                        source: ActorSource::Htpasswd,
+                    }
+                }
+                // Credentials for the upstream only: they say nothing the gate can verify.
+                None => Established::anonymous(),
+            },
+            Some(Credentials::Bearer(token)) => match &self.jwt {
+                Some(jwt) => {
+                    let actor = jwt.verify(token)?;
+                    Established { actor, source: ActorSource::Jwt }
+                }
+                None => Established::anonymous(),
+            },
+            Some(Credentials::Other) | None => Established::anonymous(),
+        };
+        if established.source == ActorSource::Anonymous {
+            return self.anonymous_allowed();
+        }
+        Ok(established)
+    }
+
+    fn anonymous_allowed(&self) -> Result<Established, Unauthorized> {
+        match self.anonymous {
+            Anonymous::Allow => Ok(Established::anonymous()),
+            Anonymous::Deny => Err(Unauthorized::AnonymousDenied),
+        }
+    }
+
+    /// Check basic credentials on a request that changes nothing (the client's `GET /v2/`
+    /// login check): `Ok(false)` when there are none.
+    pub fn check_basic(&self, headers: &http::HeaderMap) -> Result<bool, Unauthorized> {
+        let Some(htpasswd) = &self.htpasswd else { return Ok(false) };
+        match headers.get(AUTHORIZATION).map(credentials) {
+            Some(Credentials::Basic(encoded)) => {
+                let (user, password) = decode_basic(encoded)?;
+                if user.is_empty() && password.is_empty() {
+                    return Ok(false);
+                }
+                htpasswd.verify(&user, &password)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
+
+enum Credentials<'a> {
+    Basic(&'a str),
+    Bearer(&'a str),
+    Other,
+}
+
+fn credentials(value: &HeaderValue) -> Credentials<'_> {
+    let Ok(value) = value.to_str() else { return Credentials::Other };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        Credentials::Basic(rest.trim())
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        Credentials::Bearer(rest.trim())
+    } else {
+        Credentials::Other
+    }
+}
+
+fn decode_basic(encoded: &str) -> Result<(String, String), Unauthorized> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| Unauthorized::MalformedBasic)?;
+    let text = String::from_utf8(bytes).map_err(|_| Unauthorized::MalformedBasic)?;
+    let (user, password) = text.split_once(':').ok_or(Unauthorized::MalformedBasic)?;
+    Ok((user.to_string(), password.to_string()))
+}
+
+/// bcrypt entries by user, and the credentials already verified (by their sha256, so that
+/// a busy client does not cost a bcrypt run per request).
+#[derive(Debug)]
+struct Htpasswd {
+    users: HashMap<String, String>,
+    verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+/// Most remembered verifications before the memory is cleared.
+const MAX_VERIFIED: usize = 4096;
+
+impl Htpasswd {
+    fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let mut users = HashMap::new();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (user, hash) = line.split_once(':').ok_or_else(|| {
+                format!("`{}` line {}: expected `user:hash`", path.display(), number + 1)
+            })?;
+            if !["$2y$", "$2a$", "$2b$"].iter().any(|prefix| hash.starts_with(prefix)) {
+                return Err(format!(
+                    "`{}` line {}: the entry of `{user}` is not bcrypt; write it with `htpasswd -B`",
+                    path.display(),
+                    number + 1
+                ));
+            }
+            users.insert(user.to_string(), hash.to_string());
+        }
+        if users.is_empty() {
+            return Err(format!("`{}` has no entries", path.display()));
+        }
+        Ok(Htpasswd { users, verified: Mutex::new(HashSet::new()) })
+    }
+
+    fn verify(&self, user: &str, password: &str) -> Result<(), Unauthorized> {
+        let key: [u8; 32] = Sha256::new()
+            .chain_update(user.as_bytes())
+            .chain_update([0])
+            .chain_update(password.as_bytes())
+            .finalize()
+            .into();
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.contains(&key) {
+            return Ok(());
+        }
+        drop(verified);
+        let hash = self.users.get(user).ok_or(Unauthorized::BadPassword)?;
+        if !bcrypt::verify(password, hash).unwrap_or(false) {
+            return Err(Unauthorized::BadPassword);
+        }
+        verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= MAX_VERIFIED {
+            verified.clear();
+        }
+        verified.insert(key);
+        Ok(())
+    }
+}
+
+/// Keys and the claims a token must carry.
+struct Jwt {
+    keys: Keys,
+    issuer: Option<String>,
+    audience: Option<String>,
+    groups_claim: Option<String>,
+}
+
+impl std::fmt::Debug for Jwt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jwt")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+enum Keys {
+    One(DecodingKey),
+    Set(JwkSet),
+}
+
+impl Jwt {
+    fn load(spec: &JwtSpec) -> Result<Self, String> {
+        let keys = match (&spec.public_key, &spec.jwks) {
+            (Some(path), None) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("public_key: cannot read `{}`: {e}", path.display()))?;
+                let key = DecodingKey::from_rsa_pem(&pem)
+                    .or_else(|_| DecodingKey::from_ec_pem(&pem))
+                    .map_err(|e| {
+                        format!(
+                            "public_key: `{}` is not an RSA or EC public key in PEM: {e}",
+                            path.display()
+                        )
+                    })?;
+                Keys::One(key)
+            }
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("jwks: cannot read `{}`: {e}", path.display()))?;
+                let set: JwkSet = serde_json::from_str(&text).map_err(|e| {
+                    format!("jwks: `{}` is not a JSON Web Key Set: {e}", path.display())
+                })?;
+                for jwk in &set.keys {
+                    DecodingKey::from_jwk(jwk)
+                        .map_err(|e| format!("jwks: `{}`: {e}", path.display()))?;
+                }
+                Keys::Set(set)
+            }
+            _ => return Err("public_key: give exactly one of `public_key` and `jwks`".into()),
+        };
+        Ok(Jwt {
+            keys,
+            issuer: spec.issuer.clone(),
+            audience: spec.audience.clone(),
+            groups_claim: spec.groups_claim.clone(),
+        })
+    }
+
+    fn key_for(&self, token: &str) -> Result<DecodingKey, Unauthorized> {
+        let bad = |why: String| Unauthorized::BadToken(why);
+        match &self.keys {
+            Keys::One(key) => Ok(key.clone()),
+            Keys::Set(set) => {
+                let header = jsonwebtoken::decode_header(token).map_err(|e| bad(e.to_string()))?;
+                let jwk = match header.kid.as_deref() {
+                    Some(kid) => {
+                        set.find(kid).ok_or_else(|| bad(format!("unknown key id `{kid}`")))?
+                    }
+                    None if set.keys.len() == 1 => &set.keys[0],
+                    None => return Err(bad("no key id, and the key set has several keys".into())),
+                };
+                DecodingKey::from_jwk(jwk).map_err(|e| bad(e.to_string()))
+            }
+        }
+    }
+
+    fn verify(&self, token: &str) -> Result<Actor, Unauthorized> {
+        let bad = |why: String| Unauthorized::BadToken(why);
+        let key = self.key_for(token)?;
+        // Only the algorithms of the key's own family: an `alg: none` token or an HMAC token
+        // keyed with the public key is refused.
+        let mut validation = Validation::new_for_family(key.family());
+        validation.algorithms.retain(|alg| {
+            matches!(
+                alg,
+                Algorithm::RS256
+                    | Algorithm::RS384
+                    | Algorithm::RS512
+                    | Algorithm::PS256
+                    | Algorithm::PS384
+                    | Algorithm::PS512
+                    | Algorithm::ES256
+                    | Algorithm::ES384
+                    | Algorithm::EdDSA
+            )
+        });
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match &self.issuer {
+            Some(issuer) => {
+                validation.set_issuer(&[issuer]);
+                validation.required_spec_claims.insert("iss".into());
+            }
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                validation.required_spec_claims.insert("aud".into());
+            }
+            None => validation.validate_aud = false,
+        }
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &key,
+            &validation,
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        let claims = data.claims;
+        let subject = claims
+            .get("sub")
+            .and_then(|s| s.as_str())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| bad("no `sub` claim".into()))?;
+        let groups = match self.groups_claim.as_deref().and_then(|name| claims.get(name)) {
+            None => Vec::new(),
+            Some(serde_json::Value::String(group)) => vec![group.clone()],
+            Some(serde_json::Value::Array(groups)) => groups
+                .iter()
+                .map(|g| g.as_str().map(String::from))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| bad("the groups claim must hold strings".into()))?,
+            Some(_) => return Err(bad("the groups claim must be a string or a list".into())),
+        };
+        Ok(Actor { id: Some(subject.to_string()), groups })
+    }
+}
+
+#[derive(Debug)]
+struct TrustedHeader {
+    name: http::HeaderName,
+    from: Vec<IpNet>,
+}
+
+impl TrustedHeader {
+    fn load(spec: &TrustedHeaderSpec) -> Result<Self, String> {
+        let name = http::HeaderName::from_bytes(spec.name.as_bytes())
+            .map_err(|_| format!("name: `{}` is not a header name", spec.name))?;
+        if name == AUTHORIZATION {
+            return Err("name: `Authorization` cannot be the trusted header".into());
+        }
+        if spec.from.is_empty() {
+            return Err("from: list the peers (CIDR) allowed to set the header".into());
+        }
+        let from = spec
+            .from
+            .iter()
+            .enumerate()
+            .map(|(i, net)| {
+                net.parse::<IpNet>()
+                    .or_else(|_| net.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("from[{i}]: `{net}` is not an address or CIDR"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(TrustedHeader { name, from })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -98,7 +98,9 @@ impl Gate {
             })
             .collect();
         if active.rules.identity.is_anonymous() {
-            lines.push("no `identity` section: every request is anonymous to the policies".into());
+            lines.push(
+                "no identity source configured: every request is anonymous to the policies".into(),
+            );
         }
         lines
     }
@@ -137,7 +139,9 @@ impl Gate {
                 let service = service_fn(move |request| {
                     let shared = shared.clone();
                     async move {
-                        Ok::<_, std::convert::Infallible>(proxy::handle(shared, request).await)
+                        Ok::<_, std::convert::Infallible>(
+                            proxy::handle(shared, peer, request).await,
+                        )
                     }
                 });
                 if let Err(error) =

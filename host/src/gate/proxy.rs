@@ -3,18 +3,20 @@
 
 use super::Shared;
 use super::config::Rules;
+use super::identity::{Established, Scheme, Unauthorized};
 use super::log::{self, Entry, Reason};
 use super::state::UpstreamView;
 use super::upstream::{Body, UpstreamError, empty, full, streamed};
 use crate::decision::{Decision, Finding, Outcome, Severity};
 use crate::push::{Actor, ManifestDeletion, Operation, Push, Request, TagChange};
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, WWW_AUTHENTICATE};
 use http::{Method, Response, StatusCode, request::Parts};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -58,7 +60,11 @@ impl ManifestRoute {
     }
 }
 
-pub async fn handle(shared: Arc<Shared>, request: http::Request<Incoming>) -> Response<Body> {
+pub async fn handle(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    mut request: http::Request<Incoming>,
+) -> Response<Body> {
     let method = request.method().clone();
     match (&method, request.uri().path()) {
         (&Method::GET, "/metrics") => {
@@ -74,25 +80,65 @@ pub async fn handle(shared: Arc<Shared>, request: http::Request<Incoming>) -> Re
         }
         _ => {}
     }
+    // Requests decide on the configuration current when they arrive; a reload swaps it for
+    // later requests only.
+    let active = shared.active.load_full();
+    let identity = &active.rules.identity;
+    if let Some(name) = identity.trusted_header_name()
+        && !identity.trusts(peer.ip())
+    {
+        // Only the trusted front proxy may say who the user is.
+        request.headers_mut().remove(name);
+    }
     let route = match method {
         Method::PUT | Method::DELETE => ManifestRoute::parse(request.uri().path()),
         _ => None,
     };
     let Some(route) = route else {
+        if matches!(request.uri().path(), "/v2" | "/v2/") && identity.requires_basic_auth() {
+            // The client's login check: with htpasswd configured the gate asks for (and
+            // checks) basic credentials, as a registry with htpasswd auth does.
+            let checked = {
+                let (active, headers) = (active.clone(), request.headers().clone());
+                tokio::task::spawn_blocking(move || active.rules.identity.check_basic(&headers))
+                    .await
+                    .unwrap_or(Err(Unauthorized::BadPassword))
+            };
+            let has_credentials = request.headers().contains_key(AUTHORIZATION);
+            match checked {
+                Err(refused) => return unauthorized(&shared, &active.rules, &refused).await,
+                Ok(false) if !has_credentials => {
+                    return unauthorized(&shared, &active.rules, &Unauthorized::AnonymousDenied)
+                        .await;
+                }
+                Ok(_) => {}
+            }
+        }
         shared.metrics.request("passthrough");
         return pass_through(&shared, request.map(streamed)).await;
     };
-    // Requests decide on the configuration current when they arrive; a reload swaps it for
-    // later requests only.
-    let active = shared.active.load_full();
     let (parts, body) = request.into_parts();
     let started = Instant::now();
+    let established = {
+        let (active, headers) = (active.clone(), parts.headers.clone());
+        tokio::task::spawn_blocking(move || active.rules.identity.establish(&headers, peer.ip()))
+            .await
+            .unwrap_or(Err(Unauthorized::BadPassword))
+    };
+    let established = match established {
+        Ok(established) => established,
+        Err(refused) => {
+            tracing::info!(repository = %route.repository, %refused, "credentials refused");
+            return unauthorized(&shared, &active.rules, &refused).await;
+        }
+    };
     let mut exchange = Exchange {
         shared: &shared,
         rules: &active.rules,
         log: active.log.as_ref(),
         route,
         parts,
+        established,
         started,
     };
     if method == Method::PUT {
@@ -118,6 +164,7 @@ struct Exchange<'a> {
     log: Option<&'a log::DecisionLog>,
     route: ManifestRoute,
     parts: Parts,
+    established: Established,
     started: Instant,
 }
 
@@ -277,7 +324,7 @@ impl Exchange<'_> {
 
     /// Decide `operation` with the repository's policies; log and count the decision.
     async fn decide(&self, operation: Operation) -> (Request, Decision) {
-        let (actor, actor_source) = self.rules.identity.establish(&self.parts);
+        let actor = self.established.actor.clone();
         let request = Request { repository: self.repository().to_string(), actor, operation };
         let rule = self.rules.rule_for(self.repository());
         let identical = match &request.operation {
@@ -326,7 +373,8 @@ impl Exchange<'_> {
         };
         self.shared.metrics.decision_latency(decided.elapsed());
         if let Some(log) = self.log {
-            log.write(&log_entry(&request, &decision, rule, actor_source, self.started));
+            let source = self.established.source;
+            log.write(&log_entry(&request, &decision, rule, source, self.started));
         }
         tracing::info!(
             repository = %request.repository,
@@ -567,6 +615,24 @@ fn with_warnings(mut response: Response<Body>, decision: &Decision) -> Response<
             response.headers_mut().append(http::header::WARNING, value);
         }
     }
+    response
+}
+
+/// 401 `UNAUTHORIZED` with a challenge: basic for the gate's htpasswd, else the upstream's
+/// own bearer challenge (its token server), so that the client fetches a new token.
+async fn unauthorized(shared: &Shared, rules: &Rules, refused: &Unauthorized) -> Response<Body> {
+    let challenge = match refused.scheme(&rules.identity) {
+        Scheme::Basic => HeaderValue::from_static("Basic realm=\"tagpolicy-gate\""),
+        Scheme::Bearer => match shared.upstream.challenge().await {
+            Some(challenge) => challenge,
+            None => {
+                HeaderValue::from_static("Bearer realm=\"tagpolicy-gate\",error=\"invalid_token\"")
+            }
+        },
+    };
+    let mut response =
+        oci_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", &refused.to_string(), None);
+    response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
     response
 }
 

@@ -268,6 +268,15 @@ impl Upstream {
         .await
     }
 
+    /// The upstream's own challenge (`WWW-Authenticate` of `GET /v2/`), if it asks for one.
+    pub async fn challenge(&self) -> Option<HeaderValue> {
+        let response =
+            self.call(Method::GET, "/v2/", HeaderMap::new(), Bytes::new(), "probe").await.ok()?;
+        (response.status() == StatusCode::UNAUTHORIZED)
+            .then(|| response.headers().get(http::header::WWW_AUTHENTICATE).cloned())
+            .flatten()
+    }
+
     /// Whether the upstream answers at all (any HTTP status counts).
     pub async fn is_reachable(&self) -> bool {
         self.call(Method::GET, "/v2/", HeaderMap::new(), Bytes::new(), "probe").await.is_ok()
