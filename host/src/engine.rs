@@ -2,7 +2,7 @@
 
 use crate::cache::CompileCache;
 use crate::error::Error;
-use crate::limits::{EPOCH_TICK, Limits};
+use crate::limits::{DEFAULT_INSTANCE_SLOTS, EPOCH_TICK, Limits, instance_pool};
 use crate::policy::Policy;
 use crate::sandbox::{self, HostState};
 use std::path::{Path, PathBuf};
@@ -25,10 +25,22 @@ struct Inner {
 }
 
 /// Options for [`Engine`]; start with [`Engine::builder`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EngineBuilder {
     limits: Limits,
     cache_dir: Option<PathBuf>,
+    /// `None`: allocate every instance on demand; else pooled slots.
+    instance_slots: Option<u32>,
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            cache_dir: None,
+            instance_slots: Some(DEFAULT_INSTANCE_SLOTS),
+        }
+    }
 }
 
 impl EngineBuilder {
@@ -46,6 +58,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Allocate instances from a pool of `slots` pre-reserved slots (the default, with
+    /// [`DEFAULT_INSTANCE_SLOTS`]), with copy-on-write memory images: a fresh instance costs
+    /// microseconds. `None` allocates each instance on demand (less address space reserved).
+    pub fn instance_pool(mut self, slots: Option<u32>) -> Self {
+        self.instance_slots = slots;
+        self
+    }
+
     pub fn build(self) -> Result<Engine, Error> {
         let engine_error = |e: wasmtime::Error| Error::Engine { message: e.to_string() };
         let mut config = wasmtime::Config::new();
@@ -54,6 +74,11 @@ impl EngineBuilder {
         // Deep recursion must trap long before the host thread's own stack is at risk.
         config.max_wasm_stack(512 << 10);
         config.consume_fuel(self.limits.fuel.is_some());
+        if let Some(slots) = self.instance_slots {
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
+                instance_pool(slots, &self.limits),
+            ));
+        }
         let wasmtime = wasmtime::Engine::new(&config).map_err(engine_error)?;
         let linker = sandbox::linker(&wasmtime).map_err(engine_error)?;
         let cache = self.cache_dir.map(|dir| CompileCache::new(dir, &wasmtime));

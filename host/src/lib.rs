@@ -62,7 +62,7 @@ pub mod scenario;
 pub use decision::{Decision, Finding, Outcome, Severity};
 pub use engine::{Engine, EngineBuilder};
 pub use error::{Error, Failure};
-pub use limits::Limits;
+pub use limits::{DEFAULT_INSTANCE_SLOTS, Limits};
 pub use policy::{ConfiguredPolicy, Isolation, Metadata, Policy};
 pub use policy_set::{Enforcement, FailMode, LimitsSpec, Loader, Mode, PolicySet, PolicySpec};
 pub use push::{

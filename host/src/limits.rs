@@ -40,6 +40,37 @@ impl Default for Limits {
     }
 }
 
+/// Component instances the pooling allocator keeps slots for: every idle and running
+/// instance of every loaded policy needs one. When all are taken, a new instance fails and
+/// its request is denied (fail closed) rather than the host allocating without bound.
+pub const DEFAULT_INSTANCE_SLOTS: u32 = 1000;
+
+/// Largest linear memory a pooled slot can hold: the largest `memory_mib` a policy entry may
+/// ask for. Only address space is reserved; pages are committed as a policy touches them
+/// and returned (copy-on-write images reset) when its instance is dropped.
+const POOLED_MEMORY_BYTES: usize = 4 << 30;
+
+/// The pooling allocator's shape for `slots` component instances. A Rust `wasm32-wasip2`
+/// component has a handful of core instances and one or two memories and tables; the
+/// per-component maxima leave room for policies built by other toolchains.
+pub(crate) fn instance_pool(slots: u32, limits: &Limits) -> wasmtime::PoolingAllocationConfig {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 8)
+        .total_memories(slots * 2)
+        .total_tables(slots * 2)
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(4)
+        .max_tables_per_component(8)
+        .max_memory_size(POOLED_MEMORY_BYTES)
+        .table_elements(limits.table_elements.max(20_000))
+        // Keep a policy's first pages mapped between instances: a fresh instance then costs
+        // a memset of what the last one dirtied, not a page fault per page.
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(64 << 10);
+    pool
+}
+
 /// Granularity of the deadlines: the engine's epoch advances this often.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 

@@ -33,6 +33,10 @@ pub struct Args {
     /// Rough total running time, split between the measurements.
     #[arg(long, value_name = "N", default_value_t = 10)]
     seconds: u64,
+    /// Allocate every instance on demand instead of from the pooling allocator (the
+    /// default), to see what pooling and copy-on-write memory images save.
+    #[arg(long)]
+    on_demand: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     output: Output,
@@ -45,6 +49,7 @@ const PUSHES: usize = 1000;
 #[derive(Serialize)]
 struct Report {
     policy: String,
+    instance_pool: bool,
     pushes: usize,
     native_ns: f64,
     reused_ns: f64,
@@ -78,7 +83,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let state: Arc<TagMap> = Arc::new(state);
 
     progress("compiling (no cache)");
-    let engine = Engine::new()?;
+    let slots = if args.on_demand { None } else { Some(tagpolicy::DEFAULT_INSTANCE_SLOTS) };
+    let engine = Engine::builder().instance_pool(slots).build()?;
     let started = Instant::now();
     let policy = engine.load_bytes(&bytes, &args.policy)?;
     let compile_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -110,6 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 
     let report = Report {
         policy: policy_name(&policy),
+        instance_pool: !args.on_demand,
         pushes: pushes.len(),
         native_ns,
         reused_ns,
