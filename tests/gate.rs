@@ -386,3 +386,160 @@ fn racing_pushes_to_one_new_immutable_tag_have_one_winner() {
         assert_eq!(direct.digest_of("team/race", &tag), Some(manifests[winners[0]].1.clone()));
     }
 }
+
+#[test]
+fn policies_read_the_repository_through_the_gate_and_audit_mode_warns() {
+    let registry = Registry::start();
+    // min-tags asks the repository (through the gate, from the upstream) whether the image
+    // is new; semver-series in audit mode only warns.
+    let gate = Gate::start(
+        &registry.url(),
+        r#"rules:
+  - repositories: ["team/**"]
+    policies:
+      - policy: min-tags
+        settings: {min_tags: 2}
+      - policy: semver-series
+        mode: audit
+"#,
+    );
+    let (through_gate, direct) = (Client::new(&gate.url()), Client::new(&registry.url()));
+    let (manifest, digest) = direct.image_manifest("team/min", "one");
+    let alone = through_gate.put_manifest("team/min", &format!("{digest}?tag=1.0.0"), &manifest);
+    assert_eq!(alone.status, 403, "{}", alone.body);
+    assert!(alone.body.contains("at least 2 tags"), "{}", alone.body);
+    let both =
+        through_gate.put_manifest("team/min", &format!("{digest}?tag=1.0.0&tag=1.0"), &manifest);
+    assert_eq!(both.status, 201, "{}", both.body);
+    // The image is tagged now (read from the upstream): one more tag alone is fine.
+    let more = through_gate.put_manifest("team/min", "stable", &manifest);
+    assert_eq!(more.status, 201, "{}", more.body);
+    // An older release under the series tag: semver-series would deny, audit only warns.
+    let (older, older_digest) = direct.image_manifest("team/min", "older");
+    let warned =
+        through_gate.put_manifest("team/min", &format!("{older_digest}?tag=0.9.0&tag=1.0"), &older);
+    assert_eq!(warned.status, 201, "{}", warned.body);
+    let warnings = warned.header_all("warning");
+    assert!(
+        warnings.iter().any(|w| w.starts_with("299 - \"semver-series: audit: would deny:")),
+        "{warnings:?}"
+    );
+    assert_eq!(direct.digest_of("team/min", "1.0"), Some(older_digest));
+}
+
+/// A stand-in upstream that applies no `?tag=` itself and fails the write of tag `bad`,
+/// recording every request, to see the gate undo a half-applied multi-tag push.
+mod failing_upstream {
+    use http_body_util::{BodyExt, Full};
+    use hyper::{Request, Response, body::Incoming};
+    use std::sync::{Arc, Mutex};
+
+    pub const OLD: &[u8] = br#"{"schemaVersion":2,"old":true}"#;
+
+    pub fn old_digest() -> String {
+        format!("sha256:{}", super::registry::sha256_hex(OLD))
+    }
+
+    pub fn start() -> (String, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let (stream, _) = listener.accept().await.unwrap();
+                    let log = log.clone();
+                    tokio::spawn(async move {
+                        let service =
+                            hyper::service::service_fn(move |request: Request<Incoming>| {
+                                let log = log.clone();
+                                async move {
+                                    Ok::<_, std::convert::Infallible>(answer(request, &log).await)
+                                }
+                            });
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, service)
+                            .await;
+                    });
+                }
+            });
+        });
+        (format!("http://{address}"), seen)
+    }
+
+    async fn answer(
+        request: Request<Incoming>,
+        log: &Mutex<Vec<String>>,
+    ) -> Response<Full<bytes::Bytes>> {
+        let method = request.method().to_string();
+        let path = request.uri().path().trim_start_matches("/v2/team/x/manifests/").to_string();
+        let body = request.into_body().collect().await.unwrap().to_bytes();
+        let entry = if body.as_ref() == OLD {
+            format!("{method} {path} (old)")
+        } else {
+            format!("{method} {path}")
+        };
+        if method != "HEAD" && method != "GET" {
+            log.lock().unwrap().push(entry);
+        }
+        let response = Response::builder()
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json");
+        let (status, digest, body) = match (method.as_str(), path.as_str()) {
+            ("HEAD", "stable") => (200, Some(old_digest()), Vec::new()),
+            ("GET", reference) if reference == old_digest() => {
+                (200, Some(old_digest()), OLD.to_vec())
+            }
+            ("HEAD" | "GET", _) => (404, None, Vec::new()),
+            ("PUT", "bad") => {
+                (500, None, br#"{"errors":[{"code":"UNKNOWN","message":"disk full"}]}"#.to_vec())
+            }
+            ("PUT", _) => (201, None, Vec::new()),
+            ("DELETE", _) => (202, None, Vec::new()),
+            _ => (405, None, Vec::new()),
+        };
+        let response = match digest {
+            Some(digest) => response.header("docker-content-digest", digest),
+            None => response,
+        };
+        response.status(status).body(Full::new(body.into())).unwrap()
+    }
+}
+
+#[test]
+fn a_failed_tag_write_undoes_the_tags_already_written() {
+    let (upstream, seen) = failing_upstream::start();
+    let gate = Gate::start(&upstream, "rules: []\n");
+    let manifest = br#"{"schemaVersion":2,"new":true}"#;
+    let digest = format!("sha256:{}", registry::sha256_hex(manifest));
+    let reply = Client::new(&gate.url()).put_manifest(
+        "team/x",
+        &format!("{digest}?tag=stable&tag=fresh&tag=bad"),
+        manifest,
+    );
+    assert_eq!(reply.status, 502, "{}", reply.body);
+    let message = reply.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("tag `bad` could not be written upstream (HTTP 500"), "{message}");
+    assert!(message.contains("removed the new tag `fresh`"), "{message}");
+    assert!(
+        message.contains(&format!("restored `stable` to `{}`", failing_upstream::old_digest())),
+        "{message}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            format!("PUT {digest}"),
+            "PUT stable".to_string(),
+            "PUT fresh".to_string(),
+            "PUT bad".to_string(),
+            "DELETE fresh".to_string(),
+            "PUT stable (old)".to_string(),
+        ]
+    );
+}
