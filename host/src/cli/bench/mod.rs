@@ -1,19 +1,17 @@
 //! `tagpolicy bench`: what a decision costs, against a native Rust baseline of the same
 //! rule measured in the same run on the same synthetic pushes.
 
+mod workload;
+
 use super::Exit;
 use super::common::{self, Output};
 use anyhow::{Context, bail};
-use regex::RegexSet;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tagpolicy::scenario::label_digest;
-use tagpolicy::{
-    Actor, ConfiguredPolicy, Engine, Isolation, Operation, Outcome, Policy, Push, RepositoryView,
-    Request, TagChange, TagMap,
-};
+use tagpolicy::{ConfiguredPolicy, Engine, Isolation, Policy, RepositoryView, Request, TagMap};
+use workload::{MUTABLE, NativeImmutableTags, synthetic_pushes};
 
 /// Measure decisions per push: a native Rust baseline of the `immutable-tags` rule, the
 /// policy with a reused instance, with a fresh instance per push, from all cores at once,
@@ -41,10 +39,6 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t)]
     output: Output,
 }
-
-/// The baseline rule's settings, also the default for `--policy immutable-tags`.
-const MUTABLE: [&str; 3] = ["latest", r"\d+\.\d+", "dev-.*"];
-const PUSHES: usize = 1000;
 
 #[derive(Serialize)]
 struct Report {
@@ -159,80 +153,6 @@ fn print_text(r: &Report) {
     println!("  throughput, {} threads   {:>12.0} decisions/s", r.threads, r.decisions_per_second);
     println!("  compile                  {:>12.1} ms", r.compile_ms);
     println!("  load from cache          {:>12.1} µs", r.cached_load_us);
-}
-
-/// A repository of 200 tags and 1000 single-tag pushes: creations, moves of mutable and
-/// immutable tags, identical re-pushes, in a fixed pseudo-random order.
-fn synthetic_pushes() -> (TagMap, Vec<Request>) {
-    let image = |n: u64| label_digest(&format!("img-{n}"));
-    let mut state = TagMap::new();
-    for i in 0..200u64 {
-        let tag = match i % 4 {
-            0 => format!("1.{}.{}", i / 10, i % 10),
-            1 => format!("1.{}", i),
-            2 => format!("dev-{i}"),
-            _ => format!("build-{i}"),
-        };
-        state.set(&tag, &image(i % 50));
-    }
-    let tags: Vec<(String, String)> =
-        state.iter().map(|(t, d)| (t.to_string(), d.to_string())).collect();
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    let pushes = (0..PUSHES)
-        .map(|i| {
-            let (tag, current) = match next() % 4 {
-                0 => (format!("new-{i}"), None),
-                1 => ("latest".to_string(), state.digest_of("latest")),
-                _ => {
-                    let (tag, digest) = &tags[(next() % tags.len() as u64) as usize];
-                    (tag.clone(), Some(digest.clone()))
-                }
-            };
-            // Half of the pushes of an existing tag are identical re-pushes.
-            let digest = match (&current, next() % 2) {
-                (Some(current), 0) => current.clone(),
-                _ => image(1000 + i as u64),
-            };
-            Request {
-                repository: "team/app".into(),
-                actor: Actor::anonymous(),
-                operation: Operation::Push(Push {
-                    digest,
-                    media_type: String::new(),
-                    tags: vec![TagChange { tag, current }],
-                }),
-            }
-        })
-        .collect();
-    (state, pushes)
-}
-
-/// The `immutable-tags` rule with [`MUTABLE`] exceptions, written natively.
-struct NativeImmutableTags {
-    mutable: RegexSet,
-}
-
-impl NativeImmutableTags {
-    fn new() -> Self {
-        let anchored = MUTABLE.iter().map(|p| format!("^(?:{p})$"));
-        Self { mutable: RegexSet::new(anchored).expect("valid patterns") }
-    }
-
-    /// The rule needs only the request's current digests, not the repository.
-    fn outcome(&self, request: &Request) -> Outcome {
-        let Operation::Push(push) = &request.operation else { return Outcome::Allow };
-        let moves_immutable = push.tags.iter().any(|change| {
-            matches!(&change.current, Some(d) if *d != push.digest)
-                && !self.mutable.is_match(&change.tag)
-        });
-        if moves_immutable { Outcome::Deny } else { Outcome::Allow }
-    }
 }
 
 /// A baseline that decides differently would make the ratio meaningless.

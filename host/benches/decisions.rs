@@ -1,0 +1,75 @@
+//! Criterion benches of the paths `tagpolicy bench` measures, on the same synthetic pushes:
+//! the native baseline of the `immutable-tags` rule, a decision with a reused instance, with
+//! a fresh pooled instance and with one allocated on demand, compiling a policy and loading
+//! it from the compile cache. `cargo bench -p tagpolicy`; compare the ratios, not the times.
+
+#[path = "../src/cli/bench/workload.rs"]
+mod workload;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+use std::sync::Arc;
+use tagpolicy::{ConfiguredPolicy, Engine, Isolation, RepositoryView, TagMap};
+use workload::{MUTABLE, NativeImmutableTags, synthetic_pushes};
+
+fn configured(engine: &Engine, isolation: Isolation) -> ConfiguredPolicy {
+    engine
+        .load_embedded("immutable-tags")
+        .unwrap()
+        .with_isolation(isolation)
+        .configure(&serde_json::json!({ "mutable": MUTABLE }))
+        .unwrap()
+}
+
+fn decisions(c: &mut Criterion) {
+    let (state, pushes) = synthetic_pushes();
+    let state: Arc<TagMap> = Arc::new(state);
+    let pooled = Engine::new().unwrap();
+    let on_demand = Engine::builder().instance_pool(None).build().unwrap();
+    let mut group = c.benchmark_group("decision");
+
+    let native = NativeImmutableTags::new();
+    let mut next = 0;
+    group.bench_function("native", |b| {
+        b.iter(|| {
+            next = (next + 1) % pushes.len();
+            black_box(native.outcome(&pushes[next]))
+        })
+    });
+    let policies = [
+        ("reused", configured(&pooled, Isolation::Reuse)),
+        ("isolated", configured(&pooled, Isolation::Isolated)),
+        ("isolated_on_demand", configured(&on_demand, Isolation::Isolated)),
+    ];
+    for (name, policy) in &policies {
+        let view: Arc<dyn RepositoryView> = state.clone();
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                next = (next + 1) % pushes.len();
+                black_box(policy.evaluate(&pushes[next], view.clone()).unwrap())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn loading(c: &mut Criterion) {
+    let bytes = tagpolicy::embedded::bytes("immutable-tags").unwrap();
+    let mut group = c.benchmark_group("load");
+    group.sample_size(10);
+    let engine = Engine::new().unwrap();
+    group.bench_function("compile", |b| {
+        b.iter(|| engine.load_bytes(bytes, "immutable-tags").unwrap())
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cached = Engine::builder().cache_dir(dir.path()).build().unwrap();
+    cached.load_bytes(bytes, "immutable-tags").unwrap();
+    group.sample_size(50);
+    group.bench_function("from_cache", |b| {
+        b.iter(|| cached.load_bytes(bytes, "immutable-tags").unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decisions, loading);
+criterion_main!(benches);
