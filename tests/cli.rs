@@ -270,3 +270,43 @@ fn bench_reports_every_measure_as_json() {
     let out = tagpolicy(&["bench", "--seconds", "0"], workspace());
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn serve_check_loads_the_gate_configuration_or_names_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |name: &str, yaml: &str| scenario(dir.path(), name, yaml);
+    let valid = config(
+        "gate.yaml",
+        "listen: 127.0.0.1:0\nupstream: http://127.0.0.1:5001\nrules:\n  - repositories: [\"team/**\"]\n    policies:\n      - policy: immutable-tags\n        settings: {mutable: [latest]}\n",
+    );
+    let out = tagpolicy(&["serve", "--config", &valid, "--check"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("valid") && stdout.contains("team/** -> immutable-tags"), "{stdout}");
+    assert!(stdout.contains("every request is anonymous"), "{stdout}");
+
+    let cases = [
+        (
+            "unknown.yaml",
+            "listen: 127.0.0.1:0\nupstream: http://x:1\nrulz: []\n",
+            "unknown field `rulz`",
+        ),
+        (
+            "settings.yaml",
+            "listen: 127.0.0.1:0\nupstream: http://x:1\nrules:\n  - repositories: [a]\n    policies:\n      - policy: immutable-tags\n        settings: {mutable: [\"(\"]}\n",
+            "rules[0].policies[0] (`immutable-tags`)",
+        ),
+        (
+            "identity.yaml",
+            "listen: 127.0.0.1:0\nupstream: http://x:1\nidentity:\n  htpasswd: missing.htpasswd\n",
+            "identity.htpasswd: cannot read",
+        ),
+    ];
+    for (name, yaml, expected) in cases {
+        let path = config(name, yaml);
+        let out = tagpolicy(&["serve", "--config", &path, "--check"], dir.path());
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(name) && stderr.contains(expected), "{name}: {stderr}");
+    }
+}

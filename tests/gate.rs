@@ -273,8 +273,7 @@ fn an_unreachable_upstream_changes_nothing() {
     assert!(ready(&gate.url()));
 
     registry.stop();
-    let (other, _) = (b"{}".to_vec(), ());
-    let refused = through_gate.put_manifest("team/down", "6.0.0", &other);
+    let refused = through_gate.put_manifest("team/down", "6.0.0", b"{}");
     assert_eq!(refused.status, 503, "{}", refused.body);
     let error = &refused.json()["errors"][0];
     assert_eq!(error["code"], "UNAVAILABLE");
@@ -282,6 +281,8 @@ fn an_unreachable_upstream_changes_nothing() {
     let pull = ureq::get(&format!("{}/v2/team/down/tags/list", gate.url())).call();
     assert!(matches!(pull, Err(ureq::Error::Status(503, _))), "{pull:?}");
     assert!(!ready(&gate.url()));
+    // The gate itself is healthy; only its upstream is not.
+    assert!(ureq::get(&format!("{}/healthz", gate.url())).call().is_ok());
     let images = tempfile::tempdir().unwrap();
     let out = skopeo_copy(
         &Layout::image(images.path(), 50, 512),
@@ -335,26 +336,39 @@ fn a_hot_reload_while_pushes_run() {
     std::fs::write(&path, Gate::config_text(&upstream, &format!("{RULES}\n# edited\n"))).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     std::fs::write(&path, Gate::config_text(&upstream, "rules: [oops")).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Reloads happen in the background: wait for the refusal to be counted (a loaded CI
+    // machine may take longer than the 1 s poll).
+    let error_counted = r#"tagpolicy_gate_reloads_total{result="error"} 1"#;
+    eventually("the invalid file is refused", || gate.metrics().contains(error_counted));
     // The invalid file was refused: `latest` still moves.
     assert_eq!(through_gate.put_manifest("team/reload", "latest", &other).status, 201);
     let stricter = RULES.replace(r#"["latest", "\\d+\\.\\d+", "dev-.*"]"#, r#"["dev-.*"]"#);
     std::fs::write(&path, Gate::config_text(&upstream, &stricter)).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
     gate.hangup();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Until the stricter rules are in, `latest` moves back and forth; then it is refused.
+    let mut images = [&manifest, &other].into_iter().cycle();
+    eventually("the stricter rules apply", || {
+        through_gate.put_manifest("team/reload", "latest", images.next().unwrap()).status == 403
+    });
 
     stop.store(true, Ordering::Relaxed);
     let failures = pusher.join().unwrap();
     assert!(failures.is_empty(), "pushes failed during reloads: {failures:?}");
     assert!(pushed.load(Ordering::Relaxed) > 10, "the pusher barely ran");
 
-    let refused = through_gate.put_manifest("team/reload", "latest", &manifest);
-    assert_eq!(refused.status, 403, "the stricter rules apply: {}", refused.body);
     let metrics = gate.metrics();
-    assert!(metrics.contains(r#"tagpolicy_gate_reloads_total{result="error"} 1"#), "{metrics}");
+    assert!(metrics.contains(error_counted), "{metrics}");
     assert!(metrics.contains(r#"tagpolicy_gate_reloads_total{result="ok"}"#), "{metrics}");
     assert!(gate.log().contains("configuration not reloaded"), "{}", gate.log());
+}
+
+/// Wait (up to 20 s) until `done` holds.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -20,6 +20,11 @@ use tagpolicy::gate::Gate;
     upstream: http://127.0.0.1:5001        # the registry behind the gate\n  \
     decision_log: decisions.jsonl          # optional, one JSON object per decision\n  \
     state_cache_seconds: 10                # optional, reuse of tag lists read for policies\n  \
+    identity:                              # optional: who the actor is (README: Identities)\n    \
+      htpasswd: users.htpasswd             # bcrypt entries (htpasswd -B)\n    \
+      jwt: {public_key: signer.pem, issuer: my-issuer, audience: my-registry, groups_claim: groups}\n    \
+      trusted_header: {name: X-Forwarded-User, from: [\"127.0.0.1/32\"]}\n    \
+      anonymous: allow                     # or deny: 401 for anonymous tag changes\n  \
     rules:                                 # the first rule whose globs match applies\n    \
     - repositories: [\"team/**\", \"library/*\"]\n      \
       policies:                            # as in scenario files\n        \
