@@ -208,20 +208,11 @@ impl Identity {
             }
         }
         let established = match headers.get(AUTHORIZATION).map(credentials) {
-            Some(Credentials::Basic(encoded)) => match &self.htpasswd {
-                Some(htpasswd) => {
-                    let (user, password) = decode_basic(encoded)?;
-                    if user.is_empty() && password.is_empty() {
-                        // What clients without credentials answer a basic challenge with.
-                        return self.anonymous_allowed();
-                    }
-                    htpasswd.verify(&user, &password)?;
-                    Established {
-                        actor: Actor { id: Some(user), groups: Vec::new() },
-                        source: ActorSource::Htpasswd,
-                    }
-                }
-                // Credentials for the upstream only: they say nothing the gate can verify.
+            Some(Credentials::Basic(_)) => match self.verified_basic(headers)? {
+                Some(user) => Established {
+                    actor: Actor { id: Some(user), groups: Vec::new() },
+                    source: ActorSource::Htpasswd,
+                },
                 None => Established::anonymous(),
             },
             Some(Credentials::Bearer(token)) => match &self.jwt {
@@ -249,18 +240,23 @@ impl Identity {
     /// Check basic credentials on a request that changes nothing (the client's `GET /v2/`
     /// login check): `Ok(false)` when there are none.
     pub fn check_basic(&self, headers: &http::HeaderMap) -> Result<bool, Unauthorized> {
-        let Some(htpasswd) = &self.htpasswd else { return Ok(false) };
-        match headers.get(AUTHORIZATION).map(credentials) {
-            Some(Credentials::Basic(encoded)) => {
-                let (user, password) = decode_basic(encoded)?;
-                if user.is_empty() && password.is_empty() {
-                    return Ok(false);
-                }
-                htpasswd.verify(&user, &password)?;
-                Ok(true)
-            }
-            _ => Ok(false),
+        Ok(self.verified_basic(headers)?.is_some())
+    }
+
+    /// The user of verified basic credentials. `None` without an htpasswd file (credentials
+    /// for the upstream only say nothing the gate can verify), without basic credentials, and
+    /// for the empty ones a client without credentials answers a basic challenge with.
+    fn verified_basic(&self, headers: &http::HeaderMap) -> Result<Option<String>, Unauthorized> {
+        let Some(htpasswd) = &self.htpasswd else { return Ok(None) };
+        let Some(Credentials::Basic(encoded)) = headers.get(AUTHORIZATION).map(credentials) else {
+            return Ok(None);
+        };
+        let (user, password) = decode_basic(encoded)?;
+        if user.is_empty() && password.is_empty() {
+            return Ok(None);
         }
+        htpasswd.verify(&user, &password)?;
+        Ok(Some(user))
     }
 }
 

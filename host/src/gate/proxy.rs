@@ -1,14 +1,14 @@
 //! Each request: pass it through untouched, or (a manifest write or deletion) decide it with
 //! the policies of its repository and apply it upstream only if allowed.
 
-use super::Shared;
 use super::config::Rules;
-use super::identity::{Established, Scheme, Unauthorized};
+use super::identity::{Established, Identity, Scheme, Unauthorized};
 use super::log::{self, Entry, Reason};
 use super::state::UpstreamView;
 use super::upstream::{Body, UpstreamError, empty, full, streamed};
+use super::{Active, Shared};
 use crate::decision::{Decision, Finding, Outcome, Severity};
-use crate::push::{Actor, ManifestDeletion, Operation, Push, Request, TagChange};
+use crate::push::{ManifestDeletion, Operation, Push, Request, TagChange};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, WWW_AUTHENTICATE};
 use http::{Method, Response, StatusCode, request::Parts};
@@ -98,12 +98,10 @@ pub async fn handle(
         if matches!(request.uri().path(), "/v2" | "/v2/") && identity.requires_basic_auth() {
             // The client's login check: with htpasswd configured the gate asks for (and
             // checks) basic credentials, as a registry with htpasswd auth does.
-            let checked = {
-                let (active, headers) = (active.clone(), request.headers().clone());
-                tokio::task::spawn_blocking(move || active.rules.identity.check_basic(&headers))
-                    .await
-                    .unwrap_or(Err(Unauthorized::BadPassword))
-            };
+            let checked = verify(&active, request.headers(), |identity, headers| {
+                identity.check_basic(headers)
+            })
+            .await;
             let has_credentials = request.headers().contains_key(AUTHORIZATION);
             match checked {
                 Err(refused) => return unauthorized(&shared, &active.rules, &refused).await,
@@ -119,12 +117,10 @@ pub async fn handle(
     };
     let (parts, body) = request.into_parts();
     let started = Instant::now();
-    let established = {
-        let (active, headers) = (active.clone(), parts.headers.clone());
-        tokio::task::spawn_blocking(move || active.rules.identity.establish(&headers, peer.ip()))
-            .await
-            .unwrap_or(Err(Unauthorized::BadPassword))
-    };
+    let established = verify(&active, &parts.headers, move |identity, headers| {
+        identity.establish(headers, peer.ip())
+    })
+    .await;
     let established = match established {
         Ok(established) => established,
         Err(refused) => {
@@ -148,6 +144,23 @@ pub async fn handle(
         shared.metrics.request("manifest_delete");
         exchange.delete().await
     }
+}
+
+/// Run an identity check. A bcrypt verification costs tens of milliseconds of CPU, so with
+/// an htpasswd file the check runs on a blocking thread; otherwise (tokens, headers) inline.
+async fn verify<T: Send + 'static>(
+    active: &Arc<Active>,
+    headers: &http::HeaderMap,
+    check: impl FnOnce(&Identity, &http::HeaderMap) -> Result<T, Unauthorized> + Send + 'static,
+) -> Result<T, Unauthorized> {
+    let identity = &active.rules.identity;
+    if !identity.requires_basic_auth() {
+        return check(identity, headers);
+    }
+    let (active, headers) = (active.clone(), headers.clone());
+    tokio::task::spawn_blocking(move || check(&active.rules.identity, &headers))
+        .await
+        .unwrap_or(Err(Unauthorized::BadPassword))
 }
 
 async fn pass_through(shared: &Shared, request: http::Request<Body>) -> Response<Body> {
@@ -547,7 +560,7 @@ fn log_entry<'a>(
         operation,
         tags: request.tags(),
         digest,
-        actor: actor_id(&request.actor),
+        actor: request.actor.id.as_deref(),
         actor_source,
         decision: decision.outcome.as_str(),
         reasons: decision
@@ -568,10 +581,6 @@ fn log_entry<'a>(
             .unwrap_or_default(),
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
     }
-}
-
-fn actor_id(actor: &Actor) -> Option<&str> {
-    actor.id.as_deref()
 }
 
 /// 403 DENIED with a one-line message a person reads in the client's output.
@@ -695,6 +704,7 @@ fn excerpt(body: &Bytes) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::push::Actor;
 
     #[test]
     fn manifest_routes_are_recognised() {

@@ -131,6 +131,25 @@ impl Upstream {
         }
     }
 
+    /// `HEAD` or `GET` of a manifest: `None` if the upstream does not know it; any answer
+    /// other than success or 404 (e.g. a 401 challenge) is passed on as refused.
+    async fn manifest_lookup(
+        &self,
+        method: Method,
+        repository: &str,
+        reference: &str,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Option<Response<Bytes>>, UpstreamError> {
+        let path = format!("/v2/{repository}/manifests/{reference}");
+        let response =
+            self.call(method, &path, lookup_headers(auth), Bytes::new(), "lookup").await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            status if status.is_success() => Ok(Some(response)),
+            _ => Err(UpstreamError::Refused(Box::new(response))),
+        }
+    }
+
     /// The digest `reference` points at, or `None` if the upstream does not know it.
     pub async fn digest_of(
         &self,
@@ -138,32 +157,22 @@ impl Upstream {
         reference: &str,
         auth: Option<&HeaderValue>,
     ) -> Result<Option<String>, UpstreamError> {
-        let response = self
-            .call(
-                Method::HEAD,
-                &format!("/v2/{repository}/manifests/{reference}"),
-                lookup_headers(auth),
-                Bytes::new(),
-                "lookup",
-            )
-            .await?;
-        match response.status() {
-            StatusCode::NOT_FOUND => Ok(None),
-            status if status.is_success() => {
-                let digest = response
-                    .headers()
-                    .get("docker-content-digest")
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| {
-                        UpstreamError::Invalid(format!(
-                            "no Docker-Content-Digest for `{repository}:{reference}`"
-                        ))
-                    })?;
-                crate::oci::check_digest(digest).map_err(UpstreamError::Invalid)?;
-                Ok(Some(digest.to_string()))
-            }
-            _ => Err(UpstreamError::Refused(Box::new(response))),
-        }
+        let Some(response) =
+            self.manifest_lookup(Method::HEAD, repository, reference, auth).await?
+        else {
+            return Ok(None);
+        };
+        let digest = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                UpstreamError::Invalid(format!(
+                    "no Docker-Content-Digest for `{repository}:{reference}`"
+                ))
+            })?;
+        crate::oci::check_digest(digest).map_err(UpstreamError::Invalid)?;
+        Ok(Some(digest.to_string()))
     }
 
     /// The manifest stored under `reference` (media type and the exact bytes), for undoing
@@ -174,28 +183,14 @@ impl Upstream {
         reference: &str,
         auth: Option<&HeaderValue>,
     ) -> Result<Option<(HeaderValue, Bytes)>, UpstreamError> {
-        let response = self
-            .call(
-                Method::GET,
-                &format!("/v2/{repository}/manifests/{reference}"),
-                lookup_headers(auth),
-                Bytes::new(),
-                "lookup",
-            )
-            .await?;
-        match response.status() {
-            StatusCode::NOT_FOUND => Ok(None),
-            status if status.is_success() => {
-                let media_type =
-                    response.headers().get(CONTENT_TYPE).cloned().ok_or_else(|| {
-                        UpstreamError::Invalid(format!(
-                            "no Content-Type for `{repository}:{reference}`"
-                        ))
-                    })?;
-                Ok(Some((media_type, response.into_body())))
-            }
-            _ => Err(UpstreamError::Refused(Box::new(response))),
-        }
+        let Some(response) = self.manifest_lookup(Method::GET, repository, reference, auth).await?
+        else {
+            return Ok(None);
+        };
+        let media_type = response.headers().get(CONTENT_TYPE).cloned().ok_or_else(|| {
+            UpstreamError::Invalid(format!("no Content-Type for `{repository}:{reference}`"))
+        })?;
+        Ok(Some((media_type, response.into_body())))
     }
 
     /// Every tag of `repository`, following the upstream's pagination.
