@@ -7,7 +7,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tagpolicy::{
-    ConfiguredPolicy, Engine, Error, Failure, Limits, Mode, Outcome, PolicySet, TagMap,
+    ConfiguredPolicy, Engine, Error, Failure, Isolation, Limits, Mode, Outcome, PolicySet, TagMap,
 };
 
 fn engine() -> Engine {
@@ -335,4 +335,33 @@ fn the_compile_cache_serves_later_loads_and_survives_a_corrupt_entry() {
         .unwrap();
     assert_eq!(decide(&recovered), decide(&first));
     assert!(std::fs::metadata(&entries[0]).unwrap().len() > 1000, "rewritten");
+}
+
+#[test]
+fn an_isolated_configuration_is_snapshotted_once_and_its_compilation_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = || std::fs::read_dir(dir.path()).unwrap().count();
+    let settings = json!({"mutable": ["latest"]});
+    let request = push("new", &[("latest", Some("old")), ("1.0.0", Some("old"))]);
+    let view = state(&[("latest", "old"), ("1.0.0", "old")]);
+    let mut summaries = Vec::new();
+    for _ in 0..2 {
+        // A fresh engine each time, as a restarted process would have.
+        let engine = Engine::builder().cache_dir(dir.path()).build().unwrap();
+        let isolated = engine
+            .load_embedded("immutable-tags")
+            .unwrap()
+            .with_isolation(Isolation::Isolated)
+            .configure(&settings)
+            .unwrap();
+        assert!(isolated.from_snapshot());
+        let decision = isolated.evaluate(&request, view.clone()).unwrap();
+        assert_eq!(decision.outcome, Outcome::Deny);
+        summaries.push(decision.summary());
+        // The component, its instrumented copy and the snapshot: the same bytes each
+        // time, so the second engine compiles nothing.
+        assert_eq!(entries(), 3);
+    }
+    assert_eq!(summaries[0], summaries[1]);
+    assert!(summaries[0].contains("tag `1.0.0` is immutable"), "{}", summaries[0]);
 }

@@ -205,12 +205,41 @@ fn isolated_instances_and_recycled_ones_carry_no_state_between_requests() {
     assert!(reused.evaluate(&request, empty()).is_err());
     // Isolated, or recycled after every decision: every call is the instance's first.
     let isolated = policy.with_isolation(Isolation::Isolated).configure(&settings).unwrap();
+    assert!(isolated.from_snapshot(), "isolated requests start from the configured snapshot");
     let limits = Limits { recycle_after: 1, ..policy.limits() };
     let recycled = policy.with_limits(limits).configure(&settings).unwrap();
     for call in 0..5 {
         assert!(isolated.evaluate(&request, empty()).is_ok(), "isolated call {call}");
         assert!(recycled.evaluate(&request, empty()).is_ok(), "recycled call {call}");
     }
+}
+
+#[test]
+fn a_policy_holding_a_host_stream_after_configure_is_configured_per_request_instead() {
+    let engine = Engine::new().unwrap();
+    let policy = engine.load_file(hostile_policy()).unwrap().with_isolation(Isolation::Isolated);
+    let request = push("a", &[("x", None)]);
+    // Printing in `configure` leaves the guest holding a stderr stream, which a snapshot
+    // cannot carry into a new instance: the host falls back to configuring per request.
+    let printing = policy.configure(&json!({"behaviour": "print-in-configure"})).unwrap();
+    assert!(!printing.from_snapshot());
+    let quiet = policy.configure(&json!({"behaviour": "allow"})).unwrap();
+    assert!(quiet.from_snapshot());
+    for policy in [&printing, &quiet] {
+        for _ in 0..3 {
+            assert_eq!(policy.evaluate(&request, empty()).unwrap().outcome, Outcome::Allow);
+        }
+    }
+    // Turned off on purpose: configured per request.
+    let unsnapshotted = engine
+        .load_file(hostile_policy())
+        .unwrap()
+        .with_isolation(Isolation::Isolated)
+        .with_snapshot(false)
+        .configure(&json!({"behaviour": "allow"}))
+        .unwrap();
+    assert!(!unsnapshotted.from_snapshot());
+    assert_eq!(unsnapshotted.evaluate(&request, empty()).unwrap().outcome, Outcome::Allow);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Criterion benches of the paths `tagpolicy bench` measures, on the same synthetic pushes:
 //! the native baseline of the `immutable-tags` rule, a decision with a reused instance, with
-//! a fresh pooled instance and with one allocated on demand, compiling a policy and loading
+//! a reused instance of a rule without patterns (the crossing alone), a fresh pooled
+//! instance from the configured snapshot, one configured anew, one allocated
+//! on demand, compiling a policy and loading
 //! it from the compile cache. `cargo bench -p tagpolicy`; compare the ratios, not the times.
 
 #[path = "../src/cli/bench/workload.rs"]
@@ -12,12 +14,22 @@ use std::sync::Arc;
 use tagpolicy::{ConfiguredPolicy, Engine, Isolation, RepositoryView, TagMap};
 use workload::{MUTABLE, NativeImmutableTags, synthetic_pushes};
 
-fn configured(engine: &Engine, isolation: Isolation) -> ConfiguredPolicy {
+fn configured(engine: &Engine, isolation: Isolation, snapshot: bool) -> ConfiguredPolicy {
+    configured_with(engine, isolation, snapshot, serde_json::json!({ "mutable": MUTABLE }))
+}
+
+fn configured_with(
+    engine: &Engine,
+    isolation: Isolation,
+    snapshot: bool,
+    settings: serde_json::Value,
+) -> ConfiguredPolicy {
     engine
         .load_embedded("immutable-tags")
         .unwrap()
         .with_isolation(isolation)
-        .configure(&serde_json::json!({ "mutable": MUTABLE }))
+        .with_snapshot(snapshot)
+        .configure(&settings)
         .unwrap()
 }
 
@@ -37,9 +49,21 @@ fn decisions(c: &mut Criterion) {
         })
     });
     let policies = [
-        ("reused", configured(&pooled, Isolation::Reuse)),
-        ("isolated", configured(&pooled, Isolation::Isolated)),
-        ("isolated_on_demand", configured(&on_demand, Isolation::Isolated)),
+        ("reused", configured(&pooled, Isolation::Reuse, true)),
+        // The same crossing without the three pattern calls to the host: what the call
+        // itself costs (lowering the request, running the rule, lifting the decision).
+        (
+            "reused_no_patterns",
+            configured_with(
+                &pooled,
+                Isolation::Reuse,
+                true,
+                serde_json::json!({"default": "mutable"}),
+            ),
+        ),
+        ("isolated", configured(&pooled, Isolation::Isolated, true)),
+        ("isolated_configured", configured(&pooled, Isolation::Isolated, false)),
+        ("isolated_on_demand", configured(&on_demand, Isolation::Isolated, true)),
     ];
     for (name, policy) in &policies {
         let view: Arc<dyn RepositoryView> = state.clone();

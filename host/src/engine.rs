@@ -1,13 +1,14 @@
 //! The shared engine: compiles policies, ticks the epoch that enforces deadlines.
 
+use crate::bindings::TagPolicyPre;
 use crate::cache::CompileCache;
 use crate::error::Error;
 use crate::limits::{DEFAULT_INSTANCE_SLOTS, EPOCH_TICK, Limits, instance_pool};
-use crate::policy::Policy;
+use crate::policy::{Policy, hex_sha256};
 use crate::sandbox::{self, HostState};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wasmtime::component::Linker;
+use wasmtime::component::{Component, Linker};
 
 /// Create one per process and share it (it is cheap to clone and thread-safe). It owns a
 /// background thread that advances the epoch every few milliseconds; the thread ends when
@@ -141,6 +142,27 @@ impl Engine {
 
     pub(crate) fn limits(&self) -> Limits {
         self.inner.limits
+    }
+
+    /// Compile `bytes`, whose hex sha256 is `sha256`, or take the compilation from the
+    /// compile cache.
+    pub(crate) fn compile(&self, bytes: &[u8], sha256: &str) -> wasmtime::Result<Component> {
+        let cache = self.cache();
+        if let Some(component) = cache.and_then(|cache| cache.get(self.wasmtime(), sha256)) {
+            return Ok(component);
+        }
+        let component = Component::new(self.wasmtime(), bytes)?;
+        if let Some(cache) = cache {
+            cache.put(sha256, &component);
+        }
+        Ok(component)
+    }
+
+    /// Compile `bytes` (through the cache) and link them against the host, ready to
+    /// instantiate. For components already known to be policies of this world.
+    pub(crate) fn prepare(&self, bytes: &[u8]) -> wasmtime::Result<TagPolicyPre<HostState>> {
+        let component = self.compile(bytes, &hex_sha256(bytes))?;
+        TagPolicyPre::new(self.linker().instantiate_pre(&component)?)
     }
 
     pub(crate) fn cache(&self) -> Option<&CompileCache> {

@@ -58,6 +58,7 @@ mod policy_set;
 pub mod push;
 mod sandbox;
 pub mod scenario;
+mod snapshot;
 
 pub use decision::{Decision, Finding, Outcome, Severity};
 pub use engine::{Engine, EngineBuilder};

@@ -13,11 +13,11 @@ use crate::limits::{Limits, ticks};
 use crate::patterns::PatternCache;
 use crate::push::{RepositoryView, Request};
 use crate::sandbox::{self, HostState};
+use crate::snapshot;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wasmtime::component::Component;
 use wasmtime::{Store, Trap};
 
 /// Idle configured instances kept per policy; more are created under load and dropped.
@@ -42,6 +42,7 @@ pub struct Policy {
     inner: Arc<Loaded>,
     limits: Limits,
     isolation: Isolation,
+    snapshot: bool,
 }
 
 /// Whether requests share policy instances.
@@ -49,8 +50,10 @@ pub struct Policy {
 /// `Reuse` is the fast default: a configured instance decides request after request and is
 /// replaced after [`Limits::recycle_after`] decisions or any failure. A policy could then
 /// carry state from one request to the next (the reference policies do not). `Isolated`
-/// gives every request a fresh instance, configured anew, so nothing can leak between
-/// requests, at the cost of an instantiation and a `configure` per request.
+/// gives every request a fresh instance, so nothing can leak between requests, at the cost
+/// of an instantiation per request. The settings are not applied again for each: the
+/// instance starts from a snapshot of the policy taken once, right after `configure`
+/// (see [`ConfiguredPolicy::from_snapshot`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Isolation {
@@ -73,6 +76,9 @@ impl std::str::FromStr for Isolation {
 
 struct Loaded {
     pre: TagPolicyPre<HostState>,
+    /// The component and its engine, kept to make configured snapshots.
+    bytes: Arc<[u8]>,
+    engine: Engine,
     metadata: Metadata,
     sha256: String,
     imports: Vec<String>,
@@ -85,19 +91,10 @@ impl Policy {
     pub(crate) fn load(engine: &Engine, bytes: &[u8], origin: String) -> Result<Self, Error> {
         check_is_component(bytes, &origin)?;
         let sha256 = hex_sha256(bytes);
-        let cached = engine.cache().and_then(|cache| cache.get(engine.wasmtime(), &sha256));
-        let component = match cached {
-            Some(component) => component,
-            None => {
-                let component = Component::new(engine.wasmtime(), bytes).map_err(|e| {
-                    Error::InvalidComponent { origin: origin.clone(), message: root_cause(&e) }
-                })?;
-                if let Some(cache) = engine.cache() {
-                    cache.put(&sha256, &component);
-                }
-                component
-            }
-        };
+        let component = engine.compile(bytes, &sha256).map_err(|e| Error::InvalidComponent {
+            origin: origin.clone(),
+            message: root_cause(&e),
+        })?;
         let component_type = component.component_type();
         let imports: Vec<String> =
             component_type.imports(engine.wasmtime()).map(|(name, _)| name.to_string()).collect();
@@ -134,6 +131,8 @@ impl Policy {
         Ok(Self {
             inner: Arc::new(Loaded {
                 pre,
+                bytes: bytes.into(),
+                engine: engine.clone(),
                 metadata,
                 sha256,
                 imports,
@@ -143,6 +142,7 @@ impl Policy {
             }),
             limits,
             isolation: Isolation::default(),
+            snapshot: true,
         })
     }
 
@@ -192,6 +192,14 @@ impl Policy {
         Self { isolation, ..self.clone() }
     }
 
+    /// The same policy, whose isolated configurations start each request from a snapshot
+    /// taken after `configure` (`true`, the default) or instantiate the component and
+    /// apply the settings again for every request (`false`: slower; for comparison, or
+    /// for a policy that misbehaves when snapshotted).
+    pub fn with_snapshot(&self, snapshot: bool) -> Self {
+        Self { snapshot, ..self.clone() }
+    }
+
     /// Validate and apply `settings` (a JSON object; `{}` for none).
     pub fn configure(&self, settings: &serde_json::Value) -> Result<ConfiguredPolicy, Error> {
         let settings = settings.to_string();
@@ -207,20 +215,48 @@ impl Policy {
                         Error::Load { origin: format!("policy `{}`", self.name()), failure }
                     }
                 })?;
-        let idle = match self.isolation {
-            Isolation::Reuse => vec![instance],
-            Isolation::Isolated => Vec::new(),
+        let fresh = match self.isolation {
+            Isolation::Reuse => Fresh::Reused(Mutex::new(vec![instance])),
+            Isolation::Isolated if self.snapshot => {
+                let loaded = &self.inner;
+                match snapshot::configured(
+                    &loaded.engine,
+                    &loaded.bytes,
+                    &settings,
+                    &limits,
+                    &loaded.patterns,
+                ) {
+                    Ok(pre) => Fresh::Snapshot(pre),
+                    Err(error) => {
+                        tracing::warn!(policy = self.name(), %error, "applying the settings per request instead");
+                        Fresh::Configured
+                    }
+                }
+            }
+            Isolation::Isolated => Fresh::Configured,
         };
-        Ok(ConfiguredPolicy { policy: self.clone(), settings, idle: Mutex::new(idle) })
+        Ok(ConfiguredPolicy { policy: self.clone(), settings, fresh })
     }
 }
 
 /// A policy with its settings applied, ready to decide requests from any thread.
 pub struct ConfiguredPolicy {
     policy: Policy,
-    /// The settings as JSON text, re-applied to each new instance.
+    /// The settings as JSON text, applied to each new instance that does not start
+    /// from a snapshot.
     settings: String,
-    idle: Mutex<Vec<Instance>>,
+    fresh: Fresh,
+}
+
+/// Where the instance of a request comes from.
+enum Fresh {
+    /// Idle configured instances, reused until recycled; a new one is configured when
+    /// none is idle.
+    Reused(Mutex<Vec<Instance>>),
+    /// A new instance per request of the component snapshotted after `configure`.
+    Snapshot(TagPolicyPre<HostState>),
+    /// A new instance per request of the original component, configured for it.
+    Configured,
 }
 
 impl ConfiguredPolicy {
@@ -230,6 +266,14 @@ impl ConfiguredPolicy {
 
     pub fn name(&self) -> &str {
         self.policy.name()
+    }
+
+    /// Whether each request gets a fresh instance that starts from a snapshot taken right
+    /// after `configure`. `false` in reuse mode, and in isolated mode when the policy
+    /// could not be snapshotted (the reason is logged): its settings are then applied
+    /// again for every request.
+    pub fn from_snapshot(&self) -> bool {
+        matches!(self.fresh, Fresh::Snapshot(_))
     }
 
     /// Decide `request`, letting the policy read `repository` (its state before the request).
@@ -242,18 +286,25 @@ impl ConfiguredPolicy {
     ) -> Result<Decision, Failure> {
         let loaded = &self.policy.inner;
         let limits = self.policy.limits;
-        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut instance = match pooled {
-            Some(instance) => instance,
-            None => Instance::configured(&loaded.pre, &limits, &loaded.patterns, &self.settings)
-                .map_err(|e| match e {
+        let configure_new = || {
+            Instance::configured(&loaded.pre, &limits, &loaded.patterns, &self.settings).map_err(
+                |e| match e {
                     // The same settings were accepted at configure time; a policy that
                     // changes its mind is not to be trusted with a decision.
                     ConfigureError::Rejected(message) => {
                         Failure::Trap(format!("rejected its settings on a new instance: {message}"))
                     }
                     ConfigureError::Failed(failure) => failure,
-                })?,
+                },
+            )
+        };
+        let mut instance = match &self.fresh {
+            Fresh::Reused(idle) => match idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+                Some(instance) => instance,
+                None => configure_new()?,
+            },
+            Fresh::Snapshot(pre) => Instance::new(pre, &limits, &loaded.patterns)?,
+            Fresh::Configured => configure_new()?,
         };
         instance.store.data_mut().view = Some(repository);
         instance.arm(limits.evaluate_deadline, &limits);
@@ -269,12 +320,10 @@ impl ConfiguredPolicy {
                     tracing::debug!(policy = self.name(), output = %output, "policy output");
                 }
                 instance.uses += 1;
-                let keep = match self.policy.isolation {
-                    Isolation::Reuse => instance.uses < limits.recycle_after,
-                    Isolation::Isolated => false,
-                };
-                if keep {
-                    let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                if let Fresh::Reused(idle) = &self.fresh
+                    && instance.uses < limits.recycle_after
+                {
+                    let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
                     if idle.len() < MAX_IDLE_INSTANCES {
                         idle.push(instance);
                     }

@@ -74,6 +74,13 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// Whether the instance holds no handle to a host resource (streams, pollables).
+    pub(crate) fn holds_no_resources(&self) -> bool {
+        self.table.is_empty()
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }

@@ -59,7 +59,8 @@ pub fn read_settings(path: &Path) -> anyhow::Result<serde_json::Value> {
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct IsolationOverride {
     /// Run every policy with instances reused across pushes (`reuse`) or a fresh instance
-    /// per push (`isolated`), whatever the scenario says. Decisions must not differ.
+    /// per push (`isolated`, started from a snapshot taken after `configure`), whatever the
+    /// scenario says. Decisions must not differ.
     #[arg(long, value_name = "reuse|isolated")]
     pub isolation: Option<Isolation>,
 }

@@ -14,8 +14,9 @@ use tagpolicy::{ConfiguredPolicy, Engine, Isolation, Policy, RepositoryView, Req
 use workload::{MUTABLE, NativeImmutableTags, synthetic_pushes};
 
 /// Measure decisions per push: a native Rust baseline of the `immutable-tags` rule, the
-/// policy with a reused instance, with a fresh instance per push, from all cores at once,
-/// and the cost of compiling and of loading from the compile cache.
+/// policy with a reused instance, with a fresh instance per push (started from the
+/// configured snapshot, and for comparison configured anew), from all cores at once, and
+/// the cost of compiling, snapshotting and loading from the compile cache.
 ///
 /// Timings are medians over the run; ratios to the native baseline are what to compare
 /// across machines. Progress goes to stderr.
@@ -50,10 +51,17 @@ struct Report {
     reused_p99_ns: f64,
     isolated_ns: f64,
     isolated_p99_ns: f64,
+    /// Whether the isolated instances started from a configured snapshot.
+    isolated_from_snapshot: bool,
+    /// Fresh instance per push, configured for each (no snapshot).
+    isolated_configure_ns: f64,
+    isolated_configure_p99_ns: f64,
     decisions_per_second: f64,
     threads: usize,
     compile_ms: f64,
     cached_load_us: f64,
+    /// Time to configure an isolated policy: instrument, configure, snapshot, compile.
+    snapshot_ms: f64,
     reused_vs_native: f64,
     isolated_vs_native: f64,
 }
@@ -100,9 +108,17 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     progress("reused instance");
     let (reused_ns, reused_p99_ns) = per_call(budget, &reused, &pushes, &state);
-    progress("isolated instance per push");
+    progress("snapshotting the configured policy");
+    let started = Instant::now();
     let isolated = policy.with_isolation(Isolation::Isolated).configure(&settings)?;
+    let snapshot_ms = started.elapsed().as_secs_f64() * 1e3;
+    progress("isolated instance per push, from the snapshot");
     let (isolated_ns, isolated_p99_ns) = per_call(budget, &isolated, &pushes, &state);
+    progress("isolated instance per push, configured per push");
+    let configured =
+        policy.with_isolation(Isolation::Isolated).with_snapshot(false).configure(&settings)?;
+    let (isolated_configure_ns, isolated_configure_p99_ns) =
+        per_call(budget, &configured, &pushes, &state);
 
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     progress(&format!("throughput on {threads} threads"));
@@ -117,10 +133,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         reused_p99_ns,
         isolated_ns,
         isolated_p99_ns,
+        isolated_from_snapshot: isolated.from_snapshot(),
+        isolated_configure_ns,
+        isolated_configure_p99_ns,
         decisions_per_second,
         threads,
         compile_ms,
         cached_load_us,
+        snapshot_ms,
         reused_vs_native: reused_ns / native_ns,
         isolated_vs_native: isolated_ns / native_ns,
     };
@@ -146,13 +166,21 @@ fn print_text(r: &Report) {
         "  reused instance          median {:>12.0} ns  p99 {:>10.0} ns  {:>7.1}× native",
         r.reused_ns, r.reused_p99_ns, r.reused_vs_native
     );
+    let from = if r.isolated_from_snapshot { "snapshot" } else { "NO SNAPSHOT" };
     println!(
-        "  isolated instance        median {:>12.0} ns  p99 {:>10.0} ns  {:>7.1}× native",
+        "  isolated, {from:<12}   median {:>12.0} ns  p99 {:>10.0} ns  {:>7.1}× native",
         r.isolated_ns, r.isolated_p99_ns, r.isolated_vs_native
+    );
+    println!(
+        "  isolated, configured     median {:>12.0} ns  p99 {:>10.0} ns  {:>7.1}× native",
+        r.isolated_configure_ns,
+        r.isolated_configure_p99_ns,
+        r.isolated_configure_ns / r.native_ns
     );
     println!("  throughput, {} threads   {:>12.0} decisions/s", r.threads, r.decisions_per_second);
     println!("  compile                  {:>12.1} ms", r.compile_ms);
     println!("  load from cache          {:>12.1} µs", r.cached_load_us);
+    println!("  snapshot (isolated configure) {:>7.1} ms", r.snapshot_ms);
 }
 
 /// A baseline that decides differently would make the ratio meaningless.

@@ -30,6 +30,8 @@ enum Behaviour {
     LoopIfTagIsBoom,
     /// Print 100 KiB to stdout and stderr on every evaluation, then allow.
     Chatty,
+    /// Print a line in `configure` (keeping a host stream open), then allow.
+    PrintInConfigure,
 }
 
 #[derive(Deserialize)]
@@ -50,8 +52,10 @@ impl Policy for Hostile {
     const SETTINGS_EXAMPLE: &'static str = r#"{"behaviour":"loop"}"#;
 
     fn configure(settings: Settings) -> Result<Self, String> {
-        if settings.behaviour == Behaviour::LoopInConfigure {
-            spin();
+        match settings.behaviour {
+            Behaviour::LoopInConfigure => spin(),
+            Behaviour::PrintInConfigure => eprintln!("configuring"),
+            _ => {}
         }
         Ok(Self { behaviour: settings.behaviour, calls: Default::default() })
     }
@@ -60,7 +64,7 @@ impl Policy for Hostile {
         self.calls.set(self.calls.get() + 1);
         let mut findings = Findings::new();
         match self.behaviour {
-            Behaviour::Allow | Behaviour::LoopInConfigure => {}
+            Behaviour::Allow | Behaviour::LoopInConfigure | Behaviour::PrintInConfigure => {}
             Behaviour::Loop => spin(),
             Behaviour::Panic => panic!("the hostile policy panics on purpose"),
             Behaviour::GrowMemory => {

@@ -1,0 +1,164 @@
+//! Configured snapshots: isolation without applying the settings on every request.
+//!
+//! An isolated policy gets a fresh instance per request. Rather than instantiate the
+//! original component and call `configure` each time, the host runs `configure` once in an
+//! instrumented copy of the component and writes the resulting memories and globals back
+//! into a new component (Wizer's snapshot). A fresh instance of that component starts
+//! already configured; with the pooling allocator its memory is a copy-on-write mapping of
+//! the snapshot, so no state of one request reaches the next.
+//!
+//! Not every component can be snapshotted: one that holds a host resource after
+//! `configure` (say, a stderr stream it printed to) would keep a handle that means nothing
+//! in a new instance. Those, and components whose shape Wizer does not support, are
+//! reported as a [`SnapshotError`]; the caller then configures per request instead.
+
+use crate::bindings::TagPolicyPre;
+use crate::engine::Engine;
+use crate::limits::{Limits, ticks};
+use crate::patterns::PatternCache;
+use crate::sandbox::HostState;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use wasmtime::Store;
+use wasmtime::component::{Instance, WasmList};
+use wasmtime_wizer::{ComponentInstanceState, Wizer};
+
+/// Why a configured snapshot could not be made; the policy still works, configured per
+/// request.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot snapshot the configured policy: {0}")]
+pub(crate) struct SnapshotError(String);
+
+impl SnapshotError {
+    fn from_wasmtime(context: &str, error: wasmtime::Error) -> Self {
+        let chain: Vec<String> = error.chain().map(|cause| cause.to_string()).collect();
+        Self(format!("{context}: {}", chain.join(": ")))
+    }
+}
+
+/// The component `bytes` with `settings` applied, compiled and ready to instantiate.
+/// `settings` were already accepted by the same component.
+pub(crate) fn configured(
+    engine: &Engine,
+    bytes: &[u8],
+    settings: &str,
+    limits: &Limits,
+    patterns: &Arc<PatternCache>,
+) -> Result<TagPolicyPre<HostState>, SnapshotError> {
+    let wizer = Wizer::new();
+    let (context, instrumented) = wizer
+        .instrument_component(bytes)
+        .map_err(|e| SnapshotError::from_wasmtime("instrumenting", e))?;
+    let pre = engine
+        .prepare(&instrumented)
+        .map_err(|e| SnapshotError::from_wasmtime("compiling the instrumented copy", e))?;
+
+    let mut store = Store::new(engine.wasmtime(), HostState::new(limits, patterns.clone()));
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(ticks(limits.configure_deadline));
+    let instance = pre
+        .instance_pre()
+        .instantiate(&mut store)
+        .map_err(|e| SnapshotError::from_wasmtime("instantiating", e))?;
+    let bindings = crate::bindings::TagPolicy::new(&mut store, &instance)
+        .map_err(|e| SnapshotError::from_wasmtime("binding", e))?;
+    match bindings.tagpolicy_policy_policy().call_configure(&mut store, settings) {
+        Ok(Ok(())) => {}
+        Ok(Err(message)) => {
+            return Err(SnapshotError(format!("it rejected its settings this time: {message}")));
+        }
+        Err(e) => return Err(SnapshotError::from_wasmtime("configuring", e)),
+    }
+    if !store.data().holds_no_resources() {
+        return Err(SnapshotError(
+            "it holds host resources (such as an output stream) after `configure`".into(),
+        ));
+    }
+
+    let mut state = Running { store: &mut store, instance, failure: None };
+    let snapshot = run_to_completion(wizer.snapshot_component(&context, &mut state))
+        .ok_or_else(|| SnapshotError("the snapshot did not complete".into()))?
+        .map_err(|e| SnapshotError::from_wasmtime("snapshotting", e))?;
+    if let Some(failure) = state.failure {
+        return Err(SnapshotError(failure));
+    }
+    engine.prepare(&snapshot).map_err(|e| SnapshotError::from_wasmtime("compiling the snapshot", e))
+}
+
+/// Wizer's snapshot API is async for the sake of async hosts; ours answers every call
+/// synchronously, so the future is ready at its first poll.
+fn run_to_completion<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
+    }
+}
+
+/// The configured instance, read through the accessors Wizer's instrumentation exports.
+struct Running<'a> {
+    store: &'a mut Store<HostState>,
+    instance: Instance,
+    /// The first accessor call that failed. Wizer's interface has no errors, so a failed
+    /// read answers a zero value and the snapshot is discarded afterwards.
+    failure: Option<String>,
+}
+
+impl Running<'_> {
+    fn call<R>(&mut self, interface: &str, func: &str) -> Option<R>
+    where
+        R: wasmtime::component::Lift + wasmtime::component::ComponentType + 'static,
+    {
+        let result = (|| {
+            let interface_index = self
+                .instance
+                .get_export_index(&mut *self.store, None, interface)
+                .ok_or_else(|| wasmtime::format_err!("no export `{interface}`"))?;
+            let func_index = self
+                .instance
+                .get_export_index(&mut *self.store, Some(&interface_index), func)
+                .ok_or_else(|| wasmtime::format_err!("no export `{interface}#{func}`"))?;
+            let typed = self.instance.get_typed_func::<(), (R,)>(&mut *self.store, &func_index)?;
+            Ok::<R, wasmtime::Error>(typed.call(&mut *self.store, ())?.0)
+        })();
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.failure.get_or_insert_with(|| format!("reading `{func}`: {error}"));
+                None
+            }
+        }
+    }
+}
+
+impl ComponentInstanceState for Running<'_> {
+    async fn call_func_ret_list_u8(
+        &mut self,
+        interface: &str,
+        func: &str,
+        contents: impl FnOnce(&[u8]) + Send,
+    ) {
+        match self.call::<WasmList<u8>>(interface, func) {
+            Some(list) => contents(list.as_le_slice(&*self.store)),
+            None => contents(&[]),
+        }
+    }
+
+    async fn call_func_ret_s32(&mut self, interface: &str, func: &str) -> i32 {
+        self.call(interface, func).unwrap_or_default()
+    }
+
+    async fn call_func_ret_s64(&mut self, interface: &str, func: &str) -> i64 {
+        self.call(interface, func).unwrap_or_default()
+    }
+
+    async fn call_func_ret_f32(&mut self, interface: &str, func: &str) -> u32 {
+        self.call::<f32>(interface, func).unwrap_or_default().to_bits()
+    }
+
+    async fn call_func_ret_f64(&mut self, interface: &str, func: &str) -> u64 {
+        self.call::<f64>(interface, func).unwrap_or_default().to_bits()
+    }
+}
