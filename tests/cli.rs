@@ -263,10 +263,14 @@ fn bench_reports_every_measure_as_json() {
         "threads",
         "compile_ms",
         "cached_load_us",
+        "isolated_configure_ns",
+        "isolated_configure_p99_ns",
+        "snapshot_ms",
     ] {
         let value = report[field].as_f64().unwrap_or_else(|| panic!("{field} missing: {report}"));
         assert!(value > 0.0, "{field} = {value}");
     }
+    assert_eq!(report["isolated_from_snapshot"], true, "{report}");
     let out = tagpolicy(&["bench", "--seconds", "0"], workspace());
     assert_eq!(out.status.code(), Some(2));
 }

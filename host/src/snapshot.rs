@@ -162,3 +162,48 @@ impl ComponentInstanceState for Running<'_> {
         self.call::<f64>(interface, func).unwrap_or_default().to_bits()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_snapshot_exports_only_the_policy_interface() {
+        let engine = Engine::new().unwrap();
+        let bytes = crate::embedded::bytes("immutable-tags").unwrap();
+        let limits = engine.limits();
+        let pre = configured(
+            &engine,
+            bytes,
+            r#"{"mutable":["latest"]}"#,
+            &limits,
+            &Arc::new(PatternCache::default()),
+        )
+        .unwrap();
+        let component = pre.instance_pre().component();
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(engine.wasmtime())
+            .map(|(name, _)| name.to_string())
+            .collect();
+        // Wizer's accessors were only in the instrumented copy.
+        assert_eq!(exports, ["tagpolicy:policy/policy@0.1.0"]);
+    }
+
+    #[test]
+    fn settings_the_component_rejects_make_no_snapshot() {
+        let engine = Engine::new().unwrap();
+        let bytes = crate::embedded::bytes("immutable-tags").unwrap();
+        let limits = engine.limits();
+        let error = configured(
+            &engine,
+            bytes,
+            r#"{"colour":"blue"}"#,
+            &limits,
+            &Arc::new(PatternCache::default()),
+        )
+        .err()
+        .unwrap();
+        assert!(error.to_string().contains("rejected its settings"), "{error}");
+    }
+}
