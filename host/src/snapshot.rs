@@ -47,6 +47,28 @@ pub(crate) fn configured(
     limits: &Limits,
     patterns: &Arc<PatternCache>,
 ) -> Result<TagPolicyPre<HostState>, SnapshotError> {
+    // Wizer rewrites a component we did not write; an internal assertion failing on an
+    // unusual one must cost the snapshot, not the process (a gate reloading its policies).
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        snapshot(engine, bytes, settings, limits, patterns)
+    }));
+    attempt.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|text| text.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(SnapshotError(format!("the snapshot tool failed: {message}")))
+    })
+}
+
+fn snapshot(
+    engine: &Engine,
+    bytes: &[u8],
+    settings: &str,
+    limits: &Limits,
+    patterns: &Arc<PatternCache>,
+) -> Result<TagPolicyPre<HostState>, SnapshotError> {
     let wizer = Wizer::new();
     let (context, instrumented) = wizer
         .instrument_component(bytes)
