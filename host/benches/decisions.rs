@@ -2,8 +2,8 @@
 //! the native baseline of the `immutable-tags` rule, a decision with a reused instance, with
 //! a reused instance of a rule without patterns (the crossing alone), a fresh pooled
 //! instance from the configured snapshot, one configured anew, one allocated
-//! on demand, compiling a policy and loading
-//! it from the compile cache. `cargo bench -p tagpolicy`; compare the ratios, not the times.
+//! on demand, compiling a policy, loading it from the compile cache, and wasmtime's
+//! deserialization alone. `cargo bench -p tagpolicy`; compare the ratios, not the times.
 
 #[path = "../src/cli/bench/workload.rs"]
 mod workload;
@@ -91,6 +91,24 @@ fn loading(c: &mut Criterion) {
     group.sample_size(50);
     group.bench_function("from_cache", |b| {
         b.iter(|| cached.load_bytes(bytes, "immutable-tags").unwrap())
+    });
+    // wasmtime's part of that alone, on an engine with wasmtime's defaults: deserializing
+    // the compiled component from memory and from a mapped file (what the spike measured).
+    let plain = wasmtime::Engine::default();
+    let compiled = wasmtime::component::Component::new(&plain, bytes).unwrap().serialize().unwrap();
+    let file = dir.path().join("plain.cwasm");
+    std::fs::write(&file, &compiled).unwrap();
+    group.bench_function("deserialize_only", |b| {
+        // SAFETY: bytes this process just produced with `serialize` for this engine.
+        b.iter(|| {
+            unsafe { wasmtime::component::Component::deserialize(&plain, &compiled) }.unwrap()
+        })
+    });
+    group.bench_function("deserialize_file_only", |b| {
+        // SAFETY: a file this process just wrote and nothing else touches.
+        b.iter(|| {
+            unsafe { wasmtime::component::Component::deserialize_file(&plain, &file) }.unwrap()
+        })
     });
     group.finish();
 }
