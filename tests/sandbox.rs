@@ -259,4 +259,14 @@ fn fuel_stops_a_loop_after_the_same_work_on_any_machine() {
     for _ in 0..3 {
         assert_eq!(honest.evaluate(&request, empty()).unwrap().outcome, Outcome::Allow);
     }
+    // The snapshot's `configure` runs with the same budget, so fuel does not cost isolated
+    // policies their snapshot.
+    let isolated = engine
+        .load_embedded("immutable-tags")
+        .unwrap()
+        .with_isolation(Isolation::Isolated)
+        .configure(&json!({}))
+        .unwrap();
+    assert!(isolated.from_snapshot());
+    assert_eq!(isolated.evaluate(&request, empty()).unwrap().outcome, Outcome::Allow);
 }

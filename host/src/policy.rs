@@ -354,13 +354,7 @@ impl Instance {
         limits: &Limits,
         patterns: &Arc<PatternCache>,
     ) -> Result<Self, Failure> {
-        let mut store = Store::new(pre.engine(), HostState::new(limits, patterns.clone()));
-        store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(ticks(limits.configure_deadline));
-        if let Some(fuel) = limits.fuel {
-            // Fails only on an engine without fuel, where the limit cannot apply.
-            let _ = store.set_fuel(fuel);
-        }
+        let mut store = sandbox::store(pre.engine(), limits, patterns);
         match pre.instantiate(&mut store) {
             Ok(bindings) => Ok(Self { store, bindings, uses: 0 }),
             Err(error) => Err(classify(&store, error, limits, limits.configure_deadline)),

@@ -74,6 +74,23 @@ impl HostState {
     }
 }
 
+/// A store for one policy instance, with its limits applied and the budget of a
+/// `configure` call (its deadline, and its fuel if the engine counts fuel).
+pub(crate) fn store(
+    engine: &wasmtime::Engine,
+    limits: &Limits,
+    patterns: &Arc<PatternCache>,
+) -> wasmtime::Store<HostState> {
+    let mut store = wasmtime::Store::new(engine, HostState::new(limits, patterns.clone()));
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(crate::limits::ticks(limits.configure_deadline));
+    if let Some(fuel) = limits.fuel {
+        // Fails only on an engine without fuel, where the limit cannot apply.
+        let _ = store.set_fuel(fuel);
+    }
+    store
+}
+
 impl HostState {
     /// Whether the instance holds no handle to a host resource (streams, pollables).
     pub(crate) fn holds_no_resources(&self) -> bool {

@@ -14,9 +14,9 @@
 
 use crate::bindings::TagPolicyPre;
 use crate::engine::Engine;
-use crate::limits::{Limits, ticks};
+use crate::limits::Limits;
 use crate::patterns::PatternCache;
-use crate::sandbox::HostState;
+use crate::sandbox::{self, HostState};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -77,9 +77,7 @@ fn snapshot(
         .prepare(&instrumented)
         .map_err(|e| SnapshotError::from_wasmtime("compiling the instrumented copy", e))?;
 
-    let mut store = Store::new(engine.wasmtime(), HostState::new(limits, patterns.clone()));
-    store.limiter(|state| &mut state.limiter);
-    store.set_epoch_deadline(ticks(limits.configure_deadline));
+    let mut store = sandbox::store(engine.wasmtime(), limits, patterns);
     let instance = pre
         .instance_pre()
         .instantiate(&mut store)
