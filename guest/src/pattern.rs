@@ -41,15 +41,35 @@ impl<'de> Deserialize<'de> for Pattern {
     }
 }
 
-/// A list of patterns; in settings, a list of strings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Patterns(Vec<Pattern>);
+/// A list of patterns; in settings, a list of strings. The host compiles the list once, as
+/// a set, when the settings are read; matching a text is then one host call for the list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Patterns {
+    patterns: Vec<Pattern>,
+    /// The host's handle of the prepared set; `None` for an empty list.
+    set: Option<u32>,
+}
 
 impl Patterns {
+    /// Check `patterns` and prepare them as a set with the host. The error names the
+    /// invalid pattern.
+    pub fn new(patterns: Vec<Pattern>) -> Result<Self, String> {
+        if patterns.is_empty() {
+            return Ok(Self::default());
+        }
+        let texts: Vec<String> = patterns.iter().map(|pattern| pattern.0.clone()).collect();
+        let set = patterns::prepare_set(&texts)?;
+        Ok(Self { patterns, set: Some(set) })
+    }
+
     /// The first pattern that matches all of `text`.
     pub fn first_match(&self, text: &str) -> Option<&Pattern> {
-        self.0.iter().find(|pattern| pattern.matches(text))
+        let set = self.set?;
+        match patterns::first_in_set(set, text) {
+            Ok(index) => self.patterns.get(index? as usize),
+            // Prepared when the settings were read; see `Pattern::matches`.
+            Err(why) => panic!("pattern set stopped working: {why}"),
+        }
     }
 
     pub fn any_match(&self, text: &str) -> bool {
@@ -57,10 +77,16 @@ impl Patterns {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Pattern> {
-        self.0.iter()
+        self.patterns.iter()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.patterns.is_empty()
+    }
+}
+
+impl<'de> Deserialize<'de> for Patterns {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Patterns::new(Vec::<Pattern>::deserialize(deserializer)?).map_err(serde::de::Error::custom)
     }
 }

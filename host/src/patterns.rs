@@ -1,7 +1,7 @@
 //! Host side of the `patterns` interface: one regex dialect for policies in every language,
 //! each pattern compiled once per loaded policy.
 
-use regex::{Regex, RegexBuilder};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -12,6 +12,8 @@ const MAX_PATTERN_BYTES: usize = 4096;
 const MAX_COMPILED_BYTES: usize = 1 << 20;
 /// Distinct patterns cached per policy; past this, patterns are compiled per call.
 const MAX_CACHED: usize = 1024;
+/// Distinct pattern sets a policy may prepare.
+const MAX_SETS: usize = 256;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Anchoring {
@@ -28,11 +30,62 @@ pub(crate) struct PatternCache {
     // guest's string instead of allocating a key on every call.
     whole: RwLock<HashMap<String, Compiled>>,
     anywhere: RwLock<HashMap<String, Compiled>>,
+    sets: RwLock<Sets>,
+}
+
+/// Prepared pattern sets: a handle is an index into `compiled`.
+#[derive(Default)]
+struct Sets {
+    by_list: HashMap<Vec<String>, u32>,
+    compiled: Vec<RegexSet>,
 }
 
 impl PatternCache {
     pub(crate) fn full_match(&self, pattern: &str, text: &str) -> Result<bool, String> {
         Ok(self.get(Anchoring::Whole, pattern)?.is_match(text))
+    }
+
+    /// Compile `patterns` as one set of whole-text matches; the same list gets the same
+    /// handle, so instances configured again (or per request) add nothing.
+    pub(crate) fn prepare_set(&self, patterns: Vec<String>) -> Result<u32, String> {
+        if let Some(&handle) =
+            self.sets.read().unwrap_or_else(|e| e.into_inner()).by_list.get(&patterns)
+        {
+            return Ok(handle);
+        }
+        // Each pattern on its own first, so that an error names the one at fault.
+        for pattern in &patterns {
+            self.get(Anchoring::Whole, pattern)
+                .map_err(|why| format!("pattern `{pattern}`: {why}"))?;
+        }
+        let set = RegexSetBuilder::new(patterns.iter().map(|pattern| format!("^(?:{pattern})$")))
+            .size_limit(MAX_COMPILED_BYTES)
+            .build()
+            .map_err(|error| {
+                format!("the set of {} patterns: {}", patterns.len(), describe(error))
+            })?;
+        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&handle) = sets.by_list.get(&patterns) {
+            return Ok(handle); // prepared meanwhile by another instance
+        }
+        if sets.compiled.len() >= MAX_SETS {
+            return Err(format!("a policy may prepare at most {MAX_SETS} distinct pattern sets"));
+        }
+        let handle = sets.compiled.len() as u32;
+        sets.compiled.push(set);
+        sets.by_list.insert(patterns, handle);
+        Ok(handle)
+    }
+
+    /// The index of the first pattern of set `handle` that matches all of `text`.
+    pub(crate) fn first_in_set(&self, handle: u32, text: &str) -> Result<Option<u32>, String> {
+        let sets = self.sets.read().unwrap_or_else(|e| e.into_inner());
+        let set = sets
+            .compiled
+            .get(handle as usize)
+            .ok_or_else(|| format!("no pattern set {handle} was prepared"))?;
+        // Set indices come back in ascending order; they fit in u32, as the list did.
+        Ok(set.matches(text).iter().next().map(|index| index as u32))
     }
 
     pub(crate) fn find(&self, pattern: &str, text: &str) -> Result<bool, String> {
@@ -121,6 +174,38 @@ mod tests {
         assert!(err.contains("4096"), "{err}");
         let err = cache.full_match(r"\w{1000}\w{1000}", "a").unwrap_err();
         assert!(err.contains("limit"), "{err}");
+    }
+
+    #[test]
+    fn a_prepared_set_answers_the_first_whole_match() {
+        let cache = PatternCache::default();
+        let list = |items: &[&str]| items.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        let set = cache.prepare_set(list(&["latest", r"\d+\.\d+", r"\d+.*"])).unwrap();
+        assert_eq!(cache.first_in_set(set, "latest"), Ok(Some(0)));
+        assert_eq!(cache.first_in_set(set, "1.2"), Ok(Some(1)));
+        assert_eq!(cache.first_in_set(set, "1.2.3"), Ok(Some(2)));
+        // Whole-text matches only, and alternation stays inside the anchors.
+        assert_eq!(cache.first_in_set(set, "latest-rc"), Ok(None));
+        let alternation = cache.prepare_set(list(&["a|b"])).unwrap();
+        assert_eq!(cache.first_in_set(alternation, "ab"), Ok(None));
+        assert_eq!(cache.first_in_set(alternation, "b"), Ok(Some(0)));
+        // The same list is the same set; another list is another.
+        assert_eq!(cache.prepare_set(list(&["latest", r"\d+\.\d+", r"\d+.*"])), Ok(set));
+        assert_ne!(alternation, set);
+        let err = cache.first_in_set(99, "x").unwrap_err();
+        assert_eq!(err, "no pattern set 99 was prepared");
+    }
+
+    #[test]
+    fn a_set_with_an_invalid_pattern_names_it_and_sets_are_bounded() {
+        let cache = PatternCache::default();
+        let err = cache.prepare_set(vec!["ok".into(), "[a-".into()]).unwrap_err();
+        assert!(err.starts_with("pattern `[a-`: ") && err.contains("unclosed"), "{err}");
+        for n in 0..MAX_SETS {
+            cache.prepare_set(vec![format!("p{n}")]).unwrap();
+        }
+        let err = cache.prepare_set(vec!["one-more".into()]).unwrap_err();
+        assert!(err.contains("at most 256"), "{err}");
     }
 
     #[test]

@@ -126,6 +126,14 @@ impl patterns::Host for HostState {
     fn find(&mut self, pattern: String, text: String) -> Result<bool, String> {
         self.patterns.find(&pattern, &text)
     }
+
+    fn prepare_set(&mut self, patterns: Vec<String>) -> Result<u32, String> {
+        self.patterns.prepare_set(patterns)
+    }
+
+    fn first_in_set(&mut self, set: u32, text: String) -> Result<Option<u32>, String> {
+        self.patterns.first_in_set(set, &text)
+    }
 }
 
 impl crate::bindings::tagpolicy::policy::types::Host for HostState {}
