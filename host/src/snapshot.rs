@@ -187,21 +187,22 @@ impl ComponentInstanceState for Running<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_snapshot_exports_only_the_policy_interface() {
+    /// A snapshot of the embedded `immutable-tags` with `settings`, and its engine.
+    fn snapshot_of(settings: &str) -> (Engine, Result<TagPolicyPre<HostState>, SnapshotError>) {
         let engine = Engine::new().unwrap();
         let bytes = crate::embedded::bytes("immutable-tags").unwrap();
         let limits = engine.limits();
-        let pre = configured(
-            &engine,
-            bytes,
-            r#"{"mutable":["latest"]}"#,
-            &limits,
-            &Arc::new(PatternCache::default()),
-        )
-        .unwrap();
-        let component = pre.instance_pre().component();
-        let exports: Vec<String> = component
+        let pre = configured(&engine, bytes, settings, &limits, &Arc::new(PatternCache::default()));
+        (engine, pre)
+    }
+
+    #[test]
+    fn the_snapshot_exports_only_the_policy_interface() {
+        let (engine, pre) = snapshot_of(r#"{"mutable":["latest"]}"#);
+        let exports: Vec<String> = pre
+            .unwrap()
+            .instance_pre()
+            .component()
             .component_type()
             .exports(engine.wasmtime())
             .map(|(name, _)| name.to_string())
@@ -212,18 +213,8 @@ mod tests {
 
     #[test]
     fn settings_the_component_rejects_make_no_snapshot() {
-        let engine = Engine::new().unwrap();
-        let bytes = crate::embedded::bytes("immutable-tags").unwrap();
-        let limits = engine.limits();
-        let error = configured(
-            &engine,
-            bytes,
-            r#"{"colour":"blue"}"#,
-            &limits,
-            &Arc::new(PatternCache::default()),
-        )
-        .err()
-        .unwrap();
+        let (_, pre) = snapshot_of(r#"{"colour":"blue"}"#);
+        let error = pre.err().unwrap();
         assert!(error.to_string().contains("rejected its settings"), "{error}");
     }
 }
