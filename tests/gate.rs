@@ -5,6 +5,8 @@
 mod common;
 #[path = "support/registry.rs"]
 mod registry;
+#[path = "support/stand_in.rs"]
+mod stand_in;
 
 use registry::{Client, Gate, Layout, Registry, skopeo_copy, text};
 use std::sync::Arc;
@@ -441,11 +443,10 @@ fn policies_read_the_repository_through_the_gate_and_audit_mode_warns() {
     assert_eq!(direct.digest_of("team/min", "1.0"), Some(older_digest));
 }
 
-/// A stand-in upstream that applies no `?tag=` itself and fails the write of tag `bad`,
-/// recording every request, to see the gate undo a half-applied multi-tag push.
+/// A stand-in upstream that applies no `?tag=` itself and fails the write of tag `bad`, to see
+/// the gate undo a half-applied multi-tag push.
 mod failing_upstream {
-    use http_body_util::{BodyExt, Full};
-    use hyper::{Request, Response, body::Incoming};
+    use super::stand_in::{self, Answer, Seen};
     use std::sync::{Arc, Mutex};
 
     pub const OLD: &[u8] = br#"{"schemaVersion":2,"old":true}"#;
@@ -454,80 +455,56 @@ mod failing_upstream {
         format!("sha256:{}", super::registry::sha256_hex(OLD))
     }
 
-    pub fn start() -> (String, Arc<Mutex<Vec<String>>>) {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            let runtime =
-                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let (stream, _) = listener.accept().await.unwrap();
-                    let log = log.clone();
-                    tokio::spawn(async move {
-                        let service =
-                            hyper::service::service_fn(move |request: Request<Incoming>| {
-                                let log = log.clone();
-                                async move {
-                                    Ok::<_, std::convert::Infallible>(answer(request, &log).await)
-                                }
-                            });
-                        let io = hyper_util::rt::TokioIo::new(stream);
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(io, service)
-                            .await;
-                    });
-                }
-            });
-        });
-        (format!("http://{address}"), seen)
+    /// The upstream's URL, and its writes as `METHOD reference`, `(old)` when the body is
+    /// the old manifest.
+    pub fn start() -> (String, impl Fn() -> Vec<String>) {
+        let (url, seen) = stand_in::start(answer);
+        let writes = move || writes(&seen);
+        (url, writes)
     }
 
-    async fn answer(
-        request: Request<Incoming>,
-        log: &Mutex<Vec<String>>,
-    ) -> Response<Full<bytes::Bytes>> {
-        let method = request.method().to_string();
-        let path = request.uri().path().trim_start_matches("/v2/team/x/manifests/").to_string();
-        let body = request.into_body().collect().await.unwrap().to_bytes();
-        let entry = if body.as_ref() == OLD {
-            format!("{method} {path} (old)")
-        } else {
-            format!("{method} {path}")
+    fn writes(seen: &Arc<Mutex<Vec<Seen>>>) -> Vec<String> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.method != "HEAD" && s.method != "GET")
+            .map(|s| {
+                let reference = s.path.trim_start_matches("/v2/team/x/manifests/");
+                let old = if s.body == OLD { " (old)" } else { "" };
+                format!("{} {reference}{old}", s.method)
+            })
+            .collect()
+    }
+
+    fn answer(request: &Seen) -> Answer {
+        let reference = request.path.trim_start_matches("/v2/team/x/manifests/");
+        let found = |digest: String, body: Vec<u8>| Answer::Reply {
+            status: 200,
+            headers: vec![
+                ("content-type", "application/vnd.oci.image.manifest.v1+json".into()),
+                ("docker-content-digest", digest),
+            ],
+            body,
         };
-        if method != "HEAD" && method != "GET" {
-            log.lock().unwrap().push(entry);
+        match (request.method.as_str(), reference) {
+            ("HEAD", "stable") => found(old_digest(), Vec::new()),
+            ("GET", reference) if reference == old_digest() => found(old_digest(), OLD.to_vec()),
+            ("HEAD" | "GET", _) => Answer::status(404),
+            ("PUT", "bad") => Answer::Reply {
+                status: 500,
+                headers: Vec::new(),
+                body: br#"{"errors":[{"code":"UNKNOWN","message":"disk full"}]}"#.to_vec(),
+            },
+            ("PUT", _) => Answer::status(201),
+            ("DELETE", _) => Answer::status(202),
+            _ => Answer::status(405),
         }
-        let response = Response::builder()
-            .header("content-type", "application/vnd.oci.image.manifest.v1+json");
-        let (status, digest, body) = match (method.as_str(), path.as_str()) {
-            ("HEAD", "stable") => (200, Some(old_digest()), Vec::new()),
-            ("GET", reference) if reference == old_digest() => {
-                (200, Some(old_digest()), OLD.to_vec())
-            }
-            ("HEAD" | "GET", _) => (404, None, Vec::new()),
-            ("PUT", "bad") => {
-                (500, None, br#"{"errors":[{"code":"UNKNOWN","message":"disk full"}]}"#.to_vec())
-            }
-            ("PUT", _) => (201, None, Vec::new()),
-            ("DELETE", _) => (202, None, Vec::new()),
-            _ => (405, None, Vec::new()),
-        };
-        let response = match digest {
-            Some(digest) => response.header("docker-content-digest", digest),
-            None => response,
-        };
-        response.status(status).body(Full::new(body.into())).unwrap()
     }
 }
 
 #[test]
 fn a_failed_tag_write_undoes_the_tags_already_written() {
-    let (upstream, seen) = failing_upstream::start();
+    let (upstream, writes) = failing_upstream::start();
     let gate = Gate::start(&upstream, "rules: []\n");
     let manifest = br#"{"schemaVersion":2,"new":true}"#;
     let digest = format!("sha256:{}", registry::sha256_hex(manifest));
@@ -544,9 +521,8 @@ fn a_failed_tag_write_undoes_the_tags_already_written() {
         message.contains(&format!("restored `stable` to `{}`", failing_upstream::old_digest())),
         "{message}"
     );
-    let seen = seen.lock().unwrap().clone();
     assert_eq!(
-        seen,
+        writes(),
         [
             format!("PUT {digest}"),
             "PUT stable".to_string(),

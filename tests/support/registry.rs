@@ -348,7 +348,9 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Client {
-        Client { base: base.to_string(), agent: ureq::AgentBuilder::new().redirects(0).build() }
+        // A bounded wait: a gate that never answers fails the test instead of hanging it.
+        let agent = ureq::AgentBuilder::new().redirects(0).timeout(Duration::from_secs(60)).build();
+        Client { base: base.to_string(), agent }
     }
 
     pub fn put_manifest(&self, repository: &str, reference: &str, manifest: &[u8]) -> Reply {
@@ -449,5 +451,54 @@ impl Client {
         .into_bytes();
         let digest = format!("sha256:{}", sha256_hex(&manifest));
         (manifest, digest)
+    }
+}
+
+/// A response to a request written by hand.
+#[derive(Debug)]
+pub struct RawReply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+/// Send `method target` exactly as written (no client library in between, which would
+/// normalize the target), with `headers` and `body`, over a new connection; read the answer
+/// until the server closes it (at most 30 s).
+pub fn raw_request(
+    address: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawReply {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut request = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    RawReply { status, head: head.to_string(), body: body.to_string() }
+}
+
+impl Client {
+    /// Every tag of `repository` with its digest.
+    pub fn tag_map(&self, repository: &str) -> std::collections::BTreeMap<String, String> {
+        self.tags(repository)
+            .into_iter()
+            .filter_map(|tag| Some((tag.clone(), self.digest_of(repository, &tag)?)))
+            .collect()
     }
 }

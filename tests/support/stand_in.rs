@@ -1,0 +1,92 @@
+//! A stand-in upstream registry on 127.0.0.1 whose answers a test scripts, for behaviour the
+//! real registry cannot be made to show (a failing tag write, a write that never answers).
+#![allow(dead_code)]
+
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, body::Incoming};
+use std::sync::{Arc, Mutex};
+
+/// What the stand-in does with one request.
+pub enum Answer {
+    Reply {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    },
+    /// Keep the connection open and never answer.
+    Hang,
+}
+
+impl Answer {
+    pub fn status(status: u16) -> Answer {
+        Answer::Reply { status, headers: Vec::new(), body: Vec::new() }
+    }
+}
+
+/// One request as the stand-in saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub body: Vec<u8>,
+}
+
+type Script = dyn Fn(&Seen) -> Answer + Send + Sync;
+
+/// Start the stand-in; returns its URL and every request it has received.
+pub fn start(
+    script: impl Fn(&Seen) -> Answer + Send + Sync + 'static,
+) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let script: Arc<Script> = Arc::new(script);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let (log, script) = (log.clone(), script.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                        let (log, script) = (log.clone(), script.clone());
+                        async move {
+                            Ok::<_, std::convert::Infallible>(answer(request, &log, &*script).await)
+                        }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                });
+            }
+        });
+    });
+    (format!("http://{address}"), seen)
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    log: &Mutex<Vec<Seen>>,
+    script: &Script,
+) -> Response<Full<bytes::Bytes>> {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_string();
+    let body = request.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let seen = Seen { method, path, body };
+    let answer = script(&seen);
+    log.lock().unwrap().push(seen);
+    match answer {
+        Answer::Hang => std::future::pending().await,
+        Answer::Reply { status, headers, body } => {
+            let mut response = Response::builder().status(status);
+            for (name, value) in headers {
+                response = response.header(name, value);
+            }
+            response.body(Full::new(body.into())).unwrap()
+        }
+    }
+}
