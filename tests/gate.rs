@@ -533,3 +533,154 @@ fn a_failed_tag_write_undoes_the_tags_already_written() {
         ]
     );
 }
+
+/// A request of the spelling corpus, with its placeholders filled in.
+struct Spelled {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+}
+
+/// `tests/gate/spellings.txt`, filled in for `tag`, plus each of its first four (plain)
+/// requests with each path segment percent-encoded in turn, whole and its first character.
+fn spellings(tag: &str, digest: &str, other: &str) -> Vec<Spelled> {
+    let fill = |text: &str| {
+        text.replace("{tag}", tag).replace("{digest}", digest).replace("{other}", other)
+    };
+    let listed: Vec<Spelled> = include_str!("gate/spellings.txt")
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let mut parts = line.split(" | ");
+            let (method, target) = parts.next().unwrap().split_once(' ').unwrap();
+            let headers = parts
+                .map(|header| {
+                    let (name, value) = header.split_once(": ").unwrap();
+                    (name.to_string(), fill(value))
+                })
+                .collect();
+            Spelled { method: method.to_string(), target: fill(target), headers }
+        })
+        .collect();
+    let encode = |text: &str| text.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+    let mut generated = Vec::new();
+    for plain in &listed[..4] {
+        let (path, query) = match plain.target.split_once('?') {
+            Some((path, query)) => (path, format!("?{query}")),
+            None => (plain.target.as_str(), String::new()),
+        };
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        for (i, segment) in segments.iter().enumerate() {
+            let first = segment.chars().next().unwrap().to_string();
+            for spelled in [encode(segment), format!("{}{}", encode(&first), &segment[1..])] {
+                let mut changed = segments.clone();
+                changed[i] = &spelled;
+                generated.push(Spelled {
+                    method: plain.method.clone(),
+                    target: format!("/{}{query}", changed.join("/")),
+                    headers: Vec::new(),
+                });
+            }
+        }
+    }
+    listed.into_iter().chain(generated).collect()
+}
+
+impl Spelled {
+    fn send(&self, address: &str, manifest: &[u8]) -> registry::RawReply {
+        let mut headers: Vec<(&str, &str)> =
+            self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let with_body =
+            matches!(self.method.to_ascii_uppercase().as_str(), "PUT" | "POST" | "PATCH");
+        if with_body {
+            headers.push(("Content-Type", registry::MANIFEST));
+        }
+        registry::raw_request(
+            address,
+            &self.method,
+            &self.target,
+            &headers,
+            if with_body { manifest } else { b"" },
+        )
+    }
+}
+
+/// The gate's promise, for every spelling in the corpus: sent through the gate, a request
+/// changes a tag only if a policy allowed that change (it is in the decision log); the
+/// release tag `1.0.0` never changes. The same requests sent to the registry directly show
+/// which spellings it applies, i.e. which would be bypasses if the gate passed them.
+#[test]
+fn every_spelling_of_a_tag_change_is_decided_or_refused() {
+    let (registry, gate, _, direct) = setup();
+    let registry_address = format!("127.0.0.1:{}", registry.port);
+    let repository = "team/app";
+    let (original, digest) = direct.image_manifest(repository, "original");
+    let (other, other_digest) = direct.image_manifest(repository, "other");
+    let start = || -> std::collections::BTreeMap<String, String> {
+        // Deleting the other manifest removes any tag a request moved or added onto it.
+        direct.delete_manifest(repository, &other_digest);
+        for tag in ["1.0.0", "latest"] {
+            assert_eq!(direct.put_manifest(repository, tag, &original).status, 201);
+        }
+        let state = direct.tag_map(repository);
+        assert_eq!(state.len(), 2, "{state:?}");
+        state
+    };
+    let mut requests = 0;
+    let mut applied_directly = Vec::new();
+    let mut failures = Vec::new();
+    for tag in ["1.0.0", "latest"] {
+        for spelled in spellings(tag, &digest, &other_digest) {
+            let line = format!("{} {}", spelled.method, spelled.target);
+            requests += 1;
+            if tag == "1.0.0" {
+                let before = start();
+                let reply = spelled.send(&registry_address, &other);
+                if direct.tag_map(repository) != before {
+                    applied_directly.push(format!("{line} (HTTP {})", reply.status));
+                }
+            }
+            let before = start();
+            let logged = gate.decisions().len();
+            let reply = spelled.send(&gate.address, &other);
+            let after = direct.tag_map(repository);
+            let allowed: Vec<String> = gate.decisions()[logged..]
+                .iter()
+                .filter(|d| d["decision"] != "deny")
+                .flat_map(|d| d["tags"].as_array().unwrap().clone())
+                .map(|t| t.as_str().unwrap().to_string())
+                .collect();
+            let names: std::collections::BTreeSet<&String> =
+                before.keys().chain(after.keys()).collect();
+            for name in names {
+                if before.get(name) != after.get(name) && !allowed.contains(name) {
+                    failures.push(format!(
+                        "{line}: tag `{name}` changed from {:?} to {:?} without an allowing decision (HTTP {})",
+                        before.get(name),
+                        after.get(name),
+                        reply.status
+                    ));
+                }
+            }
+            if after.get("1.0.0") != Some(&digest) {
+                failures.push(format!("{line}: the release tag moved (HTTP {})", reply.status));
+            }
+            // Reads and blob uploads pass; anything else that names the release tag is refused.
+            let passes = spelled.method == "GET" || spelled.target.contains("/blobs/uploads/");
+            if tag == "1.0.0" && !passes && !(400..500).contains(&reply.status) {
+                failures.push(format!("{line}: HTTP {}, expected a refusal", reply.status));
+            }
+            if reply.status >= 500 || reply.status == 0 {
+                failures.push(format!("{line}: HTTP {}\n{}", reply.status, reply.head));
+            }
+        }
+    }
+    eprintln!(
+        "{requests} requests through the gate; the registry itself applies {} of them:\n  {}",
+        applied_directly.len(),
+        applied_directly.join("\n  ")
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The corpus holds real bypasses: spellings that the registry applies as a tag change.
+    assert!(applied_directly.len() >= 10, "{applied_directly:?}");
+}

@@ -61,9 +61,10 @@ fn is_lower_hex(text: &str, len: usize) -> bool {
     text.len() == len && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// User input echoed in an error, cut so that a megabyte of garbage stays one line.
-fn shown(text: &str) -> String {
-    let mut cut: String = text.chars().take(80).collect();
+/// User input echoed in an error, cut so that a megabyte of garbage stays one line (long
+/// enough for a request path with a digest).
+pub(crate) fn shown(text: &str) -> String {
+    let mut cut: String = text.chars().take(120).collect();
     if cut.len() < text.len() {
         cut.push('…');
     }

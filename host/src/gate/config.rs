@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::identity::{Identity, IdentitySpec};
+use super::limits::GateLimits;
+use super::route::PassWrites;
 
 /// Why a gate configuration cannot be used. The message names the file and the field.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,11 @@ struct File {
     state_cache_seconds: u64,
     #[serde(default)]
     identity: Option<IdentitySpec>,
+    /// Paths of writes outside the decided API that pass through undecided.
+    #[serde(default)]
+    pass_writes: Vec<String>,
+    #[serde(default)]
+    limits: GateLimits,
     #[serde(default)]
     rules: Vec<RuleFile>,
 }
@@ -60,6 +67,8 @@ pub struct GateConfig {
     pub decision_log: Option<PathBuf>,
     pub state_cache: Duration,
     pub identity: Option<IdentitySpec>,
+    pub pass_writes: PassWrites,
+    pub limits: GateLimits,
     rules: Vec<RuleFile>,
 }
 
@@ -75,6 +84,9 @@ impl GateConfig {
         let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
         let file: File = serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))?;
         let upstream = parse_upstream(&file.upstream).map_err(invalid)?;
+        let pass_writes =
+            PassWrites::new(&file.pass_writes).map_err(|e| invalid(format!("pass_writes{e}")))?;
+        file.limits.check().map_err(invalid)?;
         for (r, rule) in file.rules.iter().enumerate() {
             if rule.repositories.is_empty() {
                 return Err(invalid(format!(
@@ -99,6 +111,8 @@ impl GateConfig {
             decision_log,
             state_cache: Duration::from_secs(file.state_cache_seconds),
             identity,
+            pass_writes,
+            limits: file.limits,
             rules: file.rules,
         })
     }
@@ -143,7 +157,7 @@ impl GateConfig {
             })?,
             None => Identity::anonymous(),
         };
-        Ok(Rules { rules, identity })
+        Ok(Rules { rules, identity, pass_writes: self.pass_writes.clone() })
     }
 }
 
@@ -171,6 +185,7 @@ fn repository_glob(glob: &str) -> Result<Glob, String> {
 pub struct Rules {
     rules: Vec<Rule>,
     pub identity: Identity,
+    pub pass_writes: PassWrites,
 }
 
 pub struct Rule {
@@ -239,6 +254,35 @@ mod tests {
 
         let listen = parse("listen: localhost\nupstream: http://x:1\n").unwrap_err().to_string();
         assert!(listen.contains("listen"), "{listen}");
+    }
+
+    #[test]
+    fn pass_writes_and_limits_parse_with_errors_naming_the_field() {
+        let config = parse(
+            "listen: 127.0.0.1:5000\nupstream: http://x:1\npass_writes: [\"/api/v2.0/**\"]\n\
+             limits: {header_timeout: 500ms, max_connections: 8}\n",
+        )
+        .unwrap();
+        assert_eq!(config.pass_writes.patterns(), ["/api/v2.0/**"]);
+        assert_eq!(config.limits.header_timeout, Duration::from_millis(500));
+        assert_eq!(config.limits.max_connections, 8);
+        assert_eq!(config.limits.lock_timeout, GateLimits::default().lock_timeout);
+
+        let error = |yaml: &str| {
+            parse(&format!("listen: 127.0.0.1:5000\nupstream: http://x:1\n{yaml}\n"))
+                .unwrap_err()
+                .to_string()
+        };
+        let relative = error("pass_writes: [\"api/**\"]");
+        assert!(relative.contains("pass_writes[0]: `api/**` must start with `/`"), "{relative}");
+        let duration = error("limits: {body_timeout: soon}");
+        assert!(duration.contains("`soon` is not a duration"), "{duration}");
+        let zero = error("limits: {lock_timeout: 0s}");
+        assert!(zero.contains("limits.lock_timeout: `0s` is out of range"), "{zero}");
+        let unknown = error("limits: {evaluate_ms: 20}");
+        assert!(unknown.contains("evaluate_ms"), "{unknown}");
+        let small = error("limits: {max_header_bytes: 10}");
+        assert!(small.contains("limits.max_header_bytes"), "{small}");
     }
 
     #[test]

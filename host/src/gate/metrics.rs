@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::time::Duration;
@@ -29,6 +30,16 @@ struct ResultLabels {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: &'static str,
+}
+
 type Latencies<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// From 50 µs to about 1.6 s: decisions take microseconds, upstream calls milliseconds.
@@ -43,6 +54,10 @@ pub struct Metrics {
     upstream_seconds: Latencies<OperationLabels>,
     requests: Family<RouteLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
+    refused: Family<ReasonLabels, Counter>,
+    timeouts: Family<PhaseLabels, Counter>,
+    connections_open: Gauge,
+    connections_rejected: Counter,
 }
 
 impl Default for Metrics {
@@ -77,7 +92,39 @@ impl Metrics {
         registry.register("requests", "Requests by route", requests.clone());
         let reloads = Family::default();
         registry.register("reloads", "Configuration reloads, by result", reloads.clone());
-        Metrics { registry, decisions, decision_seconds, upstream_seconds, requests, reloads }
+        let refused = Family::default();
+        registry.register(
+            "refused",
+            "Requests refused before any decision, by reason (spelling, parameters, \
+             unknown_write, header_too_large)",
+            refused.clone(),
+        );
+        let timeouts = Family::default();
+        registry.register(
+            "timeouts",
+            "Limits reached, by phase (header, body, upstream_write, lock)",
+            timeouts.clone(),
+        );
+        let connections_open = Gauge::default();
+        registry.register("connections_open", "Client connections open", connections_open.clone());
+        let connections_rejected = Counter::default();
+        registry.register(
+            "connections_rejected",
+            "Client connections turned away at the connection limit",
+            connections_rejected.clone(),
+        );
+        Metrics {
+            registry,
+            decisions,
+            decision_seconds,
+            upstream_seconds,
+            requests,
+            reloads,
+            refused,
+            timeouts,
+            connections_open,
+            connections_rejected,
+        }
     }
 
     pub fn decision(&self, policy: &str, outcome: &str) {
@@ -105,6 +152,30 @@ impl Metrics {
 
     pub fn reload(&self, ok: bool) {
         self.reloads.get_or_create(&ResultLabels { result: if ok { "ok" } else { "error" } }).inc();
+    }
+
+    pub fn refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn timeout(&self, phase: &'static str) {
+        self.timeouts.get_or_create(&PhaseLabels { phase }).inc();
+    }
+
+    /// Count a connection open until the returned guard is dropped.
+    pub fn connection(&self) -> impl Drop + Send + 'static {
+        struct Open(Gauge);
+        impl Drop for Open {
+            fn drop(&mut self) {
+                self.0.dec();
+            }
+        }
+        self.connections_open.inc();
+        Open(self.connections_open.clone())
+    }
+
+    pub fn connection_rejected(&self) {
+        self.connections_rejected.inc();
     }
 
     /// The text exposition format.

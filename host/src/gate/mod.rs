@@ -1,6 +1,7 @@
-//! The registry gate: a reverse proxy in front of an OCI registry that passes everything
-//! through untouched except the requests that change tags, and decides those with the
-//! configured policies.
+//! The registry gate: a reverse proxy in front of an OCI registry that decides every request
+//! that changes tags with the configured policies, passes reads and blob uploads through
+//! untouched, and refuses every other write (unless the operator lists it in `pass_writes`)
+//! and every spelling of a write that a registry could read differently ([`route`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -13,20 +14,23 @@
 
 mod config;
 pub mod identity;
+mod limits;
 mod log;
 mod metrics;
 mod proxy;
+pub mod route;
 mod state;
 mod upstream;
 
 pub use config::{ConfigError, GateConfig};
+pub use limits::GateLimits;
 
 use crate::policy_set::Loader;
 use arc_swap::ArcSwap;
 use config::Rules;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics::Metrics;
 use state::{RepositoryLocks, StateCache};
 use std::future::Future;
@@ -34,6 +38,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use upstream::Upstream;
 
 /// How often the configuration file is checked for changes.
@@ -50,6 +55,8 @@ struct Active {
 struct Shared {
     active: ArcSwap<Active>,
     loader: Loader,
+    /// Fixed at start: `limits` in the file change only on restart.
+    limits: GateLimits,
     upstream: Arc<Upstream>,
     metrics: Arc<Metrics>,
     cache: Arc<StateCache>,
@@ -68,12 +75,18 @@ impl Gate {
         let config = GateConfig::from_file(path)?;
         let active = activate(config, &loader)?;
         let metrics = Arc::new(Metrics::new());
-        let upstream = Arc::new(Upstream::new(active.config.upstream.clone(), metrics.clone()));
+        let limits = active.config.limits.clone();
+        let upstream = Arc::new(Upstream::new(
+            active.config.upstream.clone(),
+            metrics.clone(),
+            limits.upstream_write_timeout,
+        ));
         let cache = Arc::new(StateCache::new(active.config.state_cache));
         Ok(Gate {
             shared: Arc::new(Shared {
                 active: ArcSwap::from_pointee(active),
                 loader,
+                limits,
                 upstream,
                 metrics,
                 cache,
@@ -102,6 +115,7 @@ impl Gate {
                 "no identity source configured: every request is anonymous to the policies".into(),
             );
         }
+        lines.extend(pass_writes_warning(&active.rules.pass_writes));
         lines
     }
 
@@ -119,6 +133,13 @@ impl Gate {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let watcher = tokio::spawn(watch(self.shared.clone()));
+        let limits = &self.shared.limits;
+        let slots = Arc::new(Semaphore::new(limits.max_connections));
+        let turned_away = Arc::new(Semaphore::new(TURNED_AWAY_AT_ONCE));
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .max_header_size(limits.max_header_bytes);
         tokio::pin!(shutdown);
         let result = loop {
             let (stream, peer) = tokio::select! {
@@ -133,27 +154,73 @@ impl Gate {
                 },
                 () = &mut shutdown => break Ok(()),
             };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                self.shared.metrics.connection_rejected();
+                tracing::warn!(%peer, limit = limits.max_connections, "connection limit reached");
+                // Answer while few are waiting; beyond that, close at once.
+                if let Ok(permit) = turned_away.clone().try_acquire_owned() {
+                    tokio::spawn(turn_away(stream, limits.max_connections, permit));
+                }
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let shared = self.shared.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| {
+            let connection = http.serve_connection(
+                TokioIo::new(stream),
+                service_fn(move |request| {
                     let shared = shared.clone();
                     async move {
                         Ok::<_, std::convert::Infallible>(
                             proxy::handle(shared, peer, request).await,
                         )
                     }
-                });
-                if let Err(error) =
-                    http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
-                {
-                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }),
+            );
+            let (metrics, header_timeout) = (self.shared.metrics.clone(), limits.header_timeout);
+            tokio::spawn(async move {
+                let _open = metrics.connection();
+                if let Err(error) = connection.await {
+                    if error.is_timeout() {
+                        metrics.timeout("header");
+                        tracing::info!(%peer, ?header_timeout, "closed: no complete request headers in time");
+                    } else if error.is_parse_too_large() {
+                        metrics.refused("header_too_large");
+                        tracing::info!(%peer, "refused: request headers too large (431)");
+                    } else {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
+                    }
                 }
+                drop(slot);
             });
         };
         watcher.abort();
         result
     }
+}
+
+/// How many connections over the limit are answered at once (the rest are closed unanswered).
+const TURNED_AWAY_AT_ONCE: usize = 64;
+
+/// Answer a connection over the limit with 429 `TOOMANYREQUESTS` and close it, reading (and
+/// dropping) what the client sends for a moment so that it sees the answer, not a reset.
+async fn turn_away(mut stream: tokio::net::TcpStream, limit: usize, _permit: OwnedSemaphorePermit) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = format!(
+        r#"{{"errors":[{{"code":"TOOMANYREQUESTS","message":"the gate serves at most {limit} connections at once; try again"}}]}}"#
+    );
+    let response = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let exchange = async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), exchange).await;
 }
 
 fn activate(config: GateConfig, loader: &Loader) -> Result<Active, ConfigError> {
@@ -168,17 +235,34 @@ fn activate(config: GateConfig, loader: &Loader) -> Result<Active, ConfigError> 
     Ok(Active { config, rules, log })
 }
 
+/// The start-up (and reload) warning for writes that bypass the policies.
+fn pass_writes_warning(pass: &route::PassWrites) -> Option<String> {
+    (!pass.is_empty()).then(|| {
+        format!(
+            "WARNING: writes to {} pass through undecided: they bypass the policies",
+            pass.patterns().iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
 fn reload(shared: &Shared) -> Result<(), ConfigError> {
     let current = shared.active.load_full();
     let result = GateConfig::from_file(&current.config.path).and_then(|config| {
-        if config.listen != current.config.listen || config.upstream != current.config.upstream {
+        if config.listen != current.config.listen
+            || config.upstream != current.config.upstream
+            || config.limits != shared.limits
+        {
             tracing::warn!(
-                "`listen` and `upstream` change only on restart; keeping the running ones"
+                "`listen`, `upstream` and `limits` change only on restart; keeping the running ones"
             );
         }
         let mut config = config;
         config.listen = current.config.listen;
         config.upstream = current.config.upstream.clone();
+        config.limits = shared.limits.clone();
+        if let Some(warning) = pass_writes_warning(&config.pass_writes) {
+            tracing::warn!("{warning}");
+        }
         activate(config, &shared.loader)
     });
     shared.metrics.reload(result.is_ok());

@@ -3,14 +3,18 @@
 
 use super::config::Rules;
 use super::identity::{Established, Identity, Scheme, Unauthorized};
+use super::limits::GateLimits;
 use super::log::{self, Entry, Reason};
+use super::route::{self, ManifestWrite, Reference, Route, WriteMethod};
 use super::state::UpstreamView;
 use super::upstream::{Body, UpstreamError, empty, full, streamed};
 use super::{Active, Shared};
 use crate::decision::{Decision, Finding, Outcome, Severity};
 use crate::push::{ManifestDeletion, Operation, Push, Request, TagChange};
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, WWW_AUTHENTICATE};
+use http::header::{
+    AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use http::{Method, Response, StatusCode, request::Parts};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -19,46 +23,16 @@ use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::OwnedMutexGuard;
 
 /// Largest manifest accepted, as CNCF distribution does.
 const MAX_MANIFEST_BYTES: usize = 4 << 20;
-/// Most tags in one multi-tag push (the spec asks registries to accept at least 10).
-const MAX_TAGS_PER_PUSH: usize = 100;
 /// Most bytes of `Warning` headers on one response (the spec's limit).
 const MAX_WARNING_BYTES: usize = 4096;
 /// Most bytes of a denial's one-line message.
 const MAX_MESSAGE_BYTES: usize = 2048;
 /// The name findings of the gate itself carry.
 const GATE: &str = "tagpolicy-gate";
-
-/// `PUT|DELETE /v2/<name>/manifests/<reference>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ManifestRoute {
-    repository: String,
-    reference: Reference,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Reference {
-    Tag(String),
-    Digest(String),
-}
-
-impl ManifestRoute {
-    fn parse(path: &str) -> Option<Self> {
-        let rest = path.strip_prefix("/v2/")?;
-        let (repository, reference) = rest.rsplit_once("/manifests/")?;
-        if crate::oci::check_repository(repository).is_err() || reference.contains('/') {
-            return None;
-        }
-        let reference = if reference.contains(':') {
-            Reference::Digest(reference.to_string())
-        } else {
-            Reference::Tag(reference.to_string())
-        };
-        Some(ManifestRoute { repository: repository.to_string(), reference })
-    }
-}
 
 pub async fn handle(
     shared: Arc<Shared>,
@@ -90,32 +64,39 @@ pub async fn handle(
         // Only the trusted front proxy may say who the user is.
         request.headers_mut().remove(name);
     }
-    let route = match method {
-        Method::PUT | Method::DELETE => ManifestRoute::parse(request.uri().path()),
-        _ => None,
-    };
-    let Some(route) = route else {
-        if matches!(request.uri().path(), "/v2" | "/v2/") && identity.requires_basic_auth() {
-            // The client's login check: with htpasswd configured the gate asks for (and
-            // checks) basic credentials, as a registry with htpasswd auth does.
-            let checked = verify(&active, request.headers(), |identity, headers| {
-                identity.check_basic(headers)
-            })
-            .await;
-            let has_credentials = request.headers().contains_key(AUTHORIZATION);
-            match checked {
-                Err(refused) => return unauthorized(&shared, &active.rules, &refused).await,
-                Ok(false) if !has_credentials => {
-                    return unauthorized(&shared, &active.rules, &Unauthorized::AnonymousDenied)
-                        .await;
-                }
-                Ok(_) => {}
+    if route::strip_overrides(request.headers_mut()) > 0 {
+        tracing::debug!(%peer, "removed method or path override headers");
+    }
+    let write = match route::classify(&method, request.uri(), &active.rules.pass_writes) {
+        Route::Manifest(write) => write,
+        Route::Read => {
+            if matches!(request.uri().path(), "/v2" | "/v2/")
+                && identity.requires_basic_auth()
+                && let Some(refused) = login_check(&active, request.headers()).await
+            {
+                return unauthorized(&shared, &active.rules, &refused).await;
             }
+            shared.metrics.request("passthrough");
+            return pass_through(&shared, request.map(streamed)).await;
         }
-        shared.metrics.request("passthrough");
-        return pass_through(&shared, request.map(streamed)).await;
+        Route::Upload => {
+            shared.metrics.request("upload");
+            return pass_through(&shared, request.map(streamed)).await;
+        }
+        Route::Listed => {
+            shared.metrics.request("listed_write");
+            tracing::info!(%method, path = request.uri().path(), "passed undecided (pass_writes)");
+            return pass_through(&shared, request.map(streamed)).await;
+        }
+        Route::Refused(refusal) => {
+            shared.metrics.refused(refusal.kind.as_str());
+            tracing::info!(%peer, %method, target = %request.uri(), reason = %refusal.message, "refused");
+            return oci_error(refusal.status, refusal.code, &refusal.message, None);
+        }
     };
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    // What goes upstream is built from what is decided, not copied from the client.
+    parts.uri = write.target().parse().expect("built from checked names");
     let started = Instant::now();
     let established = verify(&active, &parts.headers, move |identity, headers| {
         identity.establish(headers, peer.ip())
@@ -124,7 +105,7 @@ pub async fn handle(
     let established = match established {
         Ok(established) => established,
         Err(refused) => {
-            tracing::info!(repository = %route.repository, %refused, "credentials refused");
+            tracing::info!(repository = %write.repository, %refused, "credentials refused");
             return unauthorized(&shared, &active.rules, &refused).await;
         }
     };
@@ -132,17 +113,31 @@ pub async fn handle(
         shared: &shared,
         rules: &active.rules,
         log: active.log.as_ref(),
-        route,
+        write,
         parts,
         established,
         started,
     };
-    if method == Method::PUT {
-        shared.metrics.request("manifest_put");
-        exchange.put(body).await
-    } else {
-        shared.metrics.request("manifest_delete");
-        exchange.delete().await
+    match exchange.write.method {
+        WriteMethod::Put => {
+            shared.metrics.request("manifest_put");
+            exchange.put(body).await
+        }
+        WriteMethod::Delete => {
+            shared.metrics.request("manifest_delete");
+            exchange.delete().await
+        }
+    }
+}
+
+/// The client's login check (`GET /v2/`) with htpasswd configured: the gate asks for (and
+/// checks) basic credentials, as a registry with htpasswd auth does.
+async fn login_check(active: &Arc<Active>, headers: &http::HeaderMap) -> Option<Unauthorized> {
+    let checked = verify(active, headers, |identity, headers| identity.check_basic(headers)).await;
+    match checked {
+        Err(refused) => Some(refused),
+        Ok(false) if !headers.contains_key(AUTHORIZATION) => Some(Unauthorized::AnonymousDenied),
+        Ok(_) => None,
     }
 }
 
@@ -164,7 +159,7 @@ async fn verify<T: Send + 'static>(
 }
 
 async fn pass_through(shared: &Shared, request: http::Request<Body>) -> Response<Body> {
-    match shared.upstream.forward(request, "forward").await {
+    match shared.upstream.forward(request).await {
         Ok(response) => response.map(streamed),
         Err(error) => upstream_failure(shared, error),
     }
@@ -175,7 +170,7 @@ struct Exchange<'a> {
     shared: &'a Arc<Shared>,
     rules: &'a Rules,
     log: Option<&'a log::DecisionLog>,
-    route: ManifestRoute,
+    write: ManifestWrite,
     parts: Parts,
     established: Established,
     started: Instant,
@@ -183,66 +178,110 @@ struct Exchange<'a> {
 
 impl Exchange<'_> {
     fn repository(&self) -> &str {
-        &self.route.repository
+        &self.write.repository
     }
 
     fn auth(&self) -> Option<&HeaderValue> {
         self.parts.headers.get(AUTHORIZATION)
     }
 
+    fn limits(&self) -> &GateLimits {
+        &self.shared.limits
+    }
+
+    /// The manifest's bytes, within the size limit and the body timeout. Read before the
+    /// repository is locked, so that a slow client holds up no one else.
+    async fn read_manifest(&self, body: Incoming) -> Result<Bytes, Response<Body>> {
+        let timeout = self.limits().body_timeout;
+        let read = tokio::time::timeout(timeout, Limited::new(body, MAX_MANIFEST_BYTES).collect());
+        match read.await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(oci_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "SIZE_INVALID",
+                &format!("a manifest may be at most {MAX_MANIFEST_BYTES} bytes"),
+                None,
+            )),
+            Ok(Err(error)) => Err(oci_error(
+                StatusCode::BAD_REQUEST,
+                "MANIFEST_INVALID",
+                &format!("cannot read the manifest: {error}"),
+                None,
+            )),
+            Err(_) => {
+                self.shared.metrics.timeout("body");
+                tracing::info!(repository = self.repository(), ?timeout, "manifest body timed out");
+                Err(oci_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "UNKNOWN",
+                    &format!(
+                        "the manifest did not arrive within {}; nothing was changed",
+                        humantime::format_duration(timeout)
+                    ),
+                    None,
+                ))
+            }
+        }
+    }
+
+    /// Hold the repository's lock, waiting at most `lock_timeout` for another change of it.
+    async fn lock(&self) -> Result<OwnedMutexGuard<()>, Response<Body>> {
+        let timeout = self.limits().lock_timeout;
+        match tokio::time::timeout(timeout, self.shared.locks.lock(self.repository())).await {
+            Ok(guard) => Ok(guard),
+            Err(_) => {
+                self.shared.metrics.timeout("lock");
+                tracing::warn!(
+                    repository = self.repository(),
+                    ?timeout,
+                    "repository lock wait timed out"
+                );
+                let mut response = oci_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    &format!(
+                        "another change of `{}` has held it for over {}; nothing was changed, try again",
+                        self.repository(),
+                        humantime::format_duration(timeout)
+                    ),
+                    None,
+                );
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                Err(response)
+            }
+        }
+    }
+
+    /// Send the decided request upstream (its canonical target, the client's headers).
+    async fn forward_write(&self, body: Body) -> Response<Body> {
+        let request = http::Request::from_parts(self.parts.clone(), body);
+        match self.shared.upstream.forward_write(request).await {
+            Ok(response) => response.map(streamed),
+            Err(error) => upstream_failure(self.shared, error),
+        }
+    }
+
     async fn put(&mut self, body: Incoming) -> Response<Body> {
-        let manifest = match Limited::new(body, MAX_MANIFEST_BYTES).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-                return oci_error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "SIZE_INVALID",
-                    &format!("a manifest may be at most {MAX_MANIFEST_BYTES} bytes"),
-                    None,
-                );
-            }
-            Err(error) => {
-                return oci_error(
-                    StatusCode::BAD_REQUEST,
-                    "MANIFEST_INVALID",
-                    &format!("cannot read the manifest: {error}"),
-                    None,
-                );
-            }
+        let manifest = match self.read_manifest(body).await {
+            Ok(manifest) => manifest,
+            Err(response) => return response,
         };
         let digest = format!("sha256:{:x}", Sha256::digest(&manifest));
-        let (tags, by_digest) = match &self.route.reference {
-            Reference::Tag(tag) => (vec![tag.clone()], false),
-            Reference::Digest(reference) => {
-                if *reference != digest {
-                    return oci_error(
-                        StatusCode::BAD_REQUEST,
-                        "DIGEST_INVALID",
-                        &format!("the manifest's digest is `{digest}`, not `{reference}`"),
-                        None,
-                    );
-                }
-                (query_tags(self.parts.uri.query()), true)
-            }
-        };
+        if let Reference::Digest(reference) = &self.write.reference
+            && *reference != digest
+        {
+            return oci_error(
+                StatusCode::BAD_REQUEST,
+                "DIGEST_INVALID",
+                &format!("the manifest's digest is `{digest}`, not `{reference}`"),
+                None,
+            );
+        }
+        let tags = self.write.tags();
         if tags.is_empty() {
             // A manifest pushed by digest alone (a multi-arch child) changes no tag.
             let request = http::Request::from_parts(self.parts.clone(), full(manifest));
             return pass_through(self.shared, request).await;
-        }
-        if tags.len() > MAX_TAGS_PER_PUSH {
-            return oci_error(
-                StatusCode::BAD_REQUEST,
-                "TAG_INVALID",
-                &format!(
-                    "at most {MAX_TAGS_PER_PUSH} tags in one push; this one has {}",
-                    tags.len()
-                ),
-                None,
-            );
-        }
-        if let Some(error) = tags.iter().find_map(|tag| crate::oci::check_tag(tag).err()) {
-            return oci_error(StatusCode::BAD_REQUEST, "TAG_INVALID", &error, None);
         }
         let media_type = self
             .parts
@@ -251,7 +290,10 @@ impl Exchange<'_> {
             .cloned()
             .unwrap_or(HeaderValue::from_static(crate::scenario::DEFAULT_MEDIA_TYPE));
 
-        let _serialized = self.shared.locks.lock(self.repository()).await;
+        let _serialized = match self.lock().await {
+            Ok(guard) => guard,
+            Err(response) => return response,
+        };
         let changes = match self.current_digests(&tags).await {
             Ok(changes) => changes,
             Err(error) => return upstream_failure(self.shared, error),
@@ -266,23 +308,25 @@ impl Exchange<'_> {
             return denial(&request, &decision);
         }
         let Operation::Push(push) = &request.operation else { unreachable!("built above") };
-        let response = if by_digest {
-            self.apply_tags(push, &media_type, manifest).await
+        let response = if self.write.parameters.is_empty() {
+            self.forward_write(full(manifest)).await
         } else {
-            let request = http::Request::from_parts(self.parts.clone(), full(manifest));
-            pass_through(self.shared, request).await
+            self.apply_tags(push, &media_type, manifest).await
         };
         self.shared.cache.invalidate(self.repository());
         with_warnings(response, &decision)
     }
 
     async fn delete(&mut self) -> Response<Body> {
-        let _serialized = self.shared.locks.lock(self.repository()).await;
-        let operation = match self.route.reference.clone() {
+        let _serialized = match self.lock().await {
+            Ok(guard) => guard,
+            Err(response) => return response,
+        };
+        let operation = match self.write.reference.clone() {
             Reference::Tag(tag) => match self.current_digests(std::slice::from_ref(&tag)).await {
                 Ok(changes) if changes[0].current.is_none() => {
                     // Nothing to delete: the upstream says so in its own words.
-                    return self.forward_delete().await;
+                    return self.forward_write(empty()).await;
                 }
                 Ok(changes) => Operation::DeleteTags(changes),
                 Err(error) => return upstream_failure(self.shared, error),
@@ -305,13 +349,9 @@ impl Exchange<'_> {
         if !decision.is_allowed() {
             return denial(&request, &decision);
         }
-        let response = self.forward_delete().await;
+        let response = self.forward_write(empty()).await;
         self.shared.cache.invalidate(self.repository());
         with_warnings(response, &decision)
-    }
-
-    async fn forward_delete(&self) -> Response<Body> {
-        pass_through(self.shared, http::Request::from_parts(self.parts.clone(), empty())).await
     }
 
     /// Each tag with the digest it points at upstream now (looked up concurrently).
@@ -399,10 +439,11 @@ impl Exchange<'_> {
         (request, decision)
     }
 
-    /// Apply the tags of a multi-tag push (`PUT .../manifests/<digest>?tag=a&tag=b`): the
-    /// upstream gets the request as sent; tags it did not apply itself (CNCF distribution
-    /// ignores the parameters) are written by the gate, one PUT per tag. If one write fails,
-    /// the tags already written are put back as they were.
+    /// Apply the tags of a push with `tag` parameters (`PUT .../manifests/<digest>?tag=a&tag=b`,
+    /// or by tag with more tags as parameters): the upstream gets the decided request first;
+    /// tags it did not apply itself (CNCF distribution ignores the parameters) are written by
+    /// the gate, one PUT per tag. If one write fails, the tags already written are put back as
+    /// they were.
     async fn apply_tags(
         &self,
         push: &Push,
@@ -411,7 +452,7 @@ impl Exchange<'_> {
     ) -> Response<Body> {
         let upstream = &self.shared.upstream;
         let request = http::Request::from_parts(self.parts.clone(), full(manifest.clone()));
-        let response = match upstream.forward(request, "write").await {
+        let response = match upstream.forward_write(request).await {
             Ok(response) => response,
             Err(error) => return upstream_failure(self.shared, error),
         };
@@ -419,7 +460,7 @@ impl Exchange<'_> {
         if !parts.status.is_success() {
             return Response::from_parts(parts, streamed(body));
         }
-        let applied: Vec<String> = parts
+        let mut applied: Vec<String> = parts
             .headers
             .get_all("oci-tag")
             .iter()
@@ -427,6 +468,9 @@ impl Exchange<'_> {
             .flat_map(|v| v.split(','))
             .map(|t| t.trim().to_string())
             .collect();
+        if let Reference::Tag(tag) = &self.write.reference {
+            applied.push(tag.clone());
+        }
         let auth = self.auth();
         let repository = self.repository();
         let mut written: Vec<&TagChange> = Vec::new();
@@ -509,17 +553,6 @@ impl Exchange<'_> {
         }
         report
     }
-}
-
-/// The `tag` parameters of a query, in order, without repeats.
-fn query_tags(query: Option<&str>) -> Vec<String> {
-    let mut tags: Vec<String> = Vec::new();
-    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        if key == "tag" && !tags.iter().any(|t| *t == value) {
-            tags.push(value.into_owned());
-        }
-    }
-    tags
 }
 
 fn policy_outcome(decision: &Decision, policy: &str) -> &'static str {
@@ -651,6 +684,20 @@ fn upstream_failure(shared: &Shared, error: UpstreamError) -> Response<Body> {
             let (parts, body) = (*response).into_parts();
             Response::from_parts(parts, full(body))
         }
+        UpstreamError::WriteTimeout(timeout) => {
+            shared.metrics.timeout("upstream_write");
+            tracing::error!(?timeout, "the upstream did not answer a write in time");
+            oci_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "UNAVAILABLE",
+                &format!(
+                    "the upstream registry {} did not answer a write within {}; it may have applied it, check before you retry",
+                    shared.upstream.base(),
+                    humantime::format_duration(timeout)
+                ),
+                None,
+            )
+        }
         UpstreamError::Unreachable(_) | UpstreamError::Timeout(_) => oci_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "UNAVAILABLE",
@@ -705,28 +752,6 @@ fn excerpt(body: &Bytes) -> String {
 mod tests {
     use super::*;
     use crate::push::Actor;
-
-    #[test]
-    fn manifest_routes_are_recognised() {
-        let route = ManifestRoute::parse("/v2/team/app/manifests/1.2.3").unwrap();
-        assert_eq!(route.repository, "team/app");
-        assert_eq!(route.reference, Reference::Tag("1.2.3".into()));
-        let digest = format!("sha256:{}", "a".repeat(64));
-        let route = ManifestRoute::parse(&format!("/v2/a/manifests/{digest}")).unwrap();
-        assert_eq!(route.reference, Reference::Digest(digest));
-        // A repository may itself be called `manifests`.
-        let route = ManifestRoute::parse("/v2/x/manifests/manifests/latest").unwrap();
-        assert_eq!(route.repository, "x/manifests");
-        assert_eq!(ManifestRoute::parse("/v2/a/blobs/uploads/1"), None);
-        assert_eq!(ManifestRoute::parse("/v2/Bad/manifests/x"), None);
-        assert_eq!(ManifestRoute::parse("/v3/a/manifests/x"), None);
-    }
-
-    #[test]
-    fn tag_parameters_keep_order_and_drop_repeats() {
-        assert_eq!(query_tags(Some("tag=1.2.3&tag=1.2&x=1&tag=1.2.3")), vec!["1.2.3", "1.2"]);
-        assert!(query_tags(None).is_empty());
-    }
 
     #[test]
     fn a_denial_is_one_line_with_the_details() {

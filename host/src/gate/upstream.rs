@@ -47,6 +47,9 @@ pub enum UpstreamError {
     Unreachable(String),
     #[error("the upstream registry did not answer within {0:?}")]
     Timeout(Duration),
+    /// A write was sent and not answered in time: the upstream may have applied it.
+    #[error("the upstream registry did not answer a write within {0:?}; it may have applied it")]
+    WriteTimeout(Duration),
     /// The upstream refused the gate's lookup (e.g. 401 with a challenge): the client gets
     /// that answer, so that it can authenticate and retry.
     #[error("the upstream registry answered {}", .0.status())]
@@ -55,20 +58,46 @@ pub enum UpstreamError {
     Invalid(String),
 }
 
+/// What a request to the upstream is for: its time limit and its metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// A client's request passed through.
+    Forward,
+    /// A lookup of the gate's own (current digests, tag lists).
+    Lookup,
+    /// A write the gate decided, sent while it holds the repository's lock.
+    Write,
+    /// Whether the upstream answers at all.
+    Probe,
+}
+
+impl Purpose {
+    fn label(self) -> &'static str {
+        match self {
+            Purpose::Forward => "forward",
+            Purpose::Lookup => "lookup",
+            Purpose::Write => "write",
+            Purpose::Probe => "probe",
+        }
+    }
+}
+
 pub struct Upstream {
     client: Client<HttpConnector, Body>,
     base: Uri,
     metrics: Arc<Metrics>,
+    /// How long a write the gate sends under a repository's lock may take.
+    write_timeout: Duration,
 }
 
 impl Upstream {
-    pub fn new(base: Uri, metrics: Arc<Metrics>) -> Self {
+    pub fn new(base: Uri, metrics: Arc<Metrics>, write_timeout: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        Upstream { client, base, metrics }
+        Upstream { client, base, metrics, write_timeout }
     }
 
     pub fn base(&self) -> &Uri {
@@ -88,15 +117,34 @@ impl Upstream {
     /// Send a request as it came (headers, body stream), to the same path upstream.
     pub async fn forward(
         &self,
+        request: Request<Body>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        self.send(request, Purpose::Forward).await
+    }
+
+    /// Send a write the gate decided, with its headers, to the same path upstream; the
+    /// upstream has [`Upstream::write_timeout`] to answer.
+    pub async fn forward_write(
+        &self,
+        request: Request<Body>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let timeout = self.write_timeout;
+        tokio::time::timeout(timeout, self.send(request, Purpose::Write))
+            .await
+            .unwrap_or(Err(UpstreamError::WriteTimeout(timeout)))
+    }
+
+    async fn send(
+        &self,
         mut request: Request<Body>,
-        operation: &'static str,
+        purpose: Purpose,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let path = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
         *request.uri_mut() = self.uri(&path);
         remove_hop_by_hop(request.headers_mut());
         let started = Instant::now();
         let result = self.client.request(request).await;
-        self.metrics.upstream(operation, started.elapsed());
+        self.metrics.upstream(purpose.label(), started.elapsed());
         let mut response = result.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?;
         remove_hop_by_hop(response.headers_mut());
         Ok(response)
@@ -110,7 +158,7 @@ impl Upstream {
         path: &str,
         headers: HeaderMap,
         body: Bytes,
-        operation: &'static str,
+        purpose: Purpose,
     ) -> Result<Response<Bytes>, UpstreamError> {
         let mut request = Request::builder().method(method).uri(self.uri(path));
         *request.headers_mut().expect("fresh builder") = headers;
@@ -122,10 +170,15 @@ impl Upstream {
             let bytes = body.collect().await?.to_bytes();
             Ok::<_, BoxError>(Response::from_parts(parts, bytes))
         };
-        let result = tokio::time::timeout(LOOKUP_TIMEOUT, exchange).await;
-        self.metrics.upstream(operation, started.elapsed());
+        let (timeout, timed_out) = if purpose == Purpose::Write {
+            (self.write_timeout, UpstreamError::WriteTimeout(self.write_timeout))
+        } else {
+            (LOOKUP_TIMEOUT, UpstreamError::Timeout(LOOKUP_TIMEOUT))
+        };
+        let result = tokio::time::timeout(timeout, exchange).await;
+        self.metrics.upstream(purpose.label(), started.elapsed());
         match result {
-            Err(_) => Err(UpstreamError::Timeout(LOOKUP_TIMEOUT)),
+            Err(_) => Err(timed_out),
             Ok(Err(e)) => Err(UpstreamError::Unreachable(error_chain(e.as_ref()))),
             Ok(Ok(response)) => Ok(response),
         }
@@ -142,7 +195,7 @@ impl Upstream {
     ) -> Result<Option<Response<Bytes>>, UpstreamError> {
         let path = format!("/v2/{repository}/manifests/{reference}");
         let response =
-            self.call(method, &path, lookup_headers(auth), Bytes::new(), "lookup").await?;
+            self.call(method, &path, lookup_headers(auth), Bytes::new(), Purpose::Lookup).await?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
             status if status.is_success() => Ok(Some(response)),
@@ -207,8 +260,9 @@ impl Upstream {
         let mut tags = Vec::new();
         let mut path = format!("/v2/{repository}/tags/list?n=1000");
         loop {
-            let response =
-                self.call(Method::GET, &path, lookup_headers(auth), Bytes::new(), "lookup").await?;
+            let response = self
+                .call(Method::GET, &path, lookup_headers(auth), Bytes::new(), Purpose::Lookup)
+                .await?;
             match response.status() {
                 // A repository that does not exist yet has no tags.
                 StatusCode::NOT_FOUND => return Ok(tags),
@@ -242,7 +296,7 @@ impl Upstream {
             &format!("/v2/{repository}/manifests/{reference}"),
             headers,
             manifest,
-            "write",
+            Purpose::Write,
         )
         .await
     }
@@ -258,15 +312,17 @@ impl Upstream {
             &format!("/v2/{repository}/manifests/{reference}"),
             lookup_headers(auth),
             Bytes::new(),
-            "write",
+            Purpose::Write,
         )
         .await
     }
 
     /// The upstream's own challenge (`WWW-Authenticate` of `GET /v2/`), if it asks for one.
     pub async fn challenge(&self) -> Option<HeaderValue> {
-        let response =
-            self.call(Method::GET, "/v2/", HeaderMap::new(), Bytes::new(), "probe").await.ok()?;
+        let response = self
+            .call(Method::GET, "/v2/", HeaderMap::new(), Bytes::new(), Purpose::Probe)
+            .await
+            .ok()?;
         (response.status() == StatusCode::UNAUTHORIZED)
             .then(|| response.headers().get(http::header::WWW_AUTHENTICATE).cloned())
             .flatten()
@@ -274,7 +330,7 @@ impl Upstream {
 
     /// Whether the upstream answers at all (any HTTP status counts).
     pub async fn is_reachable(&self) -> bool {
-        self.call(Method::GET, "/v2/", HeaderMap::new(), Bytes::new(), "probe").await.is_ok()
+        self.call(Method::GET, "/v2/", HeaderMap::new(), Bytes::new(), Purpose::Probe).await.is_ok()
     }
 }
 

@@ -1,0 +1,82 @@
+//! The gate's own limits on clients and on the upstream (the policies' limits are set per
+//! policy): no stuck or hostile client, and no stuck upstream, holds a connection slot or a
+//! repository's lock for longer than these allow.
+
+use serde::{Deserialize, Deserializer};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GateLimits {
+    /// Time to receive a request's headers, counted from the first read; a kept-alive
+    /// connection waiting for its next request is closed after it too.
+    #[serde(deserialize_with = "duration")]
+    pub header_timeout: Duration,
+    /// Time to receive a manifest's body (read before the repository is locked).
+    #[serde(deserialize_with = "duration")]
+    pub body_timeout: Duration,
+    /// Time the upstream has to answer one write the gate sends while it holds a
+    /// repository's lock (the push itself, each tag of a multi-tag push, each undo).
+    #[serde(deserialize_with = "duration")]
+    pub upstream_write_timeout: Duration,
+    /// Time a tag change waits for another change of the same repository to finish.
+    #[serde(deserialize_with = "duration")]
+    pub lock_timeout: Duration,
+    /// Connections served at once; more get 429 `TOOMANYREQUESTS` and are closed.
+    pub max_connections: usize,
+    /// Bytes of request line and headers; more get 431.
+    pub max_header_bytes: usize,
+}
+
+impl Default for GateLimits {
+    fn default() -> Self {
+        GateLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            upstream_write_timeout: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_header_bytes: 64 << 10,
+        }
+    }
+}
+
+impl GateLimits {
+    /// A value out of range, named by its field.
+    pub fn check(&self) -> Result<(), String> {
+        let durations = [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+            ("upstream_write_timeout", self.upstream_write_timeout),
+            ("lock_timeout", self.lock_timeout),
+        ];
+        for (field, value) in durations {
+            if value.is_zero() || value > Duration::from_secs(3600) {
+                return Err(format!(
+                    "limits.{field}: `{}` is out of range (more than 0, at most 1h)",
+                    humantime::format_duration(value)
+                ));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err("limits.max_connections: must be at least 1".into());
+        }
+        if !(4096..=1 << 20).contains(&self.max_header_bytes) {
+            return Err(format!(
+                "limits.max_header_bytes: `{}` is out of range (4096 to 1048576)",
+                self.max_header_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `10s`, `500ms`, `1m 30s` (humantime).
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not a duration ({e}); write e.g. `10s` or `500ms`"
+        ))
+    })
+}
