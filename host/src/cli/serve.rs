@@ -8,7 +8,9 @@ use tagpolicy::gate::Gate;
 
 /// Run the registry gate: a reverse proxy in front of an OCI registry that decides every
 /// tag change (manifest PUT by tag, `?tag=` multi-tag push, manifest DELETE) with the
-/// configured policies and passes everything else through untouched.
+/// configured policies, passes reads and blob uploads through untouched, and refuses every
+/// other write, and every other spelling of a tag change (`%2F`, `//`, `/../`, `?TAG=`, …),
+/// that a registry behind it could apply undecided.
 ///
 /// A denial is HTTP 403 `DENIED` with the policies' reasons, which skopeo, buildah and
 /// docker print; warnings pass with `Warning: 299` headers. The configuration is reloaded
@@ -20,6 +22,9 @@ use tagpolicy::gate::Gate;
     upstream: http://127.0.0.1:5001        # the registry behind the gate\n  \
     decision_log: decisions.jsonl          # optional, one JSON object per decision\n  \
     state_cache_seconds: 10                # optional, reuse of tag lists read for policies\n  \
+    pass_writes: [\"/api/v2.0/**\"]          # optional: other writes let through UNDECIDED\n  \
+    limits: {header_timeout: 10s, body_timeout: 30s, upstream_write_timeout: 30s,\n  \
+             lock_timeout: 30s, max_connections: 1024, max_header_bytes: 65536}\n  \
     identity:                              # optional: who the actor is (README: Identities)\n    \
       htpasswd: users.htpasswd             # bcrypt entries (htpasswd -B)\n    \
       jwt: {public_key: signer.pem, issuer: my-issuer, audience: my-registry, groups_claim: groups}\n    \
