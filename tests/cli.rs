@@ -217,7 +217,7 @@ fn new_then_build_then_test_gives_a_working_policy() {
 fn the_readme_shows_the_policy_that_new_generates() {
     let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
     let template =
-        include_str!("../host/src/cli/templates/lib.rs.txt").replace("{{name}}", "tag-naming");
+        include_str!("../host/cli/src/templates/lib.rs.txt").replace("{{name}}", "tag-naming");
     assert!(
         readme.contains(&template),
         "README.md must show templates/lib.rs.txt as generated for `tag-naming`"

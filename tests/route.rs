@@ -8,7 +8,7 @@ mod router_model;
 
 use proptest::prelude::*;
 use router_model::{check_gate, manifest_writes};
-use tagpolicy::gate::route::{PassWrites, Reference, Route, classify};
+use tagpolicy_gate::route::{PassWrites, Reference, Route, classify};
 
 const DIGEST: &str = "sha256:4701d9d4dc91b84e8ed7f17ad32d1bd9ebc2bcea8ae3e8f6e4b5e2d1b3a9c0ff";
 

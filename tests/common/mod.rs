@@ -7,7 +7,11 @@ use std::sync::OnceLock;
 use tagpolicy::{Actor, Operation, Push, Request, TagChange};
 
 pub fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ is in the workspace")
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        crate_dir.join("../..").canonicalize().expect("host/<crate>/ is in the workspace")
+    })
 }
 
 /// The test policies under tests/policies, built for wasm32-wasip2.

@@ -181,7 +181,7 @@ fn go_clean(path: &str) -> String {
 /// reading agrees with the gate, on what the client sent and on what the gate forwards) or
 /// refused; never passed through.
 pub fn check_gate(method: &str, target: &str) -> Result<(), String> {
-    use tagpolicy::gate::route::{PassWrites, Reference, Route, WriteMethod, classify};
+    use tagpolicy_gate::route::{PassWrites, Reference, Route, WriteMethod, classify};
     let Ok(method_value) = http::Method::from_bytes(method.as_bytes()) else { return Ok(()) };
     let Ok(uri) = target.parse::<http::Uri>() else { return Ok(()) };
     // What the gate forwards when it passes a request: its own parse of the target.

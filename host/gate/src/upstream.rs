@@ -224,7 +224,7 @@ impl Upstream {
                     "no Docker-Content-Digest for `{repository}:{reference}`"
                 ))
             })?;
-        crate::oci::check_digest(digest).map_err(UpstreamError::Invalid)?;
+        tagpolicy::oci::check_digest(digest).map_err(UpstreamError::Invalid)?;
         Ok(Some(digest.to_string()))
     }
 

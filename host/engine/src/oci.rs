@@ -63,7 +63,7 @@ fn is_lower_hex(text: &str, len: usize) -> bool {
 
 /// User input echoed in an error, cut so that a megabyte of garbage stays one line (long
 /// enough for a request path with a digest).
-pub(crate) fn shown(text: &str) -> String {
+pub fn shown(text: &str) -> String {
     let mut cut: String = text.chars().take(120).collect();
     if cut.len() < text.len() {
         cut.push('…');

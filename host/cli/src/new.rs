@@ -37,7 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     let sdk = match args.sdk {
         Some(sdk) => sdk,
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("guest"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest"),
     };
     let sdk = sdk.canonicalize().with_context(|| {
         format!("cannot find the tagpolicy-guest SDK at `{}`; pass `--sdk DIR`", sdk.display())

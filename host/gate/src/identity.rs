@@ -3,7 +3,6 @@
 //! proxy) or the request is anonymous; credentials that are present but do not verify are
 //! refused, never ignored and never believed.
 
-use crate::push::Actor;
 use base64::Engine as _;
 use http::HeaderValue;
 use http::header::AUTHORIZATION;
@@ -15,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use tagpolicy::push::Actor;
 
 /// The `identity` section of the gate configuration.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -12,7 +12,7 @@
 //!
 //! ```
 //! use http::Method;
-//! use tagpolicy::gate::route::{PassWrites, Reference, Route, classify};
+//! use tagpolicy_gate::route::{PassWrites, Reference, Route, classify};
 //!
 //! let route = |method: Method, target: &str| {
 //!     classify(&method, &target.parse().unwrap(), &PassWrites::none())
@@ -29,9 +29,9 @@
 //! assert!(matches!(route(Method::DELETE, "/api/v2.0/projects/team"), Route::Refused(_)));
 //! ```
 
-use crate::oci::{check_digest, check_repository, check_tag, shown};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use http::{HeaderMap, Method, StatusCode, Uri};
+use tagpolicy::oci::{check_digest, check_repository, check_tag, shown};
 
 /// Most tags in one push (the spec asks registries to accept at least 10).
 pub const MAX_TAGS_PER_PUSH: usize = 100;

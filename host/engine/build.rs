@@ -9,7 +9,7 @@ const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
-    let root = manifest_dir.parent().expect("host/ lives in the workspace root").to_path_buf();
+    let root = manifest_dir.join("../..").canonicalize().expect("host/engine/ is in the workspace");
     for watched in ["wit", "guest", "policies", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }

@@ -1,5 +1,7 @@
-//! One module per subcommand; this one parses the command line and maps results to exit
-//! codes: 0 allowed / passed, 1 denied / failed, 2 invalid input.
+//! The `tagpolicy` command line: evaluate and test push scenarios, create, build, inspect and
+//! benchmark policy components, and run the registry gate. One module per subcommand; this
+//! one parses the command line and maps results to exit codes: 0 allowed / passed,
+//! 1 denied / failed, 2 invalid input.
 
 mod bench;
 mod build;
@@ -65,7 +67,7 @@ pub enum Exit {
     Invalid = 2,
 }
 
-pub fn main() -> ExitCode {
+fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Eval(args) => eval::run(args, &cli.global),
@@ -83,4 +85,15 @@ pub fn main() -> ExitCode {
             ExitCode::from(Exit::Invalid as u8)
         }
     }
+}
+
+fn main() -> ExitCode {
+    // Like other command-line tools, end quietly when the reader of our output goes away
+    // (`tagpolicy eval ... | head`) instead of panicking on a failed write.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    run()
 }

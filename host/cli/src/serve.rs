@@ -4,7 +4,7 @@ use super::Exit;
 use super::common;
 use anyhow::Context;
 use std::path::PathBuf;
-use tagpolicy::gate::Gate;
+use tagpolicy_gate::Gate;
 
 /// Run the registry gate: a reverse proxy in front of an OCI registry that decides every
 /// tag change (manifest PUT by tag, `?tag=` multi-tag push, manifest DELETE) with the

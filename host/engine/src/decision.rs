@@ -143,7 +143,7 @@ pub(crate) fn from_policy(policy: &str, decision: bindings::Decision) -> Decisio
 }
 
 /// Cut `text` to at most `limit` bytes on a character boundary, marking the cut.
-pub(crate) fn truncate(mut text: String, limit: usize) -> String {
+pub fn truncate(mut text: String, limit: usize) -> String {
     const MARKER: &str = "… (truncated)";
     if text.len() <= limit {
         return text;

@@ -3,11 +3,11 @@
 //! through the gate. Per-repository locks serialize the gate's own writes.
 
 use super::upstream::{Upstream, UpstreamError};
-use crate::push::{RepositoryView, TagEntry, TagMap};
 use http::HeaderValue;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
+use tagpolicy::push::{RepositoryView, TagEntry, TagMap};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
 
 /// At most this many digest lookups at once when reading a repository's state.

@@ -2,7 +2,7 @@
 //! the request types and wraps the rest.
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../../wit",
     world: "tag-policy",
     additional_derives: [PartialEq, Eq],
 });

@@ -9,8 +9,6 @@ use super::route::{self, ManifestWrite, Reference, Route, WriteMethod};
 use super::state::UpstreamView;
 use super::upstream::{Body, UpstreamError, empty, full, streamed};
 use super::{Active, Shared};
-use crate::decision::{Decision, Finding, Outcome, Severity};
-use crate::push::{ManifestDeletion, Operation, Push, Request, TagChange};
 use bytes::Bytes;
 use http::header::{
     AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
@@ -23,6 +21,8 @@ use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use tagpolicy::decision::{Decision, Finding, Outcome, Severity};
+use tagpolicy::push::{ManifestDeletion, Operation, Push, Request, TagChange};
 use tokio::sync::OwnedMutexGuard;
 
 /// Largest manifest accepted, as CNCF distribution does.
@@ -288,7 +288,7 @@ impl Exchange<'_> {
             .headers
             .get(CONTENT_TYPE)
             .cloned()
-            .unwrap_or(HeaderValue::from_static(crate::scenario::DEFAULT_MEDIA_TYPE));
+            .unwrap_or(HeaderValue::from_static(tagpolicy::scenario::DEFAULT_MEDIA_TYPE));
 
         let _serialized = match self.lock().await {
             Ok(guard) => guard,
@@ -337,7 +337,7 @@ impl Exchange<'_> {
                     .await
                 {
                     Ok(state) => {
-                        use crate::push::RepositoryView;
+                        use tagpolicy::push::RepositoryView;
                         let tags = state.tags_of(&digest);
                         Operation::DeleteManifest(ManifestDeletion { digest, tags })
                     }
@@ -624,7 +624,7 @@ fn denial(request: &Request, decision: &Decision) -> Response<Body> {
         .collect::<Vec<_>>()
         .join("; ")
         .replace(|c: char| c.is_control(), " ");
-    message = crate::decision::truncate(message, MAX_MESSAGE_BYTES);
+    message = tagpolicy::decision::truncate(message, MAX_MESSAGE_BYTES);
     let reasons: Vec<_> = decision
         .denials()
         .map(|f| json!({"policy": f.policy, "tag": f.tag, "reason": f.reason}))
@@ -751,7 +751,7 @@ fn excerpt(body: &Bytes) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::push::Actor;
+    use tagpolicy::push::Actor;
 
     #[test]
     fn a_denial_is_one_line_with_the_details() {

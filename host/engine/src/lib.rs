@@ -48,7 +48,6 @@ pub mod decision;
 pub mod embedded;
 mod engine;
 mod error;
-pub mod gate;
 mod limits;
 pub mod oci;
 mod output;
@@ -76,5 +75,5 @@ pub const WORLD: &str = "tagpolicy:policy/tag-policy@0.1.0";
 
 // The README's Rust examples are compiled and run as doc tests.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;

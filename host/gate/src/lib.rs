@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use tagpolicy::gate::Gate;
+//! use tagpolicy_gate::Gate;
 //! let gate = Gate::load("gate.yaml".as_ref(), tagpolicy::Loader::new(tagpolicy::Engine::new()?))?;
 //! let listener = tokio::net::TcpListener::bind(gate.listen()).await?;
 //! gate.serve(listener, std::future::pending()).await?;
@@ -25,7 +25,6 @@ mod upstream;
 pub use config::{ConfigError, GateConfig};
 pub use limits::GateLimits;
 
-use crate::policy_set::Loader;
 use arc_swap::ArcSwap;
 use config::Rules;
 use hyper::server::conn::http1;
@@ -38,6 +37,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tagpolicy::Loader;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use upstream::Upstream;
 

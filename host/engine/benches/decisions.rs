@@ -5,7 +5,7 @@
 //! on demand, compiling a policy, loading it from the compile cache, and wasmtime's
 //! deserialization alone. `cargo bench -p tagpolicy`; compare the ratios, not the times.
 
-#[path = "../src/cli/bench/workload.rs"]
+#[path = "../../cli/src/bench/workload.rs"]
 mod workload;
 
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -4,7 +4,7 @@ use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::json;
 
 fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/gate/identity/testdata").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/identity/testdata").join(name)
 }
 
 fn now() -> u64 {

@@ -2,13 +2,13 @@
 //! policies rule which repositories. The `policies` entries are the scenario files' own
 //! schema, so a scenario tests exactly what the gate runs.
 
-use crate::policy_set::{Loader, PolicySet, PolicySpec};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tagpolicy::{Loader, PolicySet, PolicySpec};
 
 use super::identity::{Identity, IdentitySpec};
 use super::limits::GateLimits;
@@ -22,7 +22,13 @@ pub enum ConfigError {
     #[error("`{}`: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
     #[error("`{}`: rules[{rule}].policies[{index}] (`{policy}`): {source}", path.display())]
-    Policy { path: PathBuf, rule: usize, index: usize, policy: String, source: Box<crate::Error> },
+    Policy {
+        path: PathBuf,
+        rule: usize,
+        index: usize,
+        policy: String,
+        source: Box<tagpolicy::Error>,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
