@@ -8,7 +8,7 @@ mod registry;
 #[path = "support/stand_in.rs"]
 mod stand_in;
 
-use registry::{Client, Gate, Layout, Registry, skopeo_copy, text};
+use registry::{Client, Gate, Layout, LowercaseDir, Registry, skopeo_copy, text};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -85,18 +85,8 @@ fn buildah_shows_the_denial() {
     // buildah names a pulled image after its path, which must be lowercase (tempfile's
     // random names are not).
     let images = LowercaseDir::new();
-    let storage = tempfile::tempdir().unwrap();
-    let buildah = |args: &[&str]| {
-        std::process::Command::new("buildah")
-            .arg("--storage-driver=vfs")
-            .arg("--root")
-            .arg(storage.path().join("root"))
-            .arg("--runroot")
-            .arg(storage.path().join("run"))
-            .args(args)
-            .output()
-            .expect("`buildah` (Debian package buildah) must be installed")
-    };
+    let buildah = registry::Buildah::new();
+    let buildah = |args: &[&str]| buildah.run(args);
     for (seed, tag) in [(11, "2.0.0"), (12, "2.0.0")] {
         let layout = Layout::image(images.path(), seed, 2048);
         let name = format!("localhost/seed-{seed}:latest");
@@ -119,26 +109,6 @@ fn buildah_shows_the_denial() {
         }
     }
     assert_eq!(direct.tags("team/built"), ["2.0.0"]);
-}
-
-struct LowercaseDir(std::path::PathBuf);
-
-impl LowercaseDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("tagpolicy-buildah-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        LowercaseDir(dir)
-    }
-
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for LowercaseDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -28,30 +29,67 @@ fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
 pub struct Registry {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// Serve HTTPS with this certificate and key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Require bearer tokens from this token server.
+    pub token_auth: Option<TokenAuth>,
     child: Option<Child>,
+}
+
+/// distribution's `auth: token` settings.
+#[derive(Clone)]
+pub struct TokenAuth {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    /// PEM certificates whose keys may sign tokens.
+    pub root_cert_bundle: PathBuf,
 }
 
 impl Registry {
     pub fn start() -> Registry {
+        Registry::start_with(None, None)
+    }
+
+    pub fn start_with(tls: Option<(PathBuf, PathBuf)>, token_auth: Option<TokenAuth>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
-        let mut registry = Registry { port: free_port(), dir, child: None };
+        let mut registry = Registry { port: free_port(), dir, tls, token_auth, child: None };
         registry.restart();
         registry
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
-    /// Start it again (same storage, same port) after [`Registry::stop`].
+    /// Start it again (same storage, same port) after [`Registry::stop`], with the
+    /// current `tls` and `token_auth`.
     pub fn restart(&mut self) {
         let config = self.dir.path().join("config.yml");
+        let mut http = format!("addr: 127.0.0.1:{}", self.port);
+        if let Some((cert, key)) = &self.tls {
+            http.push_str(&format!(
+                ", tls: {{certificate: {}, key: {}}}",
+                cert.display(),
+                key.display()
+            ));
+        }
+        let auth = match &self.token_auth {
+            Some(token) => format!(
+                "auth: {{token: {{realm: \"{}\", service: {}, issuer: {}, rootcertbundle: {}}}}}\n",
+                token.realm,
+                token.service,
+                token.issuer,
+                token.root_cert_bundle.display()
+            ),
+            None => String::new(),
+        };
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: 127.0.0.1:{}}}\n",
+                "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{{http}}}\n{auth}",
                 self.dir.path().join("data").display(),
-                self.port
             ),
         )
         .unwrap();
@@ -64,8 +102,14 @@ impl Registry {
             .spawn()
             .expect("`docker-registry` (Debian package docker-registry) must be installed");
         self.child = Some(child);
-        let url = format!("{}/v2/", self.url());
-        wait_until("the registry", || ureq::get(&url).call().is_ok());
+        if self.tls.is_some() || self.token_auth.is_some() {
+            // Listening is all a plain client can check here.
+            let address = format!("127.0.0.1:{}", self.port);
+            wait_until("the registry", || std::net::TcpStream::connect(&address).is_ok());
+        } else {
+            let url = format!("{}/v2/", self.url());
+            wait_until("the registry", || ureq::get(&url).call().is_ok());
+        }
     }
 
     pub fn stop(&mut self) {
@@ -85,6 +129,8 @@ impl Drop for Registry {
 /// `tagpolicy serve` in front of an upstream, on a free port.
 pub struct Gate {
     pub dir: tempfile::TempDir,
+    /// `http` or `https`.
+    pub scheme: String,
     pub address: String,
     child: Child,
 }
@@ -107,12 +153,12 @@ impl Gate {
             .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let address = line
-            .trim()
-            .strip_prefix("tagpolicy gate listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line from the gate: {line:?}"))
-            .to_string();
-        Gate { dir, address, child }
+        let url = line.trim().strip_prefix("tagpolicy gate listening on ").unwrap_or_else(|| {
+            let log = std::fs::read_to_string(dir.path().join("gate.log")).unwrap_or_default();
+            panic!("unexpected first line from the gate: {line:?}\n{log}")
+        });
+        let (scheme, address) = url.split_once("://").unwrap();
+        Gate { dir, scheme: scheme.to_string(), address: address.to_string(), child }
     }
 
     pub fn config_text(upstream: &str, rest: &str) -> String {
@@ -120,7 +166,7 @@ impl Gate {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -281,16 +327,50 @@ impl Layout {
 
 /// `skopeo copy [--all] oci:LAYOUT:v docker://ADDRESS/REFERENCE` over plain HTTP.
 pub fn skopeo_copy(layout: &Layout, address: &str, reference: &str, all: bool) -> Output {
-    let mut command = Command::new("skopeo");
-    command.args(["copy", "--retry-times", "0", "--dest-tls-verify=false"]);
+    let mut options = vec!["--dest-tls-verify=false"];
     if all {
-        command.arg("--all");
+        options.push("--all");
     }
+    skopeo_copy_with(layout, address, reference, &options)
+}
+
+/// `skopeo copy OPTIONS oci:LAYOUT:v docker://ADDRESS/REFERENCE`.
+pub fn skopeo_copy_with(
+    layout: &Layout,
+    address: &str,
+    reference: &str,
+    options: &[&str],
+) -> Output {
+    let mut command = Command::new("skopeo");
+    command.args(["copy", "--retry-times", "0"]).args(options);
     command
         .arg(layout.oci_ref())
         .arg(format!("docker://{address}/{reference}"))
         .output()
         .expect("`skopeo` (Debian package skopeo) must be installed")
+}
+
+/// buildah with its own storage in a temporary folder (vfs, no daemon).
+pub struct Buildah {
+    storage: tempfile::TempDir,
+}
+
+impl Buildah {
+    pub fn new() -> Buildah {
+        Buildah { storage: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new("buildah")
+            .arg("--storage-driver=vfs")
+            .arg("--root")
+            .arg(self.storage.path().join("root"))
+            .arg("--runroot")
+            .arg(self.storage.path().join("run"))
+            .args(args)
+            .output()
+            .expect("`buildah` (Debian package buildah) must be installed")
+    }
 }
 
 pub fn text(output: &Output) -> String {
@@ -344,13 +424,41 @@ fn reply(result: Result<ureq::Response, ureq::Error>) -> Reply {
 pub struct Client {
     pub base: String,
     agent: ureq::Agent,
+    /// Sent with every request, e.g. `Bearer <token>`.
+    authorization: Option<String>,
 }
 
 impl Client {
     pub fn new(base: &str) -> Client {
+        Client::with(base, None, None)
+    }
+
+    /// A client that trusts `ca_pem` (PEM) for HTTPS and sends `authorization`.
+    pub fn with(base: &str, ca_pem: Option<&str>, authorization: Option<String>) -> Client {
         // A bounded wait: a gate that never answers fails the test instead of hanging it.
-        let agent = ureq::AgentBuilder::new().redirects(0).timeout(Duration::from_secs(60)).build();
-        Client { base: base.to_string(), agent }
+        let mut agent = ureq::AgentBuilder::new().redirects(0).timeout(Duration::from_secs(60));
+        if let Some(ca_pem) = ca_pem {
+            agent = agent.tls_config(Arc::new(tls_client(ca_pem)));
+        }
+        Client { base: base.to_string(), agent: agent.build(), authorization }
+    }
+
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let request = self.agent.request(method, &format!("{}{path}", self.base));
+        match &self.authorization {
+            Some(authorization) => request.set("Authorization", authorization),
+            None => request,
+        }
+    }
+
+    /// `GET PATH` (e.g. `/metrics`), read whole.
+    pub fn get(&self, path: &str) -> Reply {
+        reply(self.request("GET", path).call())
+    }
+
+    /// `POST PATH` without a body, read whole.
+    pub fn post(&self, path: &str) -> Reply {
+        reply(self.request("POST", path).call())
     }
 
     pub fn put_manifest(&self, repository: &str, reference: &str, manifest: &[u8]) -> Reply {
@@ -366,8 +474,7 @@ impl Client {
         authorization: Option<&str>,
     ) -> Reply {
         let mut request = self
-            .agent
-            .put(&format!("{}/v2/{repository}/manifests/{reference}", self.base))
+            .request("PUT", &format!("/v2/{repository}/manifests/{reference}"))
             .set("Content-Type", MANIFEST);
         if let Some(authorization) = authorization {
             request = request.set("Authorization", authorization);
@@ -376,17 +483,12 @@ impl Client {
     }
 
     pub fn delete_manifest(&self, repository: &str, reference: &str) -> Reply {
-        reply(
-            self.agent
-                .delete(&format!("{}/v2/{repository}/manifests/{reference}", self.base))
-                .call(),
-        )
+        reply(self.request("DELETE", &format!("/v2/{repository}/manifests/{reference}")).call())
     }
 
     pub fn digest_of(&self, repository: &str, reference: &str) -> Option<String> {
         let reply = reply(
-            self.agent
-                .head(&format!("{}/v2/{repository}/manifests/{reference}", self.base))
+            self.request("HEAD", &format!("/v2/{repository}/manifests/{reference}"))
                 .set("Accept", &format!("{MANIFEST}, {INDEX}"))
                 .call(),
         );
@@ -398,8 +500,7 @@ impl Client {
     }
 
     pub fn tags(&self, repository: &str) -> Vec<String> {
-        let reply =
-            reply(self.agent.get(&format!("{}/v2/{repository}/tags/list", self.base)).call());
+        let reply = self.get(&format!("/v2/{repository}/tags/list"));
         if reply.status == 404 {
             return Vec::new();
         }
@@ -412,8 +513,7 @@ impl Client {
     /// Upload `bytes` as a blob (monolithic upload); returns its digest.
     pub fn upload_blob(&self, repository: &str, bytes: &[u8]) -> String {
         let digest = format!("sha256:{}", sha256_hex(bytes));
-        let start =
-            reply(self.agent.post(&format!("{}/v2/{repository}/blobs/uploads/", self.base)).call());
+        let start = reply(self.request("POST", &format!("/v2/{repository}/blobs/uploads/")).call());
         assert_eq!(start.status, 202, "{}", start.body);
         let location = start.header_all("location")[0].to_string();
         let location = if location.starts_with("http") {
@@ -422,12 +522,11 @@ impl Client {
             format!("{}{location}", self.base)
         };
         let separator = if location.contains('?') { '&' } else { '?' };
-        let done = reply(
-            self.agent
-                .put(&format!("{location}{separator}digest={digest}"))
-                .set("Content-Type", "application/octet-stream")
-                .send_bytes(bytes),
-        );
+        let mut put = self.agent.put(&format!("{location}{separator}digest={digest}"));
+        if let Some(authorization) = &self.authorization {
+            put = put.set("Authorization", authorization);
+        }
+        let done = reply(put.set("Content-Type", "application/octet-stream").send_bytes(bytes));
         assert_eq!(done.status, 201, "{}", done.body);
         digest
     }
@@ -452,6 +551,20 @@ impl Client {
         let digest = format!("sha256:{}", sha256_hex(&manifest));
         (manifest, digest)
     }
+}
+
+/// A rustls client configuration that trusts only `ca_pem`.
+pub fn tls_client(ca_pem: &str) -> rustls::ClientConfig {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(certificate.unwrap()).unwrap();
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 /// A response to a request written by hand.
@@ -500,5 +613,33 @@ impl Client {
             .into_iter()
             .filter_map(|tag| Some((tag.clone(), self.digest_of(repository, &tag)?)))
             .collect()
+    }
+}
+
+static NEXT_DIR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A temporary folder with a lowercase path: buildah names a pulled image after its path,
+/// which must be lowercase (tempfile's random names are not).
+pub struct LowercaseDir(std::path::PathBuf);
+
+impl LowercaseDir {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "tagpolicy-buildah-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        LowercaseDir(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for LowercaseDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -28,6 +28,8 @@ impl Answer {
 pub struct Seen {
     pub method: String,
     pub path: String,
+    pub query: String,
+    pub headers: http::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -75,8 +77,10 @@ async fn answer(
 ) -> Response<Full<bytes::Bytes>> {
     let method = request.method().to_string();
     let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or_default().to_string();
+    let headers = request.headers().clone();
     let body = request.into_body().collect().await.unwrap().to_bytes().to_vec();
-    let seen = Seen { method, path, body };
+    let seen = Seen { method, path, query, headers, body };
     let answer = script(&seen);
     log.lock().unwrap().push(seen);
     match answer {

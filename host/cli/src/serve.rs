@@ -78,7 +78,7 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
             .with_context(|| format!("cannot listen on `{listen}`"))?;
         let address = listener.local_addr()?;
         // The first line on stdout, for scripts and tests that start the gate on port 0.
-        println!("tagpolicy gate listening on http://{address}");
+        println!("tagpolicy gate listening on {}://{address}", gate.scheme());
         for line in gate.describe() {
             tracing::info!("{line}");
         }

@@ -13,6 +13,7 @@ use tagpolicy::{Loader, PolicySet, PolicySpec};
 use super::identity::{Identity, IdentitySpec};
 use super::limits::GateLimits;
 use super::route::PassWrites;
+use super::tls::CertificateFiles;
 
 /// Why a gate configuration cannot be used. The message names the file and the field.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +36,16 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct File {
     listen: SocketAddr,
+    /// The listener's certificate and key; without it the gate speaks plain HTTP.
+    #[serde(default)]
+    tls: Option<CertificateFiles>,
     upstream: String,
+    /// A CA to trust for an `https` upstream, besides the system's roots.
+    #[serde(default)]
+    upstream_ca: Option<PathBuf>,
+    /// A client certificate for an upstream that requires mutual TLS.
+    #[serde(default)]
+    upstream_client_cert: Option<CertificateFiles>,
     #[serde(default)]
     decision_log: Option<PathBuf>,
     /// How long the repository state read for policies is reused, in seconds.
@@ -68,8 +78,11 @@ struct RuleFile {
 pub struct GateConfig {
     pub path: PathBuf,
     pub listen: SocketAddr,
-    /// `http://host:port`, without a path.
+    pub tls: Option<CertificateFiles>,
+    /// `http://host:port` or `https://host[:port]`, without a path.
     pub upstream: http::Uri,
+    pub upstream_ca: Option<PathBuf>,
+    pub upstream_client_cert: Option<CertificateFiles>,
     pub decision_log: Option<PathBuf>,
     pub state_cache: Duration,
     pub identity: Option<IdentitySpec>,
@@ -90,6 +103,19 @@ impl GateConfig {
         let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
         let file: File = serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))?;
         let upstream = parse_upstream(&file.upstream).map_err(invalid)?;
+        if upstream.scheme_str() != Some("https") {
+            for (field, given) in [
+                ("upstream_ca", file.upstream_ca.is_some()),
+                ("upstream_client_cert", file.upstream_client_cert.is_some()),
+            ] {
+                if given {
+                    return Err(invalid(format!(
+                        "{field}: only for an `https://` upstream; `{}` is plain HTTP",
+                        file.upstream
+                    )));
+                }
+            }
+        }
         let pass_writes =
             PassWrites::new(&file.pass_writes).map_err(|e| invalid(format!("pass_writes{e}")))?;
         file.limits.check().map_err(invalid)?;
@@ -109,11 +135,17 @@ impl GateConfig {
         }
         let base = path.parent().unwrap_or(Path::new(""));
         let decision_log = file.decision_log.map(|log| base.join(log));
+        let tls = file.tls.map(|files| files.relative_to(base));
+        let upstream_ca = file.upstream_ca.map(|ca| base.join(ca));
+        let upstream_client_cert = file.upstream_client_cert.map(|files| files.relative_to(base));
         let identity = file.identity.map(|identity| identity.relative_to(base));
         Ok(GateConfig {
             path: path.to_path_buf(),
             listen: file.listen,
+            tls,
             upstream,
+            upstream_ca,
+            upstream_client_cert,
             decision_log,
             state_cache: Duration::from_secs(file.state_cache_seconds),
             identity,
@@ -170,8 +202,10 @@ impl GateConfig {
 fn parse_upstream(text: &str) -> Result<http::Uri, String> {
     let uri: http::Uri =
         text.parse().map_err(|e| format!("upstream: `{text}` is not a URL: {e}"))?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-        return Err(format!("upstream: `{text}`: expected `http://host:port`"));
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err(format!(
+            "upstream: `{text}`: expected `https://host[:port]` or `http://host:port`"
+        ));
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         return Err(format!("upstream: `{text}`: give the registry's root, without a path"));
@@ -241,8 +275,16 @@ mod tests {
             "{message}"
         );
 
-        let https = parse("listen: 127.0.0.1:5000\nupstream: https://x\n").unwrap_err().to_string();
-        assert!(https.contains("upstream: `https://x`"), "{https}");
+        let scheme = parse("listen: 127.0.0.1:5000\nupstream: ftp://x\n").unwrap_err().to_string();
+        assert!(scheme.contains("upstream: `ftp://x`"), "{scheme}");
+        let ca = parse("listen: 127.0.0.1:5000\nupstream: http://x:1\nupstream_ca: ca.pem\n")
+            .unwrap_err()
+            .to_string();
+        assert!(ca.contains("upstream_ca: only for an `https://` upstream"), "{ca}");
+        let https =
+            parse("listen: 127.0.0.1:5000\nupstream: https://x\ntls: {cert: a.pem, key: a.key}\n")
+                .unwrap();
+        assert_eq!(https.tls.unwrap().cert, Path::new("/etc/tagpolicy/a.pem"));
 
         let glob = parse(
             "listen: 127.0.0.1:5000\nupstream: http://x:1\nrules:\n  - repositories: [\"team/[\"]\n    policies: []\n",

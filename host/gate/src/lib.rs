@@ -20,16 +20,18 @@ mod metrics;
 mod proxy;
 pub mod route;
 mod state;
+mod tls;
 mod upstream;
 
 pub use config::{ConfigError, GateConfig};
 pub use limits::GateLimits;
+pub use tls::CertificateFiles;
 
 use arc_swap::ArcSwap;
 use config::Rules;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use metrics::Metrics;
 use state::{RepositoryLocks, StateCache};
 use std::future::Future;
@@ -58,6 +60,8 @@ struct Shared {
     /// Fixed at start: `limits` in the file change only on restart.
     limits: GateLimits,
     upstream: Arc<Upstream>,
+    /// The listener's TLS, fixed at start (its certificate files are watched for rotation).
+    tls: Option<tls::ServerTls>,
     metrics: Arc<Metrics>,
     cache: Arc<StateCache>,
     locks: RepositoryLocks,
@@ -76,10 +80,29 @@ impl Gate {
         let active = activate(config, &loader)?;
         let metrics = Arc::new(Metrics::new());
         let limits = active.config.limits.clone();
+        let config = &active.config;
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
+        let upstream_tls = match config.upstream.scheme_str() {
+            Some("https") => Some(
+                tls::upstream_config(
+                    config.upstream_ca.as_deref(),
+                    config.upstream_client_cert.as_ref(),
+                )
+                .map_err(invalid)?,
+            ),
+            _ => None,
+        };
+        let tls = match &config.tls {
+            Some(files) => {
+                Some(tls::ServerTls::load(files).map_err(|e| invalid(format!("tls: {e}")))?)
+            }
+            None => None,
+        };
         let upstream = Arc::new(Upstream::new(
-            active.config.upstream.clone(),
+            config.upstream.clone(),
             metrics.clone(),
             limits.upstream_write_timeout,
+            upstream_tls,
         ));
         let cache = Arc::new(StateCache::new(active.config.state_cache));
         Ok(Gate {
@@ -88,6 +111,7 @@ impl Gate {
                 loader,
                 limits,
                 upstream,
+                tls,
                 metrics,
                 cache,
                 locks: RepositoryLocks::default(),
@@ -97,6 +121,11 @@ impl Gate {
 
     pub fn listen(&self) -> SocketAddr {
         self.shared.active.load().config.listen
+    }
+
+    /// `https` when the gate serves TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.shared.tls.is_some() { "https" } else { "http" }
     }
 
     /// A one-line description of each rule, for the start-up log.
@@ -114,6 +143,20 @@ impl Gate {
             lines.push(
                 "no identity source configured: every request is anonymous to the policies".into(),
             );
+        }
+        let config = &active.config;
+        if let Some(files) = &config.tls {
+            lines.push(format!("TLS with `{}` (HTTP/2 and HTTP/1.1)", files.cert.display()));
+        }
+        if config.upstream.scheme_str() == Some("https") {
+            let ca = match &config.upstream_ca {
+                Some(ca) => format!(" and `{}`", ca.display()),
+                None => String::new(),
+            };
+            lines.push(format!(
+                "upstream {} verified against the system's roots{ca}",
+                config.upstream
+            ));
         }
         lines.extend(pass_writes_warning(&active.rules.pass_writes));
         lines
@@ -136,10 +179,6 @@ impl Gate {
         let limits = &self.shared.limits;
         let slots = Arc::new(Semaphore::new(limits.max_connections));
         let turned_away = Arc::new(Semaphore::new(TURNED_AWAY_AT_ONCE));
-        let mut http = http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .max_header_size(limits.max_header_bytes);
         tokio::pin!(shutdown);
         let result = loop {
             let (stream, peer) = tokio::select! {
@@ -164,37 +203,100 @@ impl Gate {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let shared = self.shared.clone();
-            let connection = http.serve_connection(
-                TokioIo::new(stream),
-                service_fn(move |request| {
-                    let shared = shared.clone();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(
-                            proxy::handle(shared, peer, request).await,
-                        )
-                    }
-                }),
-            );
-            let (metrics, header_timeout) = (self.shared.metrics.clone(), limits.header_timeout);
-            tokio::spawn(async move {
-                let _open = metrics.connection();
-                if let Err(error) = connection.await {
-                    if error.is_timeout() {
-                        metrics.timeout("header");
-                        tracing::info!(%peer, ?header_timeout, "closed: no complete request headers in time");
-                    } else if error.is_parse_too_large() {
-                        metrics.refused("header_too_large");
-                        tracing::info!(%peer, "refused: request headers too large (431)");
-                    } else {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                }
-                drop(slot);
-            });
+            tokio::spawn(connection(self.shared.clone(), stream, peer, slot));
         };
         watcher.abort();
         result
+    }
+}
+
+/// Serve one client connection: TLS first if configured (within `header_timeout`), then
+/// HTTP/2 if the client chose it by ALPN, else HTTP/1.1.
+async fn connection(
+    shared: Arc<Shared>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    _slot: OwnedSemaphorePermit,
+) {
+    let _open = shared.metrics.connection();
+    let limits = shared.limits.clone();
+    let Some(tls) = &shared.tls else {
+        shared.metrics.connection_protocol("http/1.1");
+        let result = http1_builder(&limits)
+            .serve_connection(TokioIo::new(stream), service(shared.clone(), peer, false))
+            .await;
+        return connection_ended(&shared, peer, result);
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+    let stream = match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            shared.metrics.tls_handshake_failed();
+            tracing::info!(%peer, %error, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            shared.metrics.timeout("header");
+            tracing::info!(%peer, "closed: no TLS handshake in time");
+            return;
+        }
+    };
+    let io = TokioIo::new(stream);
+    let result = if io.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
+        shared.metrics.connection_protocol("h2 over tls");
+        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+            .keep_alive_interval(Some(limits.header_timeout))
+            .serve_connection(io, service(shared.clone(), peer, true))
+            .await
+    } else {
+        shared.metrics.connection_protocol("http/1.1 over tls");
+        http1_builder(&limits).serve_connection(io, service(shared.clone(), peer, true)).await
+    };
+    connection_ended(&shared, peer, result);
+}
+
+/// Most requests in flight at once on one HTTP/2 connection.
+const MAX_STREAMS_PER_CONNECTION: u32 = 128;
+
+fn http1_builder(limits: &GateLimits) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_header_size(limits.max_header_bytes);
+    http
+}
+
+/// Every request of a connection goes to the proxy; `tls` says how the client connected.
+fn service(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    tls: bool,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<upstream::Body>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<http::Response<upstream::Body>, std::convert::Infallible>>
+             + Send,
+> + Clone {
+    service_fn(move |request| {
+        let shared = shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(proxy::handle(shared, peer, tls, request).await) }
+    })
+}
+
+fn connection_ended(shared: &Shared, peer: SocketAddr, result: Result<(), hyper::Error>) {
+    let Err(error) = result else { return };
+    if error.is_timeout() {
+        shared.metrics.timeout("header");
+        tracing::info!(%peer, timeout = ?shared.limits.header_timeout, "closed: no complete request headers in time");
+    } else if error.is_parse_too_large() {
+        shared.metrics.refused("header_too_large");
+        tracing::info!(%peer, "refused: request headers too large (431)");
+    } else {
+        tracing::debug!(%peer, %error, "connection ended with an error");
     }
 }
 
@@ -248,17 +350,26 @@ fn pass_writes_warning(pass: &route::PassWrites) -> Option<String> {
 fn reload(shared: &Shared) -> Result<(), ConfigError> {
     let current = shared.active.load_full();
     let result = GateConfig::from_file(&current.config.path).and_then(|config| {
-        if config.listen != current.config.listen
-            || config.upstream != current.config.upstream
+        let running = &current.config;
+        if config.listen != running.listen
+            || config.tls != running.tls
+            || config.upstream != running.upstream
+            || config.upstream_ca != running.upstream_ca
+            || config.upstream_client_cert != running.upstream_client_cert
             || config.limits != shared.limits
         {
             tracing::warn!(
-                "`listen`, `upstream` and `limits` change only on restart; keeping the running ones"
+                "`listen`, `tls`, `upstream`, `upstream_ca`, `upstream_client_cert` and `limits` \
+                 change only on restart (certificate files are re-read when they change); \
+                 keeping the running ones"
             );
         }
         let mut config = config;
-        config.listen = current.config.listen;
-        config.upstream = current.config.upstream.clone();
+        config.listen = running.listen;
+        config.tls = running.tls.clone();
+        config.upstream = running.upstream.clone();
+        config.upstream_ca = running.upstream_ca.clone();
+        config.upstream_client_cert = running.upstream_client_cert.clone();
         config.limits = shared.limits.clone();
         if let Some(warning) = pass_writes_warning(&config.pass_writes) {
             tracing::warn!("{warning}");
@@ -269,6 +380,23 @@ fn reload(shared: &Shared) -> Result<(), ConfigError> {
     let active = result?;
     shared.active.store(Arc::new(active));
     Ok(())
+}
+
+/// Re-read the listener's certificate if its files changed; a bad new pair is logged and the
+/// old one keeps serving.
+fn rotate_certificate(shared: &Shared) {
+    let Some(tls) = &shared.tls else { return };
+    match tls.rotate_if_changed() {
+        tls::Rotation::Unchanged => {}
+        tls::Rotation::Rotated => {
+            shared.metrics.certificate_reload(true);
+            tracing::info!("TLS certificate reloaded; new connections get it");
+        }
+        tls::Rotation::Refused(why) => {
+            shared.metrics.certificate_reload(false);
+            tracing::error!(%why, "TLS certificate not reloaded; the running one stays");
+        }
+    }
 }
 
 /// Reload on SIGHUP and when the file's modification time or size changes.
@@ -297,6 +425,7 @@ async fn watch(shared: Arc<Shared>) {
         let why = tokio::select! {
             () = signalled => "SIGHUP",
             _ = tick.tick() => {
+                rotate_certificate(&shared);
                 let now = stamp(&path);
                 if now == seen || now.is_none() { continue; }
                 seen = now;

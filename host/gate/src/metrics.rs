@@ -36,6 +36,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtocolLabels {
+    protocol: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
     phase: &'static str,
 }
@@ -57,7 +62,10 @@ pub struct Metrics {
     refused: Family<ReasonLabels, Counter>,
     timeouts: Family<PhaseLabels, Counter>,
     connections_open: Gauge,
+    connections: Family<ProtocolLabels, Counter>,
     connections_rejected: Counter,
+    certificate_reloads: Family<ResultLabels, Counter>,
+    tls_handshake_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -107,11 +115,29 @@ impl Metrics {
         );
         let connections_open = Gauge::default();
         registry.register("connections_open", "Client connections open", connections_open.clone());
+        let connections = Family::default();
+        registry.register(
+            "connections",
+            "Client connections served, by protocol (http/1.1, h2 over tls, http/1.1 over tls)",
+            connections.clone(),
+        );
         let connections_rejected = Counter::default();
         registry.register(
             "connections_rejected",
             "Client connections turned away at the connection limit",
             connections_rejected.clone(),
+        );
+        let certificate_reloads = Family::default();
+        registry.register(
+            "certificate_reloads",
+            "Reloads of the listener's TLS certificate after its files changed, by result",
+            certificate_reloads.clone(),
+        );
+        let tls_handshake_failures = Counter::default();
+        registry.register(
+            "tls_handshake_failures",
+            "Client connections whose TLS handshake failed",
+            tls_handshake_failures.clone(),
         );
         Metrics {
             registry,
@@ -123,7 +149,10 @@ impl Metrics {
             refused,
             timeouts,
             connections_open,
+            connections,
             connections_rejected,
+            certificate_reloads,
+            tls_handshake_failures,
         }
     }
 
@@ -172,6 +201,20 @@ impl Metrics {
         }
         self.connections_open.inc();
         Open(self.connections_open.clone())
+    }
+
+    pub fn certificate_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.certificate_reloads.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.inc();
+    }
+
+    /// A connection began to be served with `protocol`.
+    pub fn connection_protocol(&self, protocol: &'static str) {
+        self.connections.get_or_create(&ProtocolLabels { protocol }).inc();
     }
 
     pub fn connection_rejected(&self) {

@@ -10,10 +10,11 @@ use super::state::UpstreamView;
 use super::upstream::{Body, UpstreamError, empty, full, streamed};
 use super::{Active, Shared};
 use bytes::Bytes;
+use http::header::HOST;
 use http::header::{
     AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
 };
-use http::{Method, Response, StatusCode, request::Parts};
+use http::{Method, Response, StatusCode, Version, request::Parts};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
@@ -31,12 +32,15 @@ const MAX_MANIFEST_BYTES: usize = 4 << 20;
 const MAX_WARNING_BYTES: usize = 4096;
 /// Most bytes of a denial's one-line message.
 const MAX_MESSAGE_BYTES: usize = 2048;
+const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
 /// The name findings of the gate itself carry.
 const GATE: &str = "tagpolicy-gate";
 
+/// Answer one request; `tls` says whether the client connected over TLS.
 pub async fn handle(
     shared: Arc<Shared>,
     peer: SocketAddr,
+    tls: bool,
     mut request: http::Request<Incoming>,
 ) -> Response<Body> {
     let method = request.method().clone();
@@ -63,6 +67,19 @@ pub async fn handle(
     {
         // Only the trusted front proxy may say who the user is.
         request.headers_mut().remove(name);
+    }
+    if request.version() == Version::HTTP_2
+        && !request.headers().contains_key(HOST)
+        && let Some(authority) = request.uri().authority()
+        && let Ok(host) = HeaderValue::from_str(authority.as_str())
+    {
+        // HTTP/2 carries the host as `:authority`; the upstream (HTTP/1.1) builds upload
+        // locations from `Host`.
+        request.headers_mut().insert(HOST, host);
+    }
+    if tls {
+        // So that the upstream builds `https` upload locations for the client.
+        request.headers_mut().insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
     }
     if route::strip_overrides(request.headers_mut()) > 0 {
         tracing::debug!(%peer, "removed method or path override headers");
@@ -91,6 +108,11 @@ pub async fn handle(
         Route::Refused(refusal) => {
             shared.metrics.refused(refusal.kind.as_str());
             tracing::info!(%peer, %method, target = %request.uri(), reason = %refusal.message, "refused");
+            // Read what the client sends (up to a manifest's size, within the body timeout)
+            // before answering: an HTTP/2 client that is still sending sees the stream reset
+            // instead of the answer (curl does), and an HTTP/1.1 one a closed connection.
+            let drain = Limited::new(request.into_body(), MAX_MANIFEST_BYTES).collect();
+            let _ = tokio::time::timeout(shared.limits.body_timeout, drain).await;
             return oci_error(refusal.status, refusal.code, &refusal.message, None);
         }
     };
@@ -252,6 +274,25 @@ impl Exchange<'_> {
         }
     }
 
+    /// A lookup of the gate's own failed. A refusal (401 with a bearer challenge) is the
+    /// upstream's answer to a read, so its challenge asks for `pull`; the client is about to
+    /// write, so the challenge asks for what the write needs as well (as the upstream would
+    /// for the write itself), and a single token request serves both.
+    fn lookup_failure(&self, error: UpstreamError) -> Response<Body> {
+        let mut response = upstream_failure(self.shared, error);
+        let actions = match self.write.method {
+            WriteMethod::Put => "pull,push",
+            WriteMethod::Delete => "pull,delete",
+        };
+        if response.status() == StatusCode::UNAUTHORIZED
+            && let Some(challenge) = response.headers().get(WWW_AUTHENTICATE)
+            && let Some(widened) = widen_scope(challenge, self.repository(), actions)
+        {
+            response.headers_mut().insert(WWW_AUTHENTICATE, widened);
+        }
+        response
+    }
+
     /// Send the decided request upstream (its canonical target, the client's headers).
     async fn forward_write(&self, body: Body) -> Response<Body> {
         let request = http::Request::from_parts(self.parts.clone(), body);
@@ -296,7 +337,7 @@ impl Exchange<'_> {
         };
         let changes = match self.current_digests(&tags).await {
             Ok(changes) => changes,
-            Err(error) => return upstream_failure(self.shared, error),
+            Err(error) => return self.lookup_failure(error),
         };
         let operation = Operation::Push(Push {
             digest: digest.clone(),
@@ -329,7 +370,7 @@ impl Exchange<'_> {
                     return self.forward_write(empty()).await;
                 }
                 Ok(changes) => Operation::DeleteTags(changes),
-                Err(error) => return upstream_failure(self.shared, error),
+                Err(error) => return self.lookup_failure(error),
             },
             Reference::Digest(digest) => {
                 // Fresh, not cached: the request removes exactly the tags on it now.
@@ -341,7 +382,7 @@ impl Exchange<'_> {
                         let tags = state.tags_of(&digest);
                         Operation::DeleteManifest(ManifestDeletion { digest, tags })
                     }
-                    Err(error) => return upstream_failure(self.shared, error),
+                    Err(error) => return self.lookup_failure(error),
                 }
             }
         };
@@ -555,6 +596,17 @@ impl Exchange<'_> {
     }
 }
 
+/// `scope="repository:<repository>:<anything>"` in a bearer challenge, with `actions` instead;
+/// `None` if the challenge has no such scope.
+fn widen_scope(challenge: &HeaderValue, repository: &str, actions: &str) -> Option<HeaderValue> {
+    let text = challenge.to_str().ok()?;
+    let prefix = format!("scope=\"repository:{repository}:");
+    let start = text.find(&prefix)? + prefix.len();
+    let end = start + text[start..].find('"')?;
+    let widened = format!("{}{actions}{}", &text[..start], &text[end..]);
+    HeaderValue::from_str(&widened).ok()
+}
+
 fn policy_outcome(decision: &Decision, policy: &str) -> &'static str {
     let mut outcome = Outcome::Allow;
     for finding in decision.findings.iter().filter(|f| f.policy == policy) {
@@ -707,6 +759,15 @@ fn upstream_failure(shared: &Shared, error: UpstreamError) -> Response<Body> {
             ),
             None,
         ),
+        UpstreamError::Tls(_) => {
+            tracing::error!(%error, "upstream TLS refused");
+            oci_error(
+                StatusCode::BAD_GATEWAY,
+                "UNAVAILABLE",
+                &format!("{error}; nothing was changed"),
+                None,
+            )
+        }
         UpstreamError::Invalid(_) => oci_error(
             StatusCode::BAD_GATEWAY,
             "UNKNOWN",
@@ -752,6 +813,20 @@ fn excerpt(body: &Bytes) -> String {
 mod tests {
     use super::*;
     use tagpolicy::push::Actor;
+
+    #[test]
+    fn a_challenge_for_a_read_asks_for_the_write() {
+        let challenge = HeaderValue::from_static(
+            r#"Bearer realm="https://auth/token",service="reg",scope="repository:team/app:pull",error="insufficient_scope""#,
+        );
+        let widened = widen_scope(&challenge, "team/app", "pull,push").unwrap();
+        assert_eq!(
+            widened,
+            r#"Bearer realm="https://auth/token",service="reg",scope="repository:team/app:pull,push",error="insufficient_scope""#
+        );
+        assert_eq!(widen_scope(&challenge, "other/app", "pull,push"), None);
+        assert_eq!(widen_scope(&HeaderValue::from_static("Basic realm=x"), "a", "pull"), None);
+    }
 
     #[test]
     fn a_denial_is_one_line_with_the_details() {

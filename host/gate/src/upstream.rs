@@ -8,6 +8,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -45,6 +46,10 @@ pub fn streamed(body: Incoming) -> Body {
 pub enum UpstreamError {
     #[error("the upstream registry is unreachable: {0}")]
     Unreachable(String),
+    /// TLS with the upstream failed: its certificate did not verify (unknown CA, wrong
+    /// name, expired, …) or it does not speak TLS.
+    #[error("{0}")]
+    Tls(String),
     #[error("the upstream registry did not answer within {0:?}")]
     Timeout(Duration),
     /// A write was sent and not answered in time: the upstream may have applied it.
@@ -83,7 +88,7 @@ impl Purpose {
 }
 
 pub struct Upstream {
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     base: Uri,
     metrics: Arc<Metrics>,
     /// How long a write the gate sends under a repository's lock may take.
@@ -91,9 +96,32 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(base: Uri, metrics: Arc<Metrics>, write_timeout: Duration) -> Self {
+    /// `tls` verifies an `https` upstream; for a plain `http` one it is `None`, and a
+    /// configuration that trusts no one stands in (the scheme comes from the configured base
+    /// only, so the gate never chooses TLS or plain HTTP on its own).
+    pub fn new(
+        base: Uri,
+        metrics: Arc<Metrics>,
+        write_timeout: Duration,
+        tls: Option<rustls::ClientConfig>,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let tls = tls.unwrap_or_else(|| {
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("the provider supports the default versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+        });
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
@@ -107,7 +135,7 @@ impl Upstream {
     fn uri(&self, path_and_query: &str) -> Uri {
         let authority = self.base.authority().expect("checked when configured");
         Uri::builder()
-            .scheme("http")
+            .scheme(self.base.scheme_str().expect("checked when configured"))
             .authority(authority.as_str())
             .path_and_query(path_and_query)
             .build()
@@ -141,11 +169,13 @@ impl Upstream {
     ) -> Result<Response<Incoming>, UpstreamError> {
         let path = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
         *request.uri_mut() = self.uri(&path);
+        // The client may have spoken HTTP/2; the gate speaks HTTP/1.1 upstream.
+        *request.version_mut() = http::Version::HTTP_11;
         remove_hop_by_hop(request.headers_mut());
         let started = Instant::now();
         let result = self.client.request(request).await;
         self.metrics.upstream(purpose.label(), started.elapsed());
-        let mut response = result.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?;
+        let mut response = result.map_err(|e| unreachable_or_tls(&e))?;
         remove_hop_by_hop(response.headers_mut());
         Ok(response)
     }
@@ -179,7 +209,7 @@ impl Upstream {
         self.metrics.upstream(purpose.label(), started.elapsed());
         match result {
             Err(_) => Err(timed_out),
-            Ok(Err(e)) => Err(UpstreamError::Unreachable(error_chain(e.as_ref()))),
+            Ok(Err(e)) => Err(unreachable_or_tls(e.as_ref())),
             Ok(Ok(response)) => Ok(response),
         }
     }
@@ -194,8 +224,15 @@ impl Upstream {
         auth: Option<&HeaderValue>,
     ) -> Result<Option<Response<Bytes>>, UpstreamError> {
         let path = format!("/v2/{repository}/manifests/{reference}");
-        let response =
-            self.call(method, &path, lookup_headers(auth), Bytes::new(), Purpose::Lookup).await?;
+        let lookup =
+            |method| self.call(method, &path, lookup_headers(auth), Bytes::new(), Purpose::Lookup);
+        let mut response = lookup(method.clone()).await?;
+        let answered = |status: StatusCode| status.is_success() || status == StatusCode::NOT_FOUND;
+        if method == Method::HEAD && !answered(response.status()) {
+            // A refused HEAD has no body; the client gets the upstream's whole answer (the
+            // error body with its challenge), so ask again with GET.
+            response = lookup(Method::GET).await?;
+        }
         match response.status() {
             StatusCode::NOT_FOUND => Ok(None),
             status if status.is_success() => Ok(Some(response)),
@@ -381,6 +418,28 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     ] {
         headers.remove(name);
     }
+}
+
+/// A failed exchange: a refused certificate says so; anything else is unreachable.
+fn unreachable_or_tls(error: &(dyn std::error::Error + 'static)) -> UpstreamError {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return UpstreamError::Tls(match tls {
+                rustls::Error::InvalidCertificate(_) => {
+                    format!("the gate refused the upstream registry's TLS certificate: {tls}")
+                }
+                _ => format!("TLS with the upstream registry failed: {tls}"),
+            });
+        }
+        // An io::Error's `source` skips the error it wraps (tokio-rustls and hyper-rustls
+        // each wrap the rustls error in one): step into it instead.
+        cause = match current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(wrapped) => Some(wrapped as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    UpstreamError::Unreachable(error_chain(error))
 }
 
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
