@@ -4,11 +4,13 @@
 //!
 //! `loadgen URL METHOD SECONDS CONNECTIONS` with METHOD `HEAD` (manifest HEAD of
 //! `load/app-<c>:latest`) or `PUT` (moves `latest` between the manifests in $MANIFEST_A and
-//! $MANIFEST_B, so that every PUT is a decided tag move).
+//! $MANIFEST_B, so that every PUT is a decided tag move). An `https://` URL is spoken to
+//! over TLS (HTTP/1.1), trusting the CA in the PEM file $LOADGEN_CA.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
+use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,12 @@ async fn main() {
         eprintln!("usage: loadgen URL HEAD|PUT SECONDS CONNECTIONS");
         std::process::exit(2);
     };
-    let authority = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let tls = url.starts_with("https://").then(tls_connector);
+    let authority = url
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
     let seconds: u64 = seconds.parse().expect("SECONDS: a number");
     let connections: usize = connections.parse().expect("CONNECTIONS: a number");
     let bodies = match method.as_str() {
@@ -32,13 +39,28 @@ async fn main() {
     let mut tasks = tokio::task::JoinSet::new();
     for connection in 0..connections {
         let (authority, method, bodies) = (authority.clone(), method.clone(), bodies.clone());
+        let tls = tls.clone();
         tasks.spawn(async move {
             let stream = tokio::net::TcpStream::connect(&authority).await.expect("connect");
             stream.set_nodelay(true).unwrap();
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .expect("handshake");
-            tokio::spawn(conn);
+            let mut sender = match tls {
+                None => {
+                    let (sender, conn) =
+                        http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+                    tokio::spawn(conn);
+                    sender
+                }
+                Some(connector) => {
+                    let host = authority.rsplit_once(':').map_or(authority.as_str(), |(h, _)| h);
+                    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                        .expect("a host name or IP address");
+                    let stream = connector.connect(name, stream).await.expect("TLS handshake");
+                    let (sender, conn) =
+                        http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+                    tokio::spawn(conn);
+                    sender
+                }
+            };
             let path = format!("/v2/load/app-{connection}/manifests/latest");
             let (mut latencies, mut errors, mut n) = (Vec::new(), 0usize, 0usize);
             while Instant::now() < until {
@@ -79,4 +101,22 @@ async fn main() {
         percentile(0.50),
         percentile(0.99)
     );
+}
+
+/// A TLS connector that trusts only the CA in $LOADGEN_CA.
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let path = std::env::var("LOADGEN_CA").expect("an https URL needs $LOADGEN_CA (a PEM file)");
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(&path).expect("$LOADGEN_CA: a PEM file") {
+        roots.add(certificate.expect("a PEM certificate")).expect("a CA certificate");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
 }
