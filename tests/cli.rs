@@ -214,13 +214,13 @@ fn new_then_build_then_test_gives_a_working_policy() {
 }
 
 #[test]
-fn the_readme_shows_the_policy_that_new_generates() {
-    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+fn the_docs_show_the_policy_that_new_generates() {
+    let readme = std::fs::read_to_string(workspace().join("docs/policies.md")).unwrap();
     let template =
         include_str!("../host/cli/src/templates/lib.rs.txt").replace("{{name}}", "tag-naming");
     assert!(
         readme.contains(&template),
-        "README.md must show templates/lib.rs.txt as generated for `tag-naming`"
+        "docs/policies.md must show templates/lib.rs.txt as generated for `tag-naming`"
     );
 }
 

@@ -73,7 +73,15 @@ pub use scenario::{Scenario, ScenarioError};
 /// The WIT world every policy component must implement.
 pub const WORLD: &str = "tagpolicy:policy/tag-policy@0.1.0";
 
-// The README's Rust examples are compiled and run as doc tests.
+// The Rust examples of the README and of the engine's pages are compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/embedding.md")]
+struct EmbeddingDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/policies.md")]
+struct PoliciesDoctests;

@@ -1,0 +1,302 @@
+//! The documentation as users read it: every shell block in README.md and docs/ is run by a
+//! test (here, or by .ci/run), every gate configuration and scenario shown parses and loads,
+//! and the output the README shows is the output the CLI prints. What a test must change to
+//! run a block on a shared machine (ports, image paths, shorter durations) is listed where it
+//! does so; see tests/support/doc.rs for how blocks become scripts.
+
+mod common;
+#[path = "support/doc.rs"]
+mod doc;
+#[path = "support/registry.rs"]
+mod registry;
+
+use common::workspace;
+use doc::Block;
+use registry::{Client, Layout, Registry, skopeo_copy, text};
+use std::path::Path;
+
+fn tagpolicy() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_tagpolicy"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Run `block` in `dir` with `substitutions`; it must succeed.
+fn run_block(block: &Block, dir: &Path, substitutions: &[(&str, &str)]) -> std::process::Output {
+    let script = doc::script(block, workspace(), substitutions);
+    let out = doc::run(&script, dir, tagpolicy());
+    assert!(out.status.success(), "{} failed:\n{script}\n{}", block.at(), text(&out));
+    out
+}
+
+/// A gate configuration block, with `substitutions`, written as `dir/name`.
+fn write_config(block: &Block, dir: &Path, name: &str, substitutions: &[(&str, &str)]) {
+    let mut text = block.text.clone();
+    for (from, to) in substitutions {
+        text = text.replace(from, to);
+    }
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+#[test]
+fn every_shell_block_is_run_by_a_test() {
+    let ci = std::fs::read_to_string(workspace().join(".ci/run")).unwrap();
+    let this = std::fs::read_to_string(workspace().join("tests/docs.rs")).unwrap();
+    let mut problems = Vec::new();
+    let blocks = doc::all_blocks(workspace());
+    for block in blocks.iter().filter(|b| b.info == "sh") {
+        match block.marker.as_deref() {
+            Some("run by .ci/run") => {
+                for line in block.text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+                    if !ci.lines().any(|c| c.trim() == line.trim()) {
+                        problems.push(format!("{}: .ci/run does not run `{line}`", block.at()));
+                    }
+                }
+            }
+            Some(marker) => match marker.strip_prefix("run by tests/docs.rs: ") {
+                Some(test) if this.contains(&format!("fn {test}()")) => {}
+                _ => problems.push(format!("{}: `{marker}` names no test here", block.at())),
+            },
+            None => problems.push(format!("{}: no `<!-- run by ... -->` marker", block.at())),
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(blocks.iter().filter(|b| b.info == "sh").count() >= 8, "the blocks were not found");
+}
+
+#[test]
+fn every_configuration_shown_parses_and_loads() {
+    let loader = tagpolicy::Loader::new(tagpolicy::Engine::new().unwrap());
+    let mut checked = 0;
+    for block in doc::all_blocks(workspace()) {
+        match block.marker.as_deref() {
+            Some("gate config") => {
+                let path = workspace().join(&block.file);
+                let config = tagpolicy_gate::GateConfig::from_yaml(&block.text, &path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", block.at()));
+                // Examples that name key and password files are loaded by the tests that run
+                // them, with those files made.
+                if config.identity.is_none() && config.tls.is_none() {
+                    config.load(&loader).unwrap_or_else(|e| panic!("{}: {e}", block.at()));
+                }
+            }
+            Some("scenario") => {
+                let path = workspace().join(&block.file);
+                tagpolicy::Scenario::from_yaml(&block.text, &path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", block.at()));
+            }
+            _ => continue,
+        }
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} configurations found");
+}
+
+#[test]
+fn the_readme_shows_what_eval_prints() {
+    let shown = doc::blocks(workspace(), "README.md")
+        .into_iter()
+        .find(|b| b.marker.as_deref() == Some("output of: tagpolicy eval examples/release.yaml"))
+        .expect("the README shows the output of the release example");
+    let out = std::process::Command::new(tagpolicy())
+        .args(["eval", "examples/release.yaml"])
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), shown.text, "README.md:{}", shown.line);
+}
+
+#[test]
+fn the_readme_run_command_decides_the_release_day() {
+    // `cargo run --release --locked -p tagpolicy-cli --` is the `tagpolicy` binary under test,
+    // and `rustup target add` has been done by tests/setup.
+    for block in doc::run_by(workspace(), "the_readme_run_command_decides_the_release_day") {
+        let command = block.text.lines().find(|l| !l.starts_with('#')).unwrap();
+        let (setup, run) = command.split_once(" && ").unwrap();
+        assert_eq!(setup, "rustup target add wasm32-wasip2");
+        let args = run.strip_prefix("cargo run --release --locked -p tagpolicy-cli -- ").unwrap();
+        // It exits with 1: the example holds denied pushes.
+        let substituted = format!("set +e\ntagpolicy {args}\ntest $? -eq 1");
+        let block = Block { text: substituted, ..block };
+        run_block(&block, workspace(), &[]);
+    }
+}
+
+#[test]
+fn the_tour_builds_a_policy() {
+    // The same three commands in the README's tour and in docs/policies.md.
+    for block in doc::run_by(workspace(), "the_tour_builds_a_policy") {
+        let dir = tempfile::tempdir().unwrap();
+        run_block(&block, dir.path(), &[]);
+        assert!(dir.path().join("tag-naming/Cargo.toml").is_file(), "{}", block.at());
+    }
+}
+
+/// A registry on a free port, an image layout, and the substitutions that point a block's
+/// fixed addresses (the gate on 5000, the registry on 5001) and `oci:./image:v` at them.
+struct Stage {
+    registry: Registry,
+    image: Layout,
+    other: Layout,
+    gate_port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Stage {
+    fn new() -> Stage {
+        let dir = tempfile::tempdir().unwrap();
+        let image = Layout::image(dir.path(), 1, 1024);
+        let other = Layout::image(dir.path(), 2, 1024);
+        Stage { registry: Registry::start(), image, other, gate_port: free_port(), dir }
+    }
+
+    fn substitutions(&self) -> Vec<(String, String)> {
+        vec![
+            ("127.0.0.1:5000".into(), format!("127.0.0.1:{}", self.gate_port)),
+            ("127.0.0.1:5001".into(), format!("127.0.0.1:{}", self.registry.port)),
+            ("oci:./image:v".into(), self.image.oci_ref()),
+        ]
+    }
+
+    fn run(&self, block: &Block) {
+        let owned = self.substitutions();
+        let pairs: Vec<(&str, &str)> =
+            owned.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let config = doc::preceding(workspace(), block, "gate config");
+        let name =
+            config.text.lines().next().and_then(|l| l.strip_prefix("# ")).unwrap_or("gate.yaml");
+        write_config(&config, self.dir.path(), name.split_whitespace().next().unwrap(), &pairs);
+        run_block(block, self.dir.path(), &pairs);
+    }
+
+    fn direct(&self) -> Client {
+        Client::new(&self.registry.url())
+    }
+}
+
+#[test]
+fn the_tour_gate_decides_a_push() {
+    let stage = Stage::new();
+    let [block] = doc::run_by(workspace(), "the_tour_gate_decides_a_push").try_into().unwrap();
+    stage.run(&block);
+    assert_eq!(stage.direct().digest_of("team/app", "1.2.3"), Some(stage.image.digest.clone()));
+
+    // What the tour says next: another image as `team/app:1.2.3` is denied, with the reason
+    // shown. The same rules, in a gate of the tests' own on a free port.
+    let config = doc::preceding(workspace(), &block, "gate config");
+    let rules: String = config
+        .text
+        .lines()
+        .filter(|l| !l.starts_with("listen") && !l.starts_with("upstream"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let gate = registry::Gate::start(&stage.registry.url(), &rules);
+    let out = skopeo_copy(&stage.other, &gate.address, "team/app:1.2.3", false);
+    assert!(!out.status.success(), "{}", text(&out));
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let shown = "denied: immutable-tags: tag `1.2.3` is immutable";
+    assert!(readme.contains(shown), "the README no longer says `{shown}`");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(shown), "{}", text(&out));
+}
+
+#[test]
+fn the_gate_page_commands_run() {
+    let stage = Stage::new();
+    let [block] = doc::run_by(workspace(), "the_gate_page_commands_run").try_into().unwrap();
+    stage.run(&block);
+    assert_eq!(stage.direct().digest_of("team/app", "1.2.3"), Some(stage.image.digest.clone()));
+}
+
+#[test]
+fn the_identity_example_runs() {
+    let stage = Stage::new();
+    // `manifest.json`: an image manifest whose blobs are in the registry.
+    let (manifest, digest) = stage.direct().image_manifest("team/app", "build");
+    std::fs::write(stage.dir.path().join("manifest.json"), manifest).unwrap();
+    let [block] = doc::run_by(workspace(), "the_identity_example_runs").try_into().unwrap();
+    stage.run(&block);
+    assert_eq!(stage.direct().digest_of("team/app", "build-1"), Some(digest));
+    assert_eq!(stage.direct().digest_of("team/app", "1.0.0"), Some(stage.image.digest.clone()));
+}
+
+#[test]
+fn the_tls_example_runs() {
+    let stage = Stage::new();
+    let port = free_port();
+    let [block] = doc::run_by(workspace(), "the_tls_example_runs").try_into().unwrap();
+    let owned = stage.substitutions();
+    let mut pairs: Vec<(&str, &str)> =
+        owned.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let tls_address = format!("127.0.0.1:{port}");
+    pairs.push(("127.0.0.1:5443", &tls_address));
+    let config = doc::preceding(workspace(), &block, "gate config");
+    write_config(&config, stage.dir.path(), "gate-tls.yaml", &pairs);
+    run_block(&block, stage.dir.path(), &pairs);
+    assert_eq!(stage.direct().digest_of("team/app", "1.0.0"), Some(stage.image.digest.clone()));
+}
+
+#[test]
+fn the_performance_commands_run() {
+    // Shorter runs than the page shows: one second per measure, two connections, and
+    // criterion in its test mode (each benchmark once).
+    let [block] = doc::run_by(workspace(), "the_performance_commands_run").try_into().unwrap();
+    let out = run_block(
+        &block,
+        workspace(),
+        &[
+            ("--seconds 10", "--seconds 1"),
+            ("--bench decisions", "--bench decisions -- --test"),
+            ("tests/load/run 10 8", "tests/load/run 1 2"),
+        ],
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("| manifest PUT | gate with TLS → registry |"), "{printed}");
+}
+
+/// GitHub's anchor for a heading: lowercase, punctuation dropped, spaces as dashes.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim_start_matches('#')
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+#[test]
+fn every_link_points_somewhere() {
+    let mut problems = Vec::new();
+    let mut links = 0;
+    for file in doc::documents(workspace()) {
+        let text = std::fs::read_to_string(workspace().join(&file)).unwrap();
+        let base = workspace().join(&file).parent().unwrap().to_path_buf();
+        for (at, _) in text.match_indices("](") {
+            let rest = &text[at + 2..];
+            let Some(end) = rest.find(')') else { continue };
+            let target = &rest[..end];
+            if target.starts_with("http") || target.contains(' ') {
+                continue;
+            }
+            links += 1;
+            let (path, fragment) = target.split_once('#').unwrap_or((target, ""));
+            let linked = if path.is_empty() { workspace().join(&file) } else { base.join(path) };
+            if !linked.exists() {
+                problems.push(format!("{file}: `{target}`: no such file"));
+                continue;
+            }
+            if !fragment.is_empty() {
+                let headings = std::fs::read_to_string(&linked).unwrap_or_default();
+                if !headings.lines().filter(|l| l.starts_with('#')).any(|l| anchor(l) == fragment) {
+                    problems.push(format!("{file}: `{target}`: no such heading"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(links >= 10, "only {links} links found");
+}
