@@ -483,3 +483,43 @@ fn a_wrong_upstream_certificate_changes_nothing() {
     registry.restart();
     assert_eq!(direct.tags("team/app"), ["1.0.0"]);
 }
+
+#[test]
+fn a_registry_that_requires_a_client_certificate_gets_the_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("tagpolicy test CA");
+    let ca_path = ca.write(dir.path(), "ca.pem");
+    let clients = Authority::new("tagpolicy test client CA");
+    let client_ca = clients.write(dir.path(), "client-ca.pem");
+    let (client_cert, client_key) =
+        clients.server(&["tagpolicy-gate"], 9).write(dir.path(), "client");
+    let server = ca.server(NAMES, 1).write(dir.path(), "registry");
+    let registry = Registry::start_with_client_ca(server, client_ca);
+
+    // Without a client certificate the registry ends the handshake: 502, nothing changed.
+    let without =
+        Gate::start(&registry.url(), &format!("upstream_ca: {}\n{RULES}", ca_path.display()));
+    let reply = Client::new(&without.url()).get("/v2/");
+    assert_eq!(reply.status, 502, "{}", reply.body);
+    assert!(reply.body.contains("TLS with the upstream registry failed"), "{}", reply.body);
+
+    // With the gate's client certificate it is served.
+    let with = Gate::start(
+        &registry.url(),
+        &format!(
+            "upstream_ca: {}\nupstream_client_cert: {{cert: {}, key: {}}}\n{RULES}",
+            ca_path.display(),
+            client_cert.display(),
+            client_key.display()
+        ),
+    );
+    let through_gate = Client::new(&with.url());
+    // The registry speaks https, the gate plain HTTP: upload locations follow the client's side.
+    let started = through_gate.post("/v2/team/app/blobs/uploads/");
+    assert_eq!(started.status, 202, "{}", started.body);
+    let location = started.header_all("location")[0];
+    assert!(location.starts_with(&format!("{}/v2/team/app/", with.url())), "{location}");
+    let (manifest, digest) = through_gate.image_manifest("team/app", "mtls");
+    assert_eq!(through_gate.put_manifest("team/app", "1.0.0", &manifest).status, 201);
+    assert_eq!(through_gate.digest_of("team/app", "1.0.0"), Some(digest));
+}

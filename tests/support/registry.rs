@@ -33,6 +33,8 @@ pub struct Registry {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Require bearer tokens from this token server.
     pub token_auth: Option<TokenAuth>,
+    /// With `tls`: require a client certificate signed by this CA (PEM file).
+    pub client_ca: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -53,7 +55,24 @@ impl Registry {
 
     pub fn start_with(tls: Option<(PathBuf, PathBuf)>, token_auth: Option<TokenAuth>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
-        let mut registry = Registry { port: free_port(), dir, tls, token_auth, child: None };
+        let port = free_port();
+        let mut registry = Registry { port, dir, tls, token_auth, client_ca: None, child: None };
+        registry.restart();
+        registry
+    }
+
+    /// HTTPS that requires a client certificate signed by `client_ca`.
+    pub fn start_with_client_ca(tls: (PathBuf, PathBuf), client_ca: PathBuf) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut registry = Registry {
+            port,
+            dir,
+            tls: Some(tls),
+            token_auth: None,
+            client_ca: Some(client_ca),
+            child: None,
+        };
         registry.restart();
         registry
     }
@@ -69,8 +88,12 @@ impl Registry {
         let config = self.dir.path().join("config.yml");
         let mut http = format!("addr: 127.0.0.1:{}", self.port);
         if let Some((cert, key)) = &self.tls {
+            let client_cas = match &self.client_ca {
+                Some(ca) => format!(", clientcas: [{}]", ca.display()),
+                None => String::new(),
+            };
             http.push_str(&format!(
-                ", tls: {{certificate: {}, key: {}}}",
+                ", tls: {{certificate: {}, key: {}{client_cas}}}",
                 cert.display(),
                 key.display()
             ));

@@ -77,9 +77,13 @@ pub async fn handle(
         // locations from `Host`.
         request.headers_mut().insert(HOST, host);
     }
+    // The upstream builds upload locations for the client with the scheme the client used,
+    // not its own (an https registry behind a plain gate, or the other way round). A proxy in
+    // front of a plain gate may have said already.
     if tls {
-        // So that the upstream builds `https` upload locations for the client.
         request.headers_mut().insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+    } else if !request.headers().contains_key(X_FORWARDED_PROTO) {
+        request.headers_mut().insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
     if route::strip_overrides(request.headers_mut()) > 0 {
         tracing::debug!(%peer, "removed method or path override headers");
