@@ -206,7 +206,6 @@ fn random_request(rng: &mut Rng, state: &TagMap) -> Request {
             }
             Operation::Push(Push {
                 digest: digest(rng.pick(IMAGES)),
-                media_type: String::new(),
                 tags: tags.into_iter().map(current).collect(),
             })
         }
@@ -220,7 +219,7 @@ fn random_request(rng: &mut Rng, state: &TagMap) -> Request {
             Operation::DeleteManifest(ManifestDeletion { tags: state.tags_of(&digest), digest })
         }
     };
-    Request { repository: "team/app".into(), actor, operation }
+    Request { repository: "team/app".into(), actor, operation, time: tagpolicy::Instant::EPOCH }
 }
 
 fn configure(engine: &Engine, name: &str, settings: &Value) -> ConfiguredPolicy {

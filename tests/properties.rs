@@ -49,9 +49,8 @@ fn any_request() -> impl Strategy<Value = Request> {
             .prop_map(|(tag, current)| TagChange { tag, current })
     }
     let operation = prop_oneof![
-        (any_text(), any_text(), proptest::collection::vec(change(), 0..8)).prop_map(
-            |(digest, media_type, tags)| Operation::Push(Push { digest, media_type, tags })
-        ),
+        (any_text(), proptest::collection::vec(change(), 0..8))
+            .prop_map(|(digest, tags)| Operation::Push(Push { digest, tags })),
         proptest::collection::vec(change(), 0..8).prop_map(Operation::DeleteTags),
         (any_text(), proptest::collection::vec(any_text(), 0..8)).prop_map(|(digest, tags)| {
             Operation::DeleteManifest(ManifestDeletion { digest, tags })
@@ -59,10 +58,13 @@ fn any_request() -> impl Strategy<Value = Request> {
     ];
     let actor = (proptest::option::of(any_text()), proptest::collection::vec(any_text(), 0..4))
         .prop_map(|(id, groups)| Actor { id, groups });
-    (any_text(), actor, operation).prop_map(|(repository, actor, operation)| Request {
+    let time = (any::<i64>(), 0u32..1_000_000_000)
+        .prop_map(|(seconds, nanoseconds)| tagpolicy::Instant { seconds, nanoseconds });
+    (any_text(), actor, operation, time).prop_map(|(repository, actor, operation, time)| Request {
         repository,
         actor,
         operation,
+        time,
     })
 }
 
@@ -151,7 +153,8 @@ fn ten_thousand_tags_in_a_repository_and_a_thousand_in_a_push() {
     let request = Request {
         repository: "team/app".into(),
         actor: Actor::anonymous(),
-        operation: Operation::Push(Push { digest: image, media_type: String::new(), tags }),
+        operation: Operation::Push(Push { digest: image, tags }),
+        time: tagpolicy::Instant::EPOCH,
     };
     // Moving 500 releases; a new image with 1,000 tags, releases among them; series `9.x`
     // without any release.

@@ -45,7 +45,9 @@
 //!
 //! Regular expressions ([`Pattern`]) are evaluated by the host, so the policy needs no regex
 //! engine of its own and its syntax is the same in every language. The repository as it is
-//! before the request can be read with the functions in [`repository`].
+//! before the request can be read with the functions in [`repository`], the facts of its
+//! images (annotations, config labels, signatures and SBOMs) with those in [`image`], and the
+//! time of the request is `request.time` ([`time`] reads it as a calendar date).
 
 // The generated export macro refers to this crate by its name, also from inside it.
 extern crate self as tagpolicy_guest;
@@ -55,6 +57,7 @@ mod findings;
 mod pattern;
 mod settings;
 pub mod tags;
+pub mod time;
 
 /// Generated bindings of the `tagpolicy:policy` world. Prefer the re-exports at the crate
 /// root; this module is public so that the export macro can reach it.
@@ -65,14 +68,15 @@ pub mod bindings {
         world: "tag-policy",
         pub_export_macro: true,
         export_macro_name: "__export_tag_policy",
+        additional_derives: [PartialEq, Eq],
         default_bindings_module: "tagpolicy_guest::bindings",
         runtime_path: "tagpolicy_guest::__private::wit_bindgen::rt",
     });
 }
 
 pub use bindings::tagpolicy::policy::types::{
-    Actor, Decision, Finding, ManifestDeletion, Operation, PolicyMetadata, Push, Request,
-    TagChange, TagEntry,
+    Actor, Decision, Descriptor, Finding, Instant, KeyValue, Manifest, ManifestDeletion, Operation,
+    Platform, PolicyMetadata, Push, Referrer, Request, TagChange, TagEntry,
 };
 pub use change::{Change, ChangeKind};
 pub use findings::Findings;
@@ -81,6 +85,29 @@ pub use pattern::{Pattern, Patterns};
 /// Read-only view of the repository named in the request, as it is before the request.
 pub mod repository {
     pub use crate::bindings::tagpolicy::policy::repository::{digest_of, list_tags, tags_of};
+}
+
+/// The facts of the repository's images: manifests, config labels, referrers. Each call can
+/// cost the host a registry request; call only what the rule needs.
+pub mod image {
+    pub use crate::bindings::tagpolicy::policy::image::{labels_of, manifest_of, referrers_of};
+
+    /// The value of label `key` of the image `digest`'s config.
+    pub fn label(digest: &str, key: &str) -> Option<String> {
+        labels_of(digest).into_iter().find(|kv| kv.key == key).map(|kv| kv.value)
+    }
+
+    /// Whether at least one artifact of `artifact_type` refers to `digest`.
+    pub fn has_referrer(digest: &str, artifact_type: &str) -> bool {
+        !referrers_of(digest, Some(artifact_type)).is_empty()
+    }
+}
+
+impl Manifest {
+    /// The value of annotation `key`.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.iter().find(|kv| kv.key == key).map(|kv| kv.value.as_str())
+    }
 }
 
 /// A tag rule. Implement it for the type that holds your configured rule, then call

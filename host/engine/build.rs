@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const POLICIES: &[&str] = &["immutable-tags", "min-tags", "semver-series"];
+const POLICIES: &[&str] =
+    &["immutable-tags", "min-tags", "semver-series", "image-requirements", "change-freeze"];
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {

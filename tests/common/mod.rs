@@ -57,7 +57,6 @@ pub fn push(image: &str, tags: &[(&str, Option<&str>)]) -> Request {
         actor: Actor::anonymous(),
         operation: Operation::Push(Push {
             digest: digest(image),
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
             tags: tags
                 .iter()
                 .map(|(tag, current)| TagChange {
@@ -66,5 +65,6 @@ pub fn push(image: &str, tags: &[(&str, Option<&str>)]) -> Request {
                 })
                 .collect(),
         }),
+        time: tagpolicy::Instant::EPOCH,
     }
 }

@@ -289,20 +289,53 @@ fn layer(seed: u64, size: usize) -> (Vec<u8>, String) {
 
 /// One image manifest in `dir`'s blobs; returns (digest, size).
 fn write_image(dir: &Path, seed: u64, layer_size: usize, arch: &str) -> (String, usize) {
+    write_image_with(dir, seed, layer_size, arch, &ImageExtras::default())
+}
+
+/// What an image written by hand carries beyond its content.
+#[derive(Default, Clone)]
+pub struct ImageExtras {
+    /// Manifest annotations.
+    pub annotations: Vec<(&'static str, String)>,
+    /// Config labels besides `seed`.
+    pub labels: Vec<(&'static str, String)>,
+    /// Bytes of padding in the config (an oversized config).
+    pub config_padding: usize,
+}
+
+fn write_image_with(
+    dir: &Path,
+    seed: u64,
+    layer_size: usize,
+    arch: &str,
+    extras: &ImageExtras,
+) -> (String, usize) {
     let (layer, diff_id) = layer(seed, layer_size);
     let (layer_digest, layer_len) = write_blob(dir, &layer);
-    let config = serde_json::json!({
+    let mut labels = serde_json::json!({"seed": seed.to_string()});
+    for (key, value) in &extras.labels {
+        labels[*key] = value.clone().into();
+    }
+    let mut config = serde_json::json!({
         "architecture": arch, "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "config": {"Labels": {"seed": seed.to_string()}},
+        "config": {"Labels": labels},
     });
+    if extras.config_padding > 0 {
+        config["comment"] = "x".repeat(extras.config_padding).into();
+    }
     let (config_digest, config_len) = write_blob(dir, config.to_string().as_bytes());
-    let manifest = serde_json::json!({
+    let annotations: serde_json::Map<String, serde_json::Value> =
+        extras.annotations.iter().map(|(k, v)| (k.to_string(), v.clone().into())).collect();
+    let mut manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_len},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": layer_len}],
     });
+    if !annotations.is_empty() {
+        manifest["annotations"] = annotations.into();
+    }
     write_blob(dir, manifest.to_string().as_bytes())
 }
 
@@ -319,8 +352,13 @@ fn finish_layout(dir: &Path, media_type: &str, digest: &str, size: usize) {
 impl Layout {
     /// A single-platform image whose content follows from `seed`.
     pub fn image(parent: &Path, seed: u64, layer_size: usize) -> Layout {
+        Layout::image_with(parent, seed, layer_size, &ImageExtras::default())
+    }
+
+    /// An image with annotations, more labels, or a padded config.
+    pub fn image_with(parent: &Path, seed: u64, layer_size: usize, extras: &ImageExtras) -> Layout {
         let dir = parent.join(format!("image-{seed}"));
-        let (digest, size) = write_image(&dir, seed, layer_size, "amd64");
+        let (digest, size) = write_image_with(&dir, seed, layer_size, "amd64", extras);
         finish_layout(&dir, MANIFEST, &digest, size);
         Layout { dir, digest }
     }
@@ -502,6 +540,20 @@ impl Client {
         if let Some(authorization) = authorization {
             request = request.set("Authorization", authorization);
         }
+        reply(request.send_bytes(manifest))
+    }
+
+    /// A manifest PUT with `content_type` (an index, an artifact).
+    pub fn put_manifest_as(
+        &self,
+        repository: &str,
+        reference: &str,
+        manifest: &[u8],
+        content_type: &str,
+    ) -> Reply {
+        let request = self
+            .request("PUT", &format!("/v2/{repository}/manifests/{reference}"))
+            .set("Content-Type", content_type);
         reply(request.send_bytes(manifest))
     }
 

@@ -28,6 +28,13 @@ pub enum Error {
     #[error("{origin} does not implement the `{world}` world: {message}", world = crate::WORLD)]
     WrongWorld { origin: String, message: String },
 
+    #[error(
+        "{origin} targets the contract `tagpolicy:policy@{found}`, but this host runs `@{}`: \
+         rebuild the policy with the current SDK (`tagpolicy build`)",
+        crate::CONTRACT_VERSION
+    )]
+    ContractVersion { origin: String, found: String },
+
     #[error("{origin} has invalid metadata: {message}")]
     Metadata { origin: String, message: String },
 

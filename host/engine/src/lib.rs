@@ -5,7 +5,9 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use tagpolicy::{Actor, Engine, Mode, Operation, PolicySet, Push, Request, TagChange, TagMap};
+//! use tagpolicy::{
+//!     Actor, Engine, Instant, Mode, Operation, PolicySet, Push, Request, TagChange, TagMap,
+//! };
 //!
 //! # fn main() -> Result<(), tagpolicy::Error> {
 //! let engine = Engine::new()?;
@@ -25,12 +27,12 @@
 //!     actor: Actor::anonymous(),
 //!     operation: Operation::Push(Push {
 //!         digest: new.clone(),
-//!         media_type: "application/vnd.oci.image.manifest.v1+json".into(),
 //!         tags: vec![
 //!             TagChange { tag: "1.2.10".into(), current: Some(old.clone()) },
 //!             TagChange { tag: "latest".into(), current: Some(old.clone()) },
 //!         ],
 //!     }),
+//!     time: Instant::now(),
 //! };
 //! let decision = policies.evaluate(&request, Arc::new(state));
 //! assert!(!decision.is_allowed());
@@ -48,6 +50,7 @@ pub mod decision;
 pub mod embedded;
 mod engine;
 mod error;
+pub mod image;
 mod limits;
 pub mod oci;
 mod output;
@@ -62,16 +65,21 @@ mod snapshot;
 pub use decision::{Decision, Finding, Outcome, Severity};
 pub use engine::{Engine, EngineBuilder};
 pub use error::{Error, Failure};
+pub use image::{ImageFacts, Images, KeyValue, Manifest, Referrer};
 pub use limits::{DEFAULT_INSTANCE_SLOTS, Limits};
 pub use policy::{ConfiguredPolicy, Isolation, Metadata, Policy};
 pub use policy_set::{Enforcement, FailMode, LimitsSpec, Loader, Mode, PolicySet, PolicySpec};
 pub use push::{
-    Actor, ManifestDeletion, Operation, Push, RepositoryView, Request, TagChange, TagEntry, TagMap,
+    Actor, Instant, ManifestDeletion, Operation, Push, RepositoryState, RepositoryView, Request,
+    TagChange, TagEntry, TagMap,
 };
 pub use scenario::{Scenario, ScenarioError};
 
 /// The WIT world every policy component must implement.
-pub const WORLD: &str = "tagpolicy:policy/tag-policy@0.1.0";
+pub const WORLD: &str = "tagpolicy:policy/tag-policy@0.2.0";
+
+/// The version of the contract, as components name it in their imports and exports.
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 // The Rust examples of the README and of the engine's pages are compiled and run as doc tests.
 #[cfg(doctest)]

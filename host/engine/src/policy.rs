@@ -100,6 +100,16 @@ impl Policy {
             component_type.imports(engine.wasmtime()).map(|(name, _)| name.to_string()).collect();
         let exports: Vec<String> =
             component_type.exports(engine.wasmtime()).map(|(name, _)| name.to_string()).collect();
+        // A component of another version of the contract names it in its imports and exports.
+        if let Some(found) = imports
+            .iter()
+            .chain(&exports)
+            .filter_map(|name| name.strip_prefix("tagpolicy:policy/")?.split_once('@'))
+            .map(|(_, version)| version)
+            .find(|version| *version != crate::CONTRACT_VERSION)
+        {
+            return Err(Error::ContractVersion { origin, found: found.to_string() });
+        }
         let forbidden: Vec<String> =
             imports.iter().filter(|name| !sandbox::is_granted(name)).cloned().collect();
         if !forbidden.is_empty() {

@@ -1,11 +1,56 @@
 //! What a policy decides on: the request, and the repository as it is before it.
 
+use crate::image::{Images, KeyValue, Manifest, Referrer};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use crate::bindings::TagEntry;
 pub use crate::bindings::tagpolicy::policy::types::{
-    Actor, ManifestDeletion, Operation, Push, Request, TagChange,
+    Actor, Instant, ManifestDeletion, Operation, Push, Request, TagChange,
 };
+
+impl Instant {
+    /// The Unix epoch, the time of a request that says none.
+    pub const EPOCH: Instant = Instant { seconds: 0, nanoseconds: 0 };
+
+    /// The system clock's time (what a gate gives its requests).
+    pub fn now() -> Instant {
+        Instant::from(SystemTime::now())
+    }
+
+    /// Parse an RFC 3339 time in UTC, e.g. `2026-12-24T17:00:00Z`.
+    pub fn parse_rfc3339(text: &str) -> Result<Instant, String> {
+        humantime::parse_rfc3339(text).map(Instant::from).map_err(|e| {
+            format!("`{text}` is not an RFC 3339 time in UTC such as `2026-12-24T17:00:00Z` ({e})")
+        })
+    }
+
+    /// `2026-12-24T17:00:00Z` (fractions of a second when there are any).
+    pub fn to_rfc3339(&self) -> String {
+        let time = UNIX_EPOCH
+            + Duration::from_secs(self.seconds.max(0) as u64)
+            + Duration::from_nanos(u64::from(self.nanoseconds));
+        if self.nanoseconds == 0 {
+            humantime::format_rfc3339_seconds(time).to_string()
+        } else {
+            humantime::format_rfc3339_nanos(time).to_string()
+        }
+    }
+}
+
+impl From<SystemTime> for Instant {
+    fn from(time: SystemTime) -> Self {
+        match time.duration_since(UNIX_EPOCH) {
+            Ok(since) => {
+                Instant { seconds: since.as_secs() as i64, nanoseconds: since.subsec_nanos() }
+            }
+            Err(before) => {
+                Instant { seconds: -(before.duration().as_secs() as i64), nanoseconds: 0 }
+            }
+        }
+    }
+}
 
 impl Actor {
     /// Nobody in particular: no identity, no groups.
@@ -27,8 +72,10 @@ impl Request {
     }
 }
 
-/// Read-only access to a repository's tags, answered for the policy's `repository` import.
-/// The CLI answers from a scenario's state ([`TagMap`]); a gate answers from the registry.
+/// Read-only access to a repository, answered for the policy's `repository` and `image`
+/// imports: its tags, and the facts of its images. The CLI answers from a scenario
+/// ([`RepositoryState`]); a gate answers from the registry. The image facts default to
+/// "unknown", for hosts that know only tags ([`TagMap`]).
 pub trait RepositoryView: Send + Sync {
     /// Every tag with its digest, ordered by tag.
     fn list_tags(&self) -> Vec<TagEntry>;
@@ -36,6 +83,46 @@ pub trait RepositoryView: Send + Sync {
     fn digest_of(&self, tag: &str) -> Option<String>;
     /// The tags pointing at `digest`, ordered by tag.
     fn tags_of(&self, digest: &str) -> Vec<String>;
+    /// The manifest `digest`; for the digest being pushed, the manifest being pushed.
+    fn manifest(&self, _digest: &str) -> Option<Manifest> {
+        None
+    }
+    /// The labels of the image `digest`'s config, ordered by key.
+    fn labels(&self, _digest: &str) -> Vec<KeyValue> {
+        Vec::new()
+    }
+    /// The artifacts whose subject is `digest`, of `artifact_type` if given, ordered by digest.
+    fn referrers(&self, _digest: &str, _artifact_type: Option<&str>) -> Vec<Referrer> {
+        Vec::new()
+    }
+}
+
+/// A repository in memory: its tags and what is known of its images.
+#[derive(Debug, Clone, Default)]
+pub struct RepositoryState {
+    pub tags: TagMap,
+    pub images: Arc<Images>,
+}
+
+impl RepositoryView for RepositoryState {
+    fn list_tags(&self) -> Vec<TagEntry> {
+        self.tags.list_tags()
+    }
+    fn digest_of(&self, tag: &str) -> Option<String> {
+        self.tags.digest_of(tag)
+    }
+    fn tags_of(&self, digest: &str) -> Vec<String> {
+        self.tags.tags_of(digest)
+    }
+    fn manifest(&self, digest: &str) -> Option<Manifest> {
+        self.images.manifest(digest)
+    }
+    fn labels(&self, digest: &str) -> Vec<KeyValue> {
+        self.images.labels(digest)
+    }
+    fn referrers(&self, digest: &str, artifact_type: Option<&str>) -> Vec<Referrer> {
+        self.images.referrers(digest, artifact_type)
+    }
 }
 
 /// A repository's tags in memory, with an index from digest to tags.

@@ -6,7 +6,8 @@
 //! byte sequence, and stdout/stderr captured in memory. Filesystem, sockets and HTTP are
 //! not linked at all, so a component that imports them is refused at load.
 
-use crate::bindings::tagpolicy::policy::{patterns, repository, types::TagEntry};
+use crate::bindings::tagpolicy::policy::{image, patterns, repository, types::TagEntry};
+use crate::image::{KeyValue, Manifest, Referrer};
 use crate::limits::{Limits, StoreLimiter};
 use crate::output::PolicyOutput;
 use crate::patterns::PatternCache;
@@ -19,6 +20,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// Import prefixes the host satisfies. Everything else is refused at load with its name.
 pub(crate) const GRANTED_IMPORTS: &[&str] = &[
     "tagpolicy:policy/repository@",
+    "tagpolicy:policy/image@",
     "tagpolicy:policy/patterns@",
     "tagpolicy:policy/types@",
     "wasi:io/",
@@ -115,6 +117,23 @@ impl repository::Host for HostState {
 
     fn tags_of(&mut self, digest: String) -> Vec<String> {
         self.view.as_ref().map(|view| view.tags_of(&digest)).unwrap_or_default()
+    }
+}
+
+impl image::Host for HostState {
+    fn manifest_of(&mut self, digest: String) -> Option<Manifest> {
+        self.view.as_ref().and_then(|view| view.manifest(&digest))
+    }
+
+    fn labels_of(&mut self, digest: String) -> Vec<KeyValue> {
+        self.view.as_ref().map(|view| view.labels(&digest)).unwrap_or_default()
+    }
+
+    fn referrers_of(&mut self, digest: String, artifact_type: Option<String>) -> Vec<Referrer> {
+        self.view
+            .as_ref()
+            .map(|view| view.referrers(&digest, artifact_type.as_deref()))
+            .unwrap_or_default()
     }
 }
 

@@ -9,6 +9,12 @@
 //!     settings: {mutable: ["latest"]}
 //!     mode: enforce                   # enforce (default) | audit
 //! state: {"1.2.10": app-1210, latest: app-1210}
+//! time: 2026-12-24T17:00:00Z          # the time of every push (default: 1970-01-01T00:00:00Z)
+//! images:                             # what policies can read of images (all optional)
+//!   app-1211:
+//!     annotations: {org.opencontainers.image.version: "1.2.11"}
+//!     labels: {maintainer: team}
+//!     referrers: [{artifact_type: application/spdx+json}]
 //! pushes:
 //!   - name: a release tag never moves
 //!     image: app-other                # a label (a digest is derived from it) or `digest: sha256:…`
@@ -19,9 +25,12 @@
 //! ```
 
 use crate::decision::{Decision, Outcome, Severity};
+use crate::image::{Descriptor, ImageFacts, Images, Manifest, Referrer, key_values};
 use crate::oci;
 use crate::policy_set::{PolicySet, PolicySpec};
-use crate::push::{Actor, ManifestDeletion, Operation, Push, Request, TagChange, TagMap};
+use crate::push::{
+    Actor, Instant, ManifestDeletion, Operation, Push, RepositoryState, Request, TagChange, TagMap,
+};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The media type assumed for pushes that do not name one.
-pub const DEFAULT_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const DEFAULT_MEDIA_TYPE: &str = crate::image::OCI_MANIFEST;
 
 /// Why a scenario file cannot be used. The message names the file and the field.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +59,37 @@ struct File {
     policies: Vec<PolicySpec>,
     #[serde(default)]
     state: BTreeMap<String, String>,
+    /// The time of every push that gives none (RFC 3339, UTC).
+    time: Option<String>,
+    #[serde(default)]
+    images: BTreeMap<String, ImageFile>,
     pushes: Vec<StepFile>,
+}
+
+/// What a scenario says about one image (by label or digest).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageFile {
+    media_type: Option<String>,
+    artifact_type: Option<String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    referrers: Vec<ReferrerFile>,
+}
+
+/// An artifact attached to an image (its `subject`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReferrerFile {
+    artifact_type: String,
+    /// A label for the referrer's own digest (default: derived from the image and position).
+    name: Option<String>,
+    media_type: Option<String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +105,8 @@ struct StepFile {
     actor: Option<String>,
     #[serde(default)]
     groups: Vec<String>,
+    /// When the push is made (RFC 3339, UTC); default: the scenario's `time`.
+    time: Option<String>,
     expect: Option<Outcome>,
     reason: Option<String>,
 }
@@ -77,6 +118,8 @@ pub struct Scenario {
     pub repository: String,
     pub policies: Vec<PolicySpec>,
     pub state: TagMap,
+    /// What policies can read of the images.
+    pub images: Arc<Images>,
     pub steps: Vec<Step>,
     /// Image labels by digest, to show `app-1211` rather than a hash.
     labels: BTreeMap<String, String>,
@@ -88,6 +131,7 @@ pub struct Step {
     pub name: String,
     pub action: Action,
     pub actor: Actor,
+    pub time: Instant,
     pub expect: Option<Outcome>,
     pub reason: Option<String>,
 }
@@ -132,21 +176,31 @@ impl Scenario {
             state.set(tag, &digest);
         }
 
+        let time = match &file.time {
+            Some(text) => {
+                Instant::parse_rfc3339(text).map_err(|e| invalid(format!("time: {e}")))?
+            }
+            None => Instant::EPOCH,
+        };
         let mut steps = Vec::with_capacity(file.pushes.len());
         for (index, step) in file.pushes.into_iter().enumerate() {
             let name = step.name.clone().unwrap_or_else(|| format!("push {}", index + 1));
             let at = format!("pushes[{index}] (`{name}`)");
-            steps
-                .push(step.validate(name, &mut labels).map_err(|e| invalid(format!("{at}: {e}")))?);
+            let step = step
+                .validate(name, time, &mut labels)
+                .map_err(|e| invalid(format!("{at}: {e}")))?;
+            steps.push(step);
         }
         if steps.is_empty() {
             return Err(invalid("pushes: empty; a scenario needs at least one push".into()));
         }
+        let images = images(file.images, &state, &steps, &mut labels).map_err(invalid)?;
         Ok(Scenario {
             path: path.to_path_buf(),
             repository: file.repository,
             policies: file.policies,
             state,
+            images: Arc::new(images),
             steps,
             labels,
         })
@@ -165,7 +219,8 @@ impl Scenario {
             .iter()
             .map(|step| {
                 let request = step.request(&self.repository, &state);
-                let decision = policies.evaluate(&request, Arc::new(state.clone()));
+                let view = RepositoryState { tags: state.clone(), images: self.images.clone() };
+                let decision = policies.evaluate(&request, Arc::new(view));
                 if decision.is_allowed() {
                     state.apply(&request);
                 }
@@ -189,9 +244,8 @@ impl Step {
         use crate::push::RepositoryView;
         let current = |tag: &String| TagChange { tag: tag.clone(), current: state.digest_of(tag) };
         let operation = match &self.action {
-            Action::Push { digest, media_type, tags } => Operation::Push(Push {
+            Action::Push { digest, tags, .. } => Operation::Push(Push {
                 digest: digest.clone(),
-                media_type: media_type.clone(),
                 tags: tags.iter().map(current).collect(),
             }),
             Action::DeleteTags(tags) => Operation::DeleteTags(tags.iter().map(current).collect()),
@@ -200,7 +254,12 @@ impl Step {
                 tags: state.tags_of(digest),
             }),
         };
-        Request { repository: repository.to_string(), actor: self.actor.clone(), operation }
+        Request {
+            repository: repository.to_string(),
+            actor: self.actor.clone(),
+            operation,
+            time: self.time,
+        }
     }
 
     /// Why `decision` does not meet this step's expectation, if it does not.
@@ -218,8 +277,17 @@ impl Step {
 }
 
 impl StepFile {
-    fn validate(self, name: String, labels: &mut BTreeMap<String, String>) -> Result<Step, String> {
+    fn validate(
+        self,
+        name: String,
+        time: Instant,
+        labels: &mut BTreeMap<String, String>,
+    ) -> Result<Step, String> {
         let actor = Actor { id: self.actor, groups: self.groups };
+        let time = match &self.time {
+            Some(text) => Instant::parse_rfc3339(text).map_err(|e| format!("time: {e}"))?,
+            None => time,
+        };
         if self.reason.is_some() && !matches!(self.expect, Some(Outcome::Deny | Outcome::Warn)) {
             return Err("reason: only checked with `expect: deny` or `expect: warn`".into());
         }
@@ -263,8 +331,87 @@ impl StepFile {
                 )
             }
         };
-        Ok(Step { name, action, actor, expect: self.expect, reason: self.reason })
+        Ok(Step { name, action, actor, time, expect: self.expect, reason: self.reason })
     }
+}
+
+/// The image facts: every image the state and the pushes name gets a manifest (of the pushed
+/// media type, else the default), completed by what `images` declares; referrers get
+/// manifests of their own whose subject is their image.
+fn images(
+    declared: BTreeMap<String, ImageFile>,
+    state: &TagMap,
+    steps: &[Step],
+    labels: &mut BTreeMap<String, String>,
+) -> Result<Images, String> {
+    let mut images = Images::new();
+    let mut media_types: BTreeMap<String, String> = BTreeMap::new();
+    for step in steps {
+        if let Action::Push { digest, media_type, .. } = &step.action {
+            media_types.entry(digest.clone()).or_insert_with(|| media_type.clone());
+        }
+    }
+    let named =
+        state.iter().map(|(_, digest)| digest.to_string()).chain(media_types.keys().cloned());
+    for digest in named.collect::<BTreeSet<String>>() {
+        let media_type = media_types.get(&digest).map_or(DEFAULT_MEDIA_TYPE, String::as_str);
+        let facts =
+            ImageFacts { manifest: Some(Manifest::bare(media_type)), ..ImageFacts::default() };
+        images.insert(&digest, facts);
+    }
+    for (image, file) in declared {
+        let at = |field: &str| format!("images.{image}.{field}");
+        let digest = image_digest(&image, labels).map_err(|e| format!("images.{image}: {e}"))?;
+        let mut manifest =
+            images.manifest(&digest).unwrap_or_else(|| Manifest::bare(DEFAULT_MEDIA_TYPE));
+        if let Some(media_type) = file.media_type {
+            if media_types.get(&digest).is_some_and(|pushed| *pushed != media_type) {
+                return Err(format!(
+                    "{}: `{media_type}`, but a push of this image says `{}`",
+                    at("media_type"),
+                    media_types[&digest]
+                ));
+            }
+            manifest.media_type = media_type;
+        }
+        manifest.artifact_type = file.artifact_type;
+        manifest.annotations = key_values(file.annotations);
+        let subject = Descriptor {
+            media_type: manifest.media_type.clone(),
+            digest: digest.clone(),
+            size: 0,
+            artifact_type: manifest.artifact_type.clone(),
+            annotations: Vec::new(),
+            platform: None,
+        };
+        let mut referrers = Vec::new();
+        for (index, referrer) in file.referrers.into_iter().enumerate() {
+            let name = referrer.name.unwrap_or_else(|| format!("{image}-referrer-{index}"));
+            let referrer_digest = image_digest(&name, labels)
+                .map_err(|e| format!("{}: {e}", at(&format!("referrers[{index}].name"))))?;
+            let media_type = referrer.media_type.unwrap_or_else(|| DEFAULT_MEDIA_TYPE.to_string());
+            let annotations = key_values(referrer.annotations);
+            let mut own = Manifest::bare(&media_type);
+            own.artifact_type = Some(referrer.artifact_type.clone());
+            own.annotations = annotations.clone();
+            own.subject = Some(subject.clone());
+            images.insert(
+                &referrer_digest,
+                ImageFacts { manifest: Some(own), ..ImageFacts::default() },
+            );
+            referrers.push(Referrer {
+                digest: referrer_digest,
+                media_type,
+                artifact_type: referrer.artifact_type,
+                annotations,
+            });
+        }
+        images.insert(
+            &digest,
+            ImageFacts { manifest: Some(manifest), labels: key_values(file.labels), referrers },
+        );
+    }
+    Ok(images)
 }
 
 fn check_tags(tags: &[String]) -> Result<(), String> {

@@ -8,13 +8,13 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tagpolicy::{
-    Actor, ConfiguredPolicy, Engine, Limits, ManifestDeletion, Operation, Push, Request, TagChange,
-    TagMap,
+    Actor, ConfiguredPolicy, Engine, Instant, Limits, ManifestDeletion, Operation, Push, Request,
+    TagChange, TagMap,
 };
 
 #[derive(Debug, Arbitrary)]
 enum Kind {
-    Push { digest: String, media_type: String, tags: Vec<(String, Option<String>)> },
+    Push { digest: String, tags: Vec<(String, Option<String>)> },
     DeleteTags(Vec<(String, Option<String>)>),
     DeleteManifest { digest: String, tags: Vec<String> },
 }
@@ -25,6 +25,7 @@ struct Input {
     actor: Option<String>,
     groups: Vec<String>,
     kind: Kind,
+    time: (i64, u32),
 }
 
 fn policies() -> &'static [ConfiguredPolicy] {
@@ -59,9 +60,7 @@ fn changes(tags: Vec<(String, Option<String>)>) -> Vec<TagChange> {
 
 fuzz_target!(|input: Input| {
     let operation = match input.kind {
-        Kind::Push { digest, media_type, tags } => {
-            Operation::Push(Push { digest, media_type, tags: changes(tags) })
-        }
+        Kind::Push { digest, tags } => Operation::Push(Push { digest, tags: changes(tags) }),
         Kind::DeleteTags(tags) => Operation::DeleteTags(changes(tags)),
         Kind::DeleteManifest { digest, tags } => {
             Operation::DeleteManifest(ManifestDeletion { digest, tags })
@@ -71,6 +70,7 @@ fuzz_target!(|input: Input| {
         repository: "team/app".into(),
         actor: Actor { id: input.actor, groups: input.groups },
         operation,
+        time: Instant { seconds: input.time.0, nanoseconds: input.time.1 % 1_000_000_000 },
     };
     let state: Arc<TagMap> = Arc::new(input.state.into_iter().collect());
     for policy in policies() {

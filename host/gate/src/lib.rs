@@ -14,6 +14,7 @@
 
 mod config;
 pub mod identity;
+mod images;
 mod limits;
 mod log;
 mod metrics;

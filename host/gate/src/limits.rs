@@ -26,6 +26,9 @@ pub struct GateLimits {
     pub max_connections: usize,
     /// Bytes of request line and headers; more get 431.
     pub max_header_bytes: usize,
+    /// Bytes of an image config the gate reads for a policy that asks for its labels; a
+    /// larger config denies the request.
+    pub max_config_bytes: usize,
 }
 
 impl Default for GateLimits {
@@ -37,6 +40,7 @@ impl Default for GateLimits {
             lock_timeout: Duration::from_secs(30),
             max_connections: 1024,
             max_header_bytes: 64 << 10,
+            max_config_bytes: 1 << 20,
         }
     }
 }
@@ -65,6 +69,12 @@ impl GateLimits {
             return Err(format!(
                 "limits.max_header_bytes: `{}` is out of range (4096 to 1048576)",
                 self.max_header_bytes
+            ));
+        }
+        if !(1024..=64 << 20).contains(&self.max_config_bytes) {
+            return Err(format!(
+                "limits.max_config_bytes: `{}` is out of range (1024 to 67108864)",
+                self.max_config_bytes
             ));
         }
         Ok(())

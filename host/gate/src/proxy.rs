@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tagpolicy::decision::{Decision, Finding, Outcome, Severity};
+use tagpolicy::image::Manifest;
 use tagpolicy::push::{ManifestDeletion, Operation, Push, Request, TagChange};
 use tokio::sync::OwnedMutexGuard;
 
@@ -343,12 +344,9 @@ impl Exchange<'_> {
             Ok(changes) => changes,
             Err(error) => return self.lookup_failure(error),
         };
-        let operation = Operation::Push(Push {
-            digest: digest.clone(),
-            media_type: media_type.to_str().unwrap_or_default().to_string(),
-            tags: changes,
-        });
-        let (request, decision) = self.decide(operation).await;
+        let operation = Operation::Push(Push { digest: digest.clone(), tags: changes });
+        let facts = Manifest::from_json(&manifest, media_type.to_str().ok());
+        let (request, decision) = self.decide(operation, Some((digest.clone(), facts))).await;
         if !decision.is_allowed() {
             return denial(&request, &decision);
         }
@@ -390,7 +388,7 @@ impl Exchange<'_> {
                 }
             }
         };
-        let (request, decision) = self.decide(operation).await;
+        let (request, decision) = self.decide(operation, None).await;
         if !decision.is_allowed() {
             return denial(&request, &decision);
         }
@@ -421,9 +419,19 @@ impl Exchange<'_> {
     }
 
     /// Decide `operation` with the repository's policies; log and count the decision.
-    async fn decide(&self, operation: Operation) -> (Request, Decision) {
+    /// `pushed` is the digest being pushed with its manifest's facts.
+    async fn decide(
+        &self,
+        operation: Operation,
+        pushed: Option<(String, Result<Manifest, String>)>,
+    ) -> (Request, Decision) {
         let actor = self.established.actor.clone();
-        let request = Request { repository: self.repository().to_string(), actor, operation };
+        let request = Request {
+            repository: self.repository().to_string(),
+            actor,
+            operation,
+            time: tagpolicy::Instant::now(),
+        };
         let rule = self.rules.rule_for(self.repository());
         let identical = match &request.operation {
             Operation::Push(push) => {
@@ -446,11 +454,13 @@ impl Exchange<'_> {
                     self.shared.cache.clone(),
                     self.repository(),
                     self.auth().cloned(),
+                    pushed,
+                    self.shared.limits.max_config_bytes,
                 ));
                 let evaluated = request.clone();
                 let outcome = tokio::task::spawn_blocking(move || {
                     let decision = policies.evaluate(&evaluated, view.clone());
-                    (decision, view.failure().map(str::to_string))
+                    (decision, view.failure())
                 })
                 .await;
                 for (policy, _) in rule.policies.policies() {
@@ -459,10 +469,9 @@ impl Exchange<'_> {
                 }
                 match outcome {
                     Ok((decision, None)) => decision,
-                    Ok((_, Some(failure))) => gate_denial(format!(
-                        "cannot read the tags of `{}` from the upstream registry ({failure}); the request is denied",
-                        self.repository()
-                    )),
+                    Ok((_, Some(failure))) => {
+                        gate_denial(format!("{failure}; the request is denied"))
+                    }
                     Err(error) => gate_denial(format!(
                         "the evaluation failed ({error}); the request is denied"
                     )),
@@ -838,6 +847,7 @@ mod tests {
             repository: "team/app".into(),
             actor: Actor::anonymous(),
             operation: Operation::DeleteTags(vec![TagChange { tag: "1.0".into(), current: None }]),
+            time: tagpolicy::Instant::EPOCH,
         };
         let decision = Decision::from_findings(vec![Finding {
             policy: "immutable-tags".into(),

@@ -2,11 +2,13 @@
 //! upstream only when a policy asks, reused for a short time, dropped on every write made
 //! through the gate. Per-repository locks serialize the gate's own writes.
 
+use super::images;
 use super::upstream::{Upstream, UpstreamError};
 use http::HeaderValue;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
+use tagpolicy::image::{KeyValue, Manifest, Referrer};
 use tagpolicy::push::{RepositoryView, TagEntry, TagMap};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
 
@@ -79,16 +81,26 @@ pub async fn fetch(
     Ok(state)
 }
 
-/// A [`RepositoryView`] that reads the state on the first call of a policy, from a blocking
-/// thread (policies run on the blocking pool). If the state cannot be read, the view answers
-/// as if the repository were empty and remembers why: the gate then denies the request.
+/// A [`RepositoryView`] over the upstream, read from a blocking thread (policies run on the
+/// blocking pool) only when a policy asks: the tags on the first call, each image fact on its
+/// first call. What cannot be read is answered as unknown (no tags, no manifest, no labels,
+/// no referrers) and remembered: the gate then denies the request, saying which lookup
+/// failed, so that no policy allows on a guess.
 pub struct UpstreamView {
     runtime: tokio::runtime::Handle,
     upstream: Arc<Upstream>,
     cache: Arc<StateCache>,
     repository: String,
     auth: Option<HeaderValue>,
-    state: OnceLock<Result<Arc<TagMap>, String>>,
+    state: OnceLock<Option<Arc<TagMap>>>,
+    /// The digest being pushed and its manifest, read from the request body.
+    pushed: Option<(String, Result<Manifest, String>)>,
+    max_config_bytes: usize,
+    manifests: Mutex<HashMap<String, Option<Manifest>>>,
+    labels: Mutex<HashMap<String, Vec<KeyValue>>>,
+    referrers: Mutex<HashMap<String, Vec<Referrer>>>,
+    /// The first lookup that failed, as a sentence.
+    failure: Mutex<Option<String>>,
 }
 
 impl UpstreamView {
@@ -97,6 +109,8 @@ impl UpstreamView {
         cache: Arc<StateCache>,
         repository: &str,
         auth: Option<HeaderValue>,
+        pushed: Option<(String, Result<Manifest, String>)>,
+        max_config_bytes: usize,
     ) -> Self {
         UpstreamView {
             runtime: tokio::runtime::Handle::current(),
@@ -105,21 +119,65 @@ impl UpstreamView {
             repository: repository.to_string(),
             auth,
             state: OnceLock::new(),
+            pushed,
+            max_config_bytes,
+            manifests: Mutex::default(),
+            labels: Mutex::default(),
+            referrers: Mutex::default(),
+            failure: Mutex::default(),
         }
     }
 
     fn state(&self) -> Option<&TagMap> {
         let state = self.state.get_or_init(|| {
-            self.runtime
-                .block_on(self.cache.get(&self.upstream, &self.repository, self.auth.as_ref()))
-                .map_err(|e| e.to_string())
+            let read = self.cache.get(&self.upstream, &self.repository, self.auth.as_ref());
+            match self.runtime.block_on(read) {
+                Ok(state) => Some(state),
+                Err(error) => {
+                    self.fail(format!(
+                        "cannot read the tags of `{}` from the upstream registry ({error})",
+                        self.repository
+                    ));
+                    None
+                }
+            }
         });
-        state.as_ref().ok().map(|state| state.as_ref())
+        state.as_deref()
     }
 
-    /// Why the state could not be read, if a policy asked for it and it could not.
-    pub fn failure(&self) -> Option<&str> {
-        self.state.get().and_then(|state| state.as_ref().err()).map(String::as_str)
+    fn fail(&self, why: String) {
+        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        failure.get_or_insert(why);
+    }
+
+    /// Why a lookup a policy asked for failed, if one did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// `value` from `cache`, else from `read` (on failure: remembered, and `T::default()`).
+    fn cached<T: Clone + Default>(
+        &self,
+        cache: &Mutex<HashMap<String, T>>,
+        digest: &str,
+        read: impl std::future::Future<Output = Result<T, String>>,
+    ) -> T {
+        if let Some(value) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(digest) {
+            return value.clone();
+        }
+        match self.runtime.block_on(read) {
+            Ok(value) => {
+                cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(digest.to_string(), value.clone());
+                value
+            }
+            Err(why) => {
+                self.fail(why);
+                T::default()
+            }
+        }
     }
 }
 
@@ -134,6 +192,41 @@ impl RepositoryView for UpstreamView {
 
     fn tags_of(&self, digest: &str) -> Vec<String> {
         self.state().map(|s| s.tags_of(digest)).unwrap_or_default()
+    }
+
+    fn manifest(&self, digest: &str) -> Option<Manifest> {
+        if let Some((pushed, manifest)) = &self.pushed
+            && pushed == digest
+        {
+            return match manifest {
+                Ok(manifest) => Some(manifest.clone()),
+                Err(why) => {
+                    self.fail(format!("the pushed manifest {why}"));
+                    None
+                }
+            };
+        }
+        let read = images::manifest(&self.upstream, &self.repository, digest, self.auth.as_ref());
+        self.cached(&self.manifests, digest, read)
+    }
+
+    fn labels(&self, digest: &str) -> Vec<KeyValue> {
+        let Some(manifest) = self.manifest(digest) else { return Vec::new() };
+        let read = images::labels(
+            &self.upstream,
+            &self.repository,
+            digest,
+            &manifest,
+            self.max_config_bytes,
+            self.auth.as_ref(),
+        );
+        self.cached(&self.labels, digest, read)
+    }
+
+    fn referrers(&self, digest: &str, artifact_type: Option<&str>) -> Vec<Referrer> {
+        let read = images::referrers(&self.upstream, &self.repository, digest, self.auth.as_ref());
+        let all = self.cached(&self.referrers, digest, read);
+        tagpolicy::image::filter_referrers(&all, artifact_type)
     }
 }
 

@@ -28,6 +28,8 @@ pub const MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json, \
 
 /// How long a lookup the gate makes itself may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most bytes of an answer to a lookup the gate reads (a manifest, a tag list, an error).
+const MAX_ANSWER_BYTES: usize = 4 << 20;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed()
@@ -181,7 +183,7 @@ impl Upstream {
     }
 
     /// A request the gate makes itself, with the client's credentials; the whole body is
-    /// read (these are small: manifests, tag lists, errors).
+    /// read, up to [`MAX_ANSWER_BYTES`] (these are small: manifests, tag lists, errors).
     async fn call(
         &self,
         method: Method,
@@ -190,6 +192,18 @@ impl Upstream {
         body: Bytes,
         purpose: Purpose,
     ) -> Result<Response<Bytes>, UpstreamError> {
+        self.call_limited(method, path, headers, body, purpose, MAX_ANSWER_BYTES).await
+    }
+
+    async fn call_limited(
+        &self,
+        method: Method,
+        path: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        purpose: Purpose,
+        max_bytes: usize,
+    ) -> Result<Response<Bytes>, UpstreamError> {
         let mut request = Request::builder().method(method).uri(self.uri(path));
         *request.headers_mut().expect("fresh builder") = headers;
         let request = request.body(full(body)).expect("valid parts");
@@ -197,8 +211,16 @@ impl Upstream {
         let exchange = async {
             let response = self.client.request(request).await?;
             let (parts, body) = response.into_parts();
-            let bytes = body.collect().await?.to_bytes();
-            Ok::<_, BoxError>(Response::from_parts(parts, bytes))
+            let bytes = match http_body_util::Limited::new(body, max_bytes).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                    return Ok(Err(UpstreamError::Invalid(format!(
+                        "an answer to `{path}` larger than {max_bytes} bytes"
+                    ))));
+                }
+                Err(error) => return Err(error),
+            };
+            Ok::<_, BoxError>(Ok(Response::from_parts(parts, bytes)))
         };
         let (timeout, timed_out) = if purpose == Purpose::Write {
             (self.write_timeout, UpstreamError::WriteTimeout(self.write_timeout))
@@ -210,7 +232,55 @@ impl Upstream {
         match result {
             Err(_) => Err(timed_out),
             Ok(Err(e)) => Err(unreachable_or_tls(e.as_ref())),
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(answer)) => answer,
+        }
+    }
+
+    /// The blob `digest` of `repository` (an image config), at most `max_bytes` of it.
+    pub async fn blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        max_bytes: usize,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Bytes, UpstreamError> {
+        let path = format!("/v2/{repository}/blobs/{digest}");
+        let response = self
+            .call_limited(
+                Method::GET,
+                &path,
+                auth_headers(auth),
+                Bytes::new(),
+                Purpose::Lookup,
+                max_bytes,
+            )
+            .await?;
+        match response.status() {
+            status if status.is_success() => Ok(response.into_body()),
+            status if status.is_redirection() => Err(UpstreamError::Invalid(format!(
+                "a redirect for blob `{digest}` (HTTP {status}), which the gate does not follow"
+            ))),
+            _ => Err(UpstreamError::Refused(Box::new(response))),
+        }
+    }
+
+    /// The OCI referrers index of `digest` (`GET /v2/<name>/referrers/<digest>`), or `None`
+    /// when the registry has no referrers API (it answers 404, as CNCF distribution 2.8 does).
+    pub async fn referrers(
+        &self,
+        repository: &str,
+        digest: &str,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Option<Bytes>, UpstreamError> {
+        let path = format!("/v2/{repository}/referrers/{digest}");
+        let mut headers = auth_headers(auth);
+        headers.insert(ACCEPT, HeaderValue::from_static("application/vnd.oci.image.index.v1+json"));
+        let response =
+            self.call(Method::GET, &path, headers, Bytes::new(), Purpose::Lookup).await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            status if status.is_success() => Ok(Some(response.into_body())),
+            _ => Err(UpstreamError::Refused(Box::new(response))),
         }
     }
 
@@ -372,8 +442,13 @@ impl Upstream {
 }
 
 fn lookup_headers(auth: Option<&HeaderValue>) -> HeaderMap {
-    let mut headers = HeaderMap::new();
+    let mut headers = auth_headers(auth);
     headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_TYPES));
+    headers
+}
+
+fn auth_headers(auth: Option<&HeaderValue>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
     if let Some(auth) = auth {
         headers.insert(AUTHORIZATION, auth.clone());
     }

@@ -50,11 +50,8 @@ pub fn synthetic_pushes() -> (TagMap, Vec<Request>) {
             Request {
                 repository: "team/app".into(),
                 actor: Actor::anonymous(),
-                operation: Operation::Push(Push {
-                    digest,
-                    media_type: String::new(),
-                    tags: vec![TagChange { tag, current }],
-                }),
+                operation: Operation::Push(Push { digest, tags: vec![TagChange { tag, current }] }),
+                time: tagpolicy::Instant::EPOCH,
             }
         })
         .collect();

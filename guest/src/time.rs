@@ -1,0 +1,296 @@
+//! The request's time in calendar terms (UTC), and the parsing of times in settings: RFC 3339
+//! instants, weekdays and times of day. A policy has no clock; `request.time` is the only
+//! time it sees, given by the host (a scenario fixes it, a gate uses its clock).
+
+use crate::Instant;
+use serde::{Deserialize, Deserializer};
+use std::cmp::Ordering;
+use std::fmt;
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Weekday {
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+    Sunday,
+}
+
+impl Weekday {
+    const ALL: [Weekday; 7] = [
+        Weekday::Monday,
+        Weekday::Tuesday,
+        Weekday::Wednesday,
+        Weekday::Thursday,
+        Weekday::Friday,
+        Weekday::Saturday,
+        Weekday::Sunday,
+    ];
+
+    /// `mon`…`sun` or the full English name, in any case.
+    pub fn parse(text: &str) -> Result<Weekday, String> {
+        let lower = text.to_ascii_lowercase();
+        Weekday::ALL
+            .into_iter()
+            .find(|day| {
+                let name = day.name();
+                lower == name || lower == name[..3]
+            })
+            .ok_or_else(|| format!("`{text}` is not a day of the week (mon, tue, … sun)"))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Weekday::Monday => "monday",
+            Weekday::Tuesday => "tuesday",
+            Weekday::Wednesday => "wednesday",
+            Weekday::Thursday => "thursday",
+            Weekday::Friday => "friday",
+            Weekday::Saturday => "saturday",
+            Weekday::Sunday => "sunday",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Weekday {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Weekday::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A time of day, `HH:MM`, from `00:00` to `24:00` (the end of the day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimeOfDay {
+    /// Minutes since midnight, 0 to 1440.
+    pub minutes: u32,
+}
+
+impl TimeOfDay {
+    pub fn parse(text: &str) -> Result<TimeOfDay, String> {
+        let wrong = || format!("`{text}` is not a time of day such as `09:30` (00:00 to 24:00)");
+        let (hours, minutes) = text.split_once(':').ok_or_else(wrong)?;
+        if hours.len() != 2 || minutes.len() != 2 {
+            return Err(wrong());
+        }
+        let hours: u32 = hours.parse().map_err(|_| wrong())?;
+        let minutes: u32 = minutes.parse().map_err(|_| wrong())?;
+        if minutes > 59 || hours > 24 || (hours == 24 && minutes > 0) {
+            return Err(wrong());
+        }
+        Ok(TimeOfDay { minutes: hours * 60 + minutes })
+    }
+}
+
+impl fmt::Display for TimeOfDay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02}:{:02}", self.minutes / 60, self.minutes % 60)
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeOfDay {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        TimeOfDay::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A date and time in UTC, to the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateTime {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    pub weekday: Weekday,
+}
+
+impl DateTime {
+    /// Minutes since midnight.
+    pub fn time_of_day(&self) -> TimeOfDay {
+        TimeOfDay { minutes: self.hour * 60 + self.minute }
+    }
+}
+
+impl Instant {
+    /// Parse an RFC 3339 time in UTC, `2026-12-24T17:00:00Z` (a `+00:00` offset and fractions
+    /// of a second are accepted; other offsets are refused: say the time in UTC).
+    pub fn parse(text: &str) -> Result<Instant, String> {
+        let wrong =
+            |why: &str| format!("`{text}` is not a UTC time such as `2026-12-24T17:00:00Z`: {why}");
+        let (date, rest) = text.split_once(['T', 't', ' ']).ok_or_else(|| wrong("no `T`"))?;
+        let time = rest
+            .strip_suffix(['Z', 'z'])
+            .or_else(|| rest.strip_suffix("+00:00"))
+            .ok_or_else(|| wrong("give the time in UTC, ending in `Z`"))?;
+        let number = |part: &str, what: &str| -> Result<u32, String> {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(wrong(&format!("bad {what}")));
+            }
+            part.parse().map_err(|_| wrong(&format!("bad {what}")))
+        };
+        let date: Vec<&str> = date.split('-').collect();
+        let [year, month, day] = date.as_slice() else {
+            return Err(wrong("the date is YYYY-MM-DD"));
+        };
+        let (year, month, day) =
+            (number(year, "year")?, number(month, "month")?, number(day, "day")?);
+        let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+        let clock: Vec<&str> = clock.split(':').collect();
+        let [hour, minute, second] = clock.as_slice() else {
+            return Err(wrong("the time is HH:MM:SS"));
+        };
+        let (hour, minute, second) =
+            (number(hour, "hour")?, number(minute, "minute")?, number(second, "second")?);
+        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year as i64, month) {
+            return Err(wrong("no such date"));
+        }
+        if hour > 23 || minute > 59 || second > 59 {
+            return Err(wrong("no such time"));
+        }
+        let nanoseconds = if fraction.is_empty() {
+            0
+        } else {
+            let digits: String = fraction.chars().take(9).collect();
+            let padded = format!("{digits:0<9}");
+            number(&padded, "fraction")?
+        };
+        let days = days_from_civil(year as i64, month, day);
+        let seconds = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
+        Ok(Instant { seconds, nanoseconds })
+    }
+
+    /// The calendar date and time in UTC.
+    pub fn date_time(&self) -> DateTime {
+        let days = self.seconds.div_euclid(86_400);
+        let second_of_day = self.seconds.rem_euclid(86_400) as u32;
+        let (year, month, day) = civil_from_days(days);
+        // 1970-01-01 was a Thursday.
+        let weekday = Weekday::ALL[((days + 3).rem_euclid(7)) as usize];
+        DateTime {
+            year,
+            month,
+            day,
+            hour: second_of_day / 3600,
+            minute: second_of_day / 60 % 60,
+            second: second_of_day % 60,
+            weekday,
+        }
+    }
+}
+
+impl PartialOrd for Instant {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Instant {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.seconds, self.nanoseconds).cmp(&(other.seconds, other.nanoseconds))
+    }
+}
+
+impl fmt::Display for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.date_time();
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year, t.month, t.day, t.hour, t.minute, t.second
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for Instant {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Instant::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date: count whole 400-year eras (146,097
+/// days each) from 0000-03-01, then the years and days within the era, with March as the
+/// first month so that February's leap day ends the year.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let month_from_march = (i64::from(month) + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The inverse of [`days_from_civil`].
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
+    let month =
+        if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 } as u32;
+    let year = era * 400 + year_of_era + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_round_trip_through_the_calendar() {
+        for text in [
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T12:34:56Z",
+            "2026-12-24T17:00:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            let instant = Instant::parse(text).unwrap();
+            assert_eq!(instant.to_string(), text);
+        }
+        assert_eq!(Instant::parse("1970-01-02T00:00:00Z").unwrap().seconds, 86_400);
+        assert_eq!(
+            Instant::parse("2026-11-27T00:00:00Z").unwrap().date_time().weekday,
+            Weekday::Friday
+        );
+        assert_eq!(Instant::parse("2000-01-01T00:00:00.5Z").unwrap().nanoseconds, 500_000_000);
+        for day in 0..1_000_000i64 {
+            let (y, m, d) = civil_from_days(day - 500_000);
+            assert_eq!(days_from_civil(y, m, d), day - 500_000);
+        }
+    }
+
+    #[test]
+    fn bad_times_say_what_is_wrong() {
+        assert!(Instant::parse("2026-02-30T00:00:00Z").unwrap_err().contains("no such date"));
+        assert!(Instant::parse("2026-12-24T17:00:00+01:00").unwrap_err().contains("UTC"));
+        assert!(Instant::parse("yesterday").is_err());
+        assert!(TimeOfDay::parse("25:00").is_err());
+        assert_eq!(TimeOfDay::parse("24:00").unwrap().minutes, 1440);
+        assert_eq!(Weekday::parse("Sat").unwrap(), Weekday::Saturday);
+        assert!(Weekday::parse("caturday").unwrap_err().contains("caturday"));
+    }
+}
