@@ -32,7 +32,7 @@
 //!             if change.is_identical() || !self.0.protected.matches(change.tag) {
 //!                 continue;
 //!             }
-//!             if request.actor.id.as_deref() != Some("release-bot") {
+//!             if request.actor().id.as_deref() != Some("release-bot") {
 //!                 findings.deny(change.tag, format!("tag `{}` is protected: only `release-bot` may {} it", change.tag, change.verb()));
 //!             }
 //!         }
@@ -75,11 +75,11 @@ pub mod bindings {
 }
 
 pub use bindings::tagpolicy::policy::types::{
-    Actor, Decision, Descriptor, Finding, Instant, KeyValue, Manifest, ManifestDeletion, Operation,
-    Platform, PolicyMetadata, Push, Referrer, Request, TagChange, TagEntry,
+    Actor, Descriptor, Instant, KeyValue, Manifest, ManifestDeletion, Operation, Platform,
+    PolicyMetadata, Push, Referrer, Request, TagChange, TagEntry,
 };
 pub use change::{Change, ChangeKind};
-pub use findings::Findings;
+pub use findings::{Decision, Finding, Findings};
 pub use pattern::{Pattern, Patterns};
 
 /// Read-only view of the repository named in the request, as it is before the request.
@@ -100,6 +100,18 @@ pub mod image {
     /// Whether at least one artifact of `artifact_type` refers to `digest`.
     pub fn has_referrer(digest: &str, artifact_type: &str) -> bool {
         !referrers_of(digest, Some(artifact_type)).is_empty()
+    }
+}
+
+impl Request {
+    /// The repository the request is for, e.g. `team/app`. A host call: ask once.
+    pub fn repository(&self) -> String {
+        bindings::tagpolicy::policy::context::repository_name()
+    }
+
+    /// Who asks, as the host established it. A host call: ask once.
+    pub fn actor(&self) -> Actor {
+        bindings::tagpolicy::policy::context::requested_by()
     }
 }
 
@@ -145,7 +157,7 @@ macro_rules! export_policy {
                 fn configure(settings: String) -> Result<(), String> {
                     $crate::__private::configure::<$policy>(&settings)
                 }
-                fn evaluate(request: $crate::Request) -> $crate::Decision {
+                fn evaluate(request: $crate::Request) {
                     $crate::__private::evaluate::<$policy>(&request)
                 }
             }
@@ -185,7 +197,12 @@ pub mod __private {
         Ok(())
     }
 
-    pub fn evaluate<P: Policy>(request: &Request) -> Decision {
+    /// Decide with the configured policy and report the answer to the host.
+    pub fn evaluate<P: Policy>(request: &Request) {
+        decide::<P>(request).report()
+    }
+
+    fn decide<P: Policy>(request: &Request) -> Decision {
         CONFIGURED.with(|slot| {
             let slot = slot.borrow();
             match slot.as_ref().and_then(|policy| policy.downcast_ref::<P>()) {

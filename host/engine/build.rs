@@ -7,11 +7,13 @@ use std::process::Command;
 const POLICIES: &[&str] =
     &["immutable-tags", "min-tags", "semver-series", "image-requirements", "change-freeze"];
 const TARGET: &str = "wasm32-wasip2";
+/// The bench's floor (tests/policies/floor), embedded but not offered as a policy.
+const FLOOR: &str = "floor-policy";
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.join("../..").canonicalize().expect("host/engine/ is in the workspace");
-    for watched in ["wit", "guest", "policies", "Cargo.lock"] {
+    for watched in ["wit", "guest", "policies", "tests/policies/floor", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     // A separate target directory: the outer build holds the lock on the main one.
@@ -36,6 +38,7 @@ fn main() {
     for policy in POLICIES {
         command.args(["-p", policy]);
     }
+    command.args(["-p", FLOOR]);
     // Do not leak the outer build's settings (host flags, clippy as a wrapper, profile
     // and feature variables) into the nested wasm build.
     for (key, _) in std::env::vars_os() {
@@ -71,6 +74,13 @@ fn main() {
         ));
     }
     table.push_str("];\n");
+    let floor = out_dir.join("floor.wasm");
+    copy_file(&target_dir.join(TARGET).join("release").join("floor_policy.wasm"), &floor);
+    table.push_str(&format!(
+        "/// A policy that allows without reading the request: the cost of a call.\n\
+         pub const FLOOR: &[u8] = include_bytes!({:?});\n",
+        floor.display().to_string()
+    ));
     std::fs::write(out_dir.join("embedded.rs"), table).unwrap();
 }
 

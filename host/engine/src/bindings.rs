@@ -8,4 +8,4 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::exports::tagpolicy::policy::policy::PolicyMetadata;
-pub use self::tagpolicy::policy::types::{Decision, TagEntry};
+pub use self::tagpolicy::policy::types::TagEntry;

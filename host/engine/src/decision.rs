@@ -1,6 +1,5 @@
 //! Decisions as the host reports them: attributed to policies, combined across a policy set.
 
-use crate::bindings;
 use serde::{Deserialize, Serialize};
 
 /// Longest reason kept from a policy, in bytes; longer ones are cut with a marker.
@@ -103,43 +102,53 @@ impl Decision {
     }
 }
 
-/// Turn a policy's answer into attributed findings, capping what a policy can make the host
-/// hold or print.
-pub(crate) fn from_policy(policy: &str, decision: bindings::Decision) -> Decision {
-    let (severity, findings) = match decision {
-        bindings::Decision::Allow => return Decision::allow(),
-        bindings::Decision::Warn(findings) => (Severity::Warn, findings),
-        bindings::Decision::Deny(findings) => (Severity::Deny, findings),
-    };
-    let total = findings.len();
-    let mut kept: Vec<Finding> = findings
-        .into_iter()
-        .take(MAX_FINDINGS)
-        .map(|f| Finding {
-            policy: policy.to_string(),
-            severity,
-            tag: f.tag.map(|tag| truncate(tag, MAX_REASON_BYTES)),
-            reason: truncate(f.reason, MAX_REASON_BYTES),
-        })
-        .collect();
-    if total > MAX_FINDINGS {
-        kept.push(Finding {
-            policy: policy.to_string(),
-            severity,
-            tag: None,
-            reason: format!("… and {} more findings", total - MAX_FINDINGS),
-        });
+/// What a policy reports through `verdict` during one call, capped as it arrives so that a
+/// policy cannot make the host hold or print more than [`MAX_FINDINGS`] findings of
+/// [`MAX_REASON_BYTES`] each.
+#[derive(Debug, Default)]
+pub(crate) struct Reports {
+    kept: Vec<(Severity, Option<String>, String)>,
+    /// Findings beyond the cap: how many, and the worst severity among them.
+    dropped: usize,
+    dropped_severity: Option<Severity>,
+}
+
+impl Reports {
+    pub(crate) fn push(&mut self, severity: Severity, tag: Option<String>, reason: String) {
+        if self.kept.len() < MAX_FINDINGS {
+            let tag = tag.map(|tag| truncate(tag, MAX_REASON_BYTES));
+            self.kept.push((severity, tag, truncate(reason, MAX_REASON_BYTES)));
+        } else {
+            self.dropped += 1;
+            // A dropped denial makes the summary line a denial.
+            if self.dropped_severity != Some(Severity::Deny) {
+                self.dropped_severity = Some(severity);
+            }
+        }
     }
-    if kept.is_empty() {
-        // A deny (or warn) with no finding still counts; say who gave it.
-        kept.push(Finding {
-            policy: policy.to_string(),
-            severity,
-            tag: None,
-            reason: format!("policy `{policy}` gave no reason"),
-        });
+
+    /// The decision the reports make, attributed to `policy`: nothing reported allows.
+    pub(crate) fn into_decision(self, policy: &str) -> Decision {
+        let mut findings: Vec<Finding> = self
+            .kept
+            .into_iter()
+            .map(|(severity, tag, reason)| Finding {
+                policy: policy.to_string(),
+                severity,
+                tag,
+                reason,
+            })
+            .collect();
+        if let Some(severity) = self.dropped_severity {
+            findings.push(Finding {
+                policy: policy.to_string(),
+                severity,
+                tag: None,
+                reason: format!("… and {} more findings", self.dropped),
+            });
+        }
+        Decision::from_findings(findings)
     }
-    Decision::from_findings(kept)
 }
 
 /// Cut `text` to at most `limit` bytes on a character boundary, marking the cut.
@@ -161,20 +170,18 @@ pub fn truncate(mut text: String, limit: usize) -> String {
 mod tests {
     use super::*;
 
-    fn finding(tag: Option<&str>, reason: &str) -> bindings::tagpolicy::policy::types::Finding {
-        bindings::tagpolicy::policy::types::Finding {
-            tag: tag.map(String::from),
-            reason: reason.to_string(),
+    fn reported(policy: &str, findings: &[(Severity, Option<&str>, &str)]) -> Decision {
+        let mut reports = Reports::default();
+        for (severity, tag, reason) in findings {
+            reports.push(*severity, tag.map(String::from), reason.to_string());
         }
+        reports.into_decision(policy)
     }
 
     #[test]
     fn deny_wins_over_warn() {
-        let mut findings =
-            from_policy("a", bindings::Decision::Warn(vec![finding(None, "w")])).findings;
-        findings.extend(
-            from_policy("b", bindings::Decision::Deny(vec![finding(Some("1.0"), "d")])).findings,
-        );
+        let mut findings = reported("a", &[(Severity::Warn, None, "w")]).findings;
+        findings.extend(reported("b", &[(Severity::Deny, Some("1.0"), "d")]).findings);
         let decision = Decision::from_findings(findings);
         assert_eq!(decision.outcome, Outcome::Deny);
         assert_eq!(decision.summary(), "d");
@@ -182,25 +189,21 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_denial_still_denies_and_names_the_policy() {
-        let decision = from_policy("quiet", bindings::Decision::Deny(vec![]));
-        assert_eq!(decision.outcome, Outcome::Deny);
-        assert_eq!(decision.summary(), "policy `quiet` gave no reason");
-    }
-
-    #[test]
     fn long_reasons_and_many_findings_are_capped() {
-        let many = (0..100).map(|i| finding(None, &format!("r{i}{}", "é".repeat(2000)))).collect();
-        let decision = from_policy("loud", bindings::Decision::Deny(many));
+        let reason: Vec<String> = (0..100).map(|i| format!("r{i}{}", "é".repeat(2000))).collect();
+        let many: Vec<(Severity, Option<&str>, &str)> =
+            reason.iter().map(|r| (Severity::Deny, None, r.as_str())).collect();
+        let decision = reported("loud", &many);
         assert_eq!(decision.findings.len(), MAX_FINDINGS + 1);
         assert!(decision.findings.iter().all(|f| f.reason.len() <= MAX_REASON_BYTES));
         assert!(decision.findings[0].reason.ends_with("… (truncated)"));
         assert_eq!(decision.findings[MAX_FINDINGS].reason, "… and 36 more findings");
+        assert_eq!(decision.findings[MAX_FINDINGS].severity, Severity::Deny);
     }
 
     #[test]
-    fn allow_has_no_findings() {
-        let decision = from_policy("p", bindings::Decision::Allow);
+    fn nothing_reported_allows() {
+        let decision = reported("p", &[]);
         assert!(decision.is_allowed());
         assert_eq!(decision.summary(), "");
     }

@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -14,6 +15,9 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 #[derive(Clone)]
 pub(crate) struct PolicyOutput {
     buffer: Arc<Mutex<Buffer>>,
+    /// Whether anything was written since the last `take`: most calls print nothing, and
+    /// then `take` costs no lock.
+    written: Arc<AtomicBool>,
 }
 
 struct Buffer {
@@ -24,7 +28,10 @@ struct Buffer {
 
 impl PolicyOutput {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { buffer: Arc::new(Mutex::new(Buffer { kept: Vec::new(), capacity, dropped: 0 })) }
+        Self {
+            buffer: Arc::new(Mutex::new(Buffer { kept: Vec::new(), capacity, dropped: 0 })),
+            written: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     fn append(&self, bytes: &[u8]) {
@@ -33,11 +40,15 @@ impl PolicyOutput {
         let kept = bytes.len().min(room);
         buffer.kept.extend_from_slice(&bytes[..kept]);
         buffer.dropped += bytes.len() - kept;
+        self.written.store(true, Ordering::Release);
     }
 
     /// Take what was written since the last call, lossily decoded, with a note of how much
     /// was dropped.
     pub(crate) fn take(&self) -> String {
+        if !self.written.swap(false, Ordering::Acquire) {
+            return String::new();
+        }
         let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
         let mut text = String::from_utf8_lossy(&buffer.kept).into_owned();
         if buffer.dropped > 0 {

@@ -5,6 +5,7 @@
 //! instance taken from a small pool, so requests on many threads never wait on each other
 //! for more than a pool pop.
 
+use crate::bindings::tagpolicy::policy::types as wit;
 use crate::bindings::{PolicyMetadata, TagPolicy, TagPolicyPre};
 use crate::decision::{self, Decision, truncate};
 use crate::engine::Engine;
@@ -18,6 +19,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use wasmtime::component::{ComponentExportIndex, Func, TypedFunc};
 use wasmtime::{Store, Trap};
 
 /// Idle configured instances kept per policy; more are created under load and dropped.
@@ -75,7 +77,7 @@ impl std::str::FromStr for Isolation {
 }
 
 struct Loaded {
-    pre: TagPolicyPre<HostState>,
+    pre: Prepared,
     /// The component and its engine, kept to make configured snapshots.
     bytes: Arc<[u8]>,
     engine: Engine,
@@ -120,12 +122,15 @@ impl Policy {
             message: root_cause(&e),
         };
         let instance_pre = engine.linker().instantiate_pre(&component).map_err(wrong_world)?;
-        let pre = TagPolicyPre::new(instance_pre).map_err(wrong_world)?;
+        let pre = Prepared::new(TagPolicyPre::new(instance_pre).map_err(wrong_world)?)
+            .map_err(wrong_world)?;
 
         let limits = engine.limits();
         let patterns = Arc::new(PatternCache::default());
         let mut instance = Instance::new(&pre, &limits, &patterns)
             .map_err(|failure| Error::Load { origin: origin.clone(), failure })?;
+        // The check every call's `TypedFunc::new_unchecked` relies on, done once.
+        instance.evaluate.typed::<(Call<'static>,), ()>(&instance.store).map_err(wrong_world)?;
         instance.arm(limits.configure_deadline, &limits);
         let raw = instance
             .bindings
@@ -236,7 +241,13 @@ impl Policy {
                     &limits,
                     &loaded.patterns,
                 ) {
-                    Ok(pre) => Fresh::Snapshot(pre),
+                    Ok(pre) => match Prepared::new(pre) {
+                        Ok(pre) => Fresh::Snapshot(pre),
+                        Err(error) => {
+                            tracing::warn!(policy = self.name(), %error, "applying the settings per request instead");
+                            Fresh::Configured
+                        }
+                    },
                     Err(error) => {
                         tracing::warn!(policy = self.name(), %error, "applying the settings per request instead");
                         Fresh::Configured
@@ -264,7 +275,7 @@ enum Fresh {
     /// none is idle.
     Reused(Mutex<Vec<Instance>>),
     /// A new instance per request of the component snapshotted after `configure`.
-    Snapshot(TagPolicyPre<HostState>),
+    Snapshot(Prepared),
     /// A new instance per request of the original component, configured for it.
     Configured,
 }
@@ -316,13 +327,21 @@ impl ConfiguredPolicy {
             Fresh::Snapshot(pre) => Instance::new(pre, &limits, &loaded.patterns)?,
             Fresh::Configured => configure_new()?,
         };
-        instance.store.data_mut().view = Some(repository);
+        let state = instance.store.data_mut();
+        state.view = Some(repository);
+        state.context.set(request);
         instance.arm(limits.evaluate_deadline, &limits);
-        let result =
-            instance.bindings.tagpolicy_policy_policy().call_evaluate(&mut instance.store, request);
-        instance.store.data_mut().view = None;
+        let call = Call { operation: &request.operation, time: request.time };
+        // SAFETY: the function's type was checked against `Call` when the component was
+        // prepared (`Prepared::new`); `Call` only borrows from `request`, which outlives the call.
+        let evaluate = unsafe { TypedFunc::<(Call<'_>,), ()>::new_unchecked(instance.evaluate) };
+        let result = evaluate.call(&mut instance.store, (call,));
+        let state = instance.store.data_mut();
+        state.view = None;
+        state.context.clear();
+        let reports = std::mem::take(&mut state.reports);
         match result {
-            Ok(raw) => {
+            Ok(()) => {
                 // Drain what this call printed, so the next call's panic message is not
                 // lost behind it.
                 let output = instance.store.data().output.take();
@@ -338,11 +357,42 @@ impl ConfiguredPolicy {
                         idle.push(instance);
                     }
                 }
-                Ok(decision::from_policy(self.name(), raw))
+                Ok(reports.into_decision(self.name()))
             }
             Err(error) => Err(instance.failure(error, &limits, limits.evaluate_deadline)),
         }
     }
+}
+
+/// A component ready to instantiate, with its `evaluate` export found, so that each call
+/// lowers the request from borrowed parts ([`Call`]). Its type is checked against `Call` once,
+/// when the policy is loaded.
+struct Prepared {
+    pre: TagPolicyPre<HostState>,
+    evaluate: ComponentExportIndex,
+}
+
+impl Prepared {
+    fn new(pre: TagPolicyPre<HostState>) -> wasmtime::Result<Self> {
+        let component = pre.instance_pre().component();
+        let interface = format!("tagpolicy:policy/policy@{}", crate::CONTRACT_VERSION);
+        let (_, policy) = component
+            .get_export(None, &interface)
+            .ok_or_else(|| wasmtime::format_err!("no `{interface}` export"))?;
+        let (_, evaluate) = component
+            .get_export(Some(&policy), "evaluate")
+            .ok_or_else(|| wasmtime::format_err!("no `evaluate` in `{interface}`"))?;
+        Ok(Prepared { pre, evaluate })
+    }
+}
+
+/// The `request` record `evaluate` takes, lowered from borrowed parts of a [`Request`]: a
+/// call copies nothing on the host.
+#[derive(wasmtime::component::ComponentType, wasmtime::component::Lower)]
+#[component(record)]
+struct Call<'a> {
+    operation: &'a wit::Operation,
+    time: wit::Instant,
 }
 
 enum ConfigureError {
@@ -354,25 +404,30 @@ enum ConfigureError {
 struct Instance {
     store: Store<HostState>,
     bindings: TagPolicy,
+    /// The `evaluate` export, called through [`Call`].
+    evaluate: Func,
     /// Evaluations it has made.
     uses: u32,
 }
 
 impl Instance {
-    fn new(
-        pre: &TagPolicyPre<HostState>,
-        limits: &Limits,
-        patterns: &Arc<PatternCache>,
-    ) -> Result<Self, Failure> {
-        let mut store = sandbox::store(pre.engine(), limits, patterns);
-        match pre.instantiate(&mut store) {
-            Ok(bindings) => Ok(Self { store, bindings, uses: 0 }),
+    fn new(pre: &Prepared, limits: &Limits, patterns: &Arc<PatternCache>) -> Result<Self, Failure> {
+        let mut store = sandbox::store(pre.pre.engine(), limits, patterns);
+        let instantiated = pre.pre.instance_pre().instantiate(&mut store).and_then(|instance| {
+            let bindings = TagPolicy::new(&mut store, &instance)?;
+            let evaluate = instance
+                .get_func(&mut store, pre.evaluate)
+                .ok_or_else(|| wasmtime::format_err!("no `evaluate` export"))?;
+            Ok((bindings, evaluate))
+        });
+        match instantiated {
+            Ok((bindings, evaluate)) => Ok(Self { store, bindings, evaluate, uses: 0 }),
             Err(error) => Err(classify(&store, error, limits, limits.configure_deadline)),
         }
     }
 
     fn configured(
-        pre: &TagPolicyPre<HostState>,
+        pre: &Prepared,
         limits: &Limits,
         patterns: &Arc<PatternCache>,
         settings: &str,

@@ -7,8 +7,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use crate::bindings::TagEntry;
 pub use crate::bindings::tagpolicy::policy::types::{
-    Actor, Instant, ManifestDeletion, Operation, Push, Request, TagChange,
+    Actor, Instant, ManifestDeletion, Operation, Push, TagChange,
 };
+
+/// One request to decide: where, who, what and when. A policy receives what is asked and
+/// when; it asks the host for the repository and the actor if it needs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The repository name, e.g. `team/app`.
+    pub repository: String,
+    /// Who asks.
+    pub actor: Actor,
+    /// What is asked.
+    pub operation: Operation,
+    /// When: a gate's clock, a scenario's fixed time.
+    pub time: Instant,
+}
 
 impl Instant {
     /// The Unix epoch, the time of a request that says none.

@@ -6,12 +6,15 @@
 //! byte sequence, and stdout/stderr captured in memory. Filesystem, sockets and HTTP are
 //! not linked at all, so a component that imports them is refused at load.
 
-use crate::bindings::tagpolicy::policy::{image, patterns, repository, types::TagEntry};
+use crate::bindings::tagpolicy::policy::{
+    context, image, patterns, repository, types::Actor, types::TagEntry, verdict,
+};
+use crate::decision::{Reports, Severity};
 use crate::image::{KeyValue, Manifest, Referrer};
 use crate::limits::{Limits, StoreLimiter};
 use crate::output::PolicyOutput;
 use crate::patterns::PatternCache;
-use crate::push::RepositoryView;
+use crate::push::{RepositoryView, Request};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
@@ -19,9 +22,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Import prefixes the host satisfies. Everything else is refused at load with its name.
 pub(crate) const GRANTED_IMPORTS: &[&str] = &[
+    "tagpolicy:policy/context@",
     "tagpolicy:policy/repository@",
     "tagpolicy:policy/image@",
     "tagpolicy:policy/patterns@",
+    "tagpolicy:policy/verdict@",
     "tagpolicy:policy/types@",
     "wasi:io/",
     "wasi:cli/environment@",
@@ -48,6 +53,38 @@ pub(crate) struct HostState {
     patterns: Arc<PatternCache>,
     /// The repository of the request being evaluated; `None` outside `evaluate`.
     pub(crate) view: Option<Arc<dyn RepositoryView>>,
+    /// What the policy reported during the call in progress.
+    pub(crate) reports: Reports,
+    /// The request of the call in progress, for `context`.
+    pub(crate) context: CurrentRequest,
+}
+
+/// The request being evaluated, borrowed for the length of one `evaluate` call so that the
+/// `context` import can answer without the host copying the repository and actor into every
+/// call (most policies never ask).
+#[derive(Default)]
+pub(crate) struct CurrentRequest(Option<std::ptr::NonNull<Request>>);
+
+// SAFETY: the pointer is only dereferenced while `evaluate` runs on the thread that holds
+// both the store and the `&Request` it points to (see `set`).
+unsafe impl Send for CurrentRequest {}
+
+impl CurrentRequest {
+    /// Point at `request` for the call that is about to run. The caller must `clear` before
+    /// `request` goes out of scope; `ConfiguredPolicy::evaluate` does, right after the call.
+    pub(crate) fn set(&mut self, request: &Request) {
+        self.0 = Some(std::ptr::NonNull::from(request));
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    fn get(&self) -> Option<&Request> {
+        // SAFETY: set only for the duration of a call made with the request borrowed (see
+        // `set`); imports run inside that call.
+        self.0.map(|request| unsafe { request.as_ref() })
+    }
 }
 
 impl HostState {
@@ -72,6 +109,8 @@ impl HostState {
             output,
             patterns,
             view: None,
+            reports: Reports::default(),
+            context: CurrentRequest::default(),
         }
     }
 }
@@ -134,6 +173,26 @@ impl image::Host for HostState {
             .as_ref()
             .map(|view| view.referrers(&digest, artifact_type.as_deref()))
             .unwrap_or_default()
+    }
+}
+
+impl context::Host for HostState {
+    fn repository_name(&mut self) -> String {
+        self.context.get().map(|r| r.repository.clone()).unwrap_or_default()
+    }
+
+    fn requested_by(&mut self) -> Actor {
+        self.context.get().map_or_else(Actor::anonymous, |r| r.actor.clone())
+    }
+}
+
+impl verdict::Host for HostState {
+    fn deny(&mut self, tag: Option<String>, reason: String) {
+        self.reports.push(Severity::Deny, tag, reason);
+    }
+
+    fn warn(&mut self, tag: Option<String>, reason: String) {
+        self.reports.push(Severity::Warn, tag, reason);
     }
 }
 

@@ -123,7 +123,7 @@ pub struct ChangeFreeze {
 
 impl ChangeFreeze {
     fn exempt(&self, request: &Request) -> bool {
-        let actor = &request.actor;
+        let actor = request.actor();
         actor.id.as_ref().is_some_and(|id| self.settings.exempt_actors.contains(id))
             || actor.groups.iter().any(|group| self.settings.exempt_groups.contains(group))
     }

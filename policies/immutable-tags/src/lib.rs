@@ -57,8 +57,15 @@ impl ImmutableTags {
     }
 
     fn check_owners(&self, request: &Request, change: &Change, findings: &mut Findings) {
-        let actor = request.actor.id.as_deref();
-        for owner in self.0.owners.iter().filter(|owner| owner.pattern.matches(change.tag)) {
+        let owners: Vec<&Owner> =
+            self.0.owners.iter().filter(|owner| owner.pattern.matches(change.tag)).collect();
+        if owners.is_empty() {
+            return;
+        }
+        // Only now ask the host who asks.
+        let actor = request.actor();
+        let actor = actor.id.as_deref();
+        for owner in owners {
             if actor.is_some_and(|actor| owner.actors.iter().any(|allowed| allowed == actor)) {
                 continue;
             }

@@ -64,13 +64,17 @@ struct Report {
     snapshot_ms: f64,
     reused_vs_native: f64,
     isolated_vs_native: f64,
+    /// The floor: a policy that allows without reading the request (entering the component,
+    /// lowering the request, lifting the answer), reused and isolated.
+    floor_reused_ns: f64,
+    floor_isolated_ns: f64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     if args.seconds == 0 {
         bail!("--seconds: must be at least 1");
     }
-    let budget = Duration::from_secs(args.seconds) / 5;
+    let budget = Duration::from_secs(args.seconds) / 7;
     let settings = match &args.settings {
         Some(path) => common::read_settings(path)?,
         None if args.policy == "immutable-tags" => serde_json::json!({ "mutable": MUTABLE }),
@@ -120,6 +124,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let (isolated_configure_ns, isolated_configure_p99_ns) =
         per_call(budget, &configured, &pushes, &state);
 
+    progress("the floor: a policy that reads nothing, reused and isolated");
+    let floor = engine.load_bytes(tagpolicy::embedded::FLOOR, "floor")?;
+    let (floor_reused_ns, _) =
+        per_call(budget / 2, &floor.configure(&serde_json::json!({}))?, &pushes, &state);
+    let floor_isolated =
+        floor.with_isolation(Isolation::Isolated).configure(&serde_json::json!({}))?;
+    let (floor_isolated_ns, _) = per_call(budget / 2, &floor_isolated, &pushes, &state);
+
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     progress(&format!("throughput on {threads} threads"));
     let decisions_per_second = throughput(budget, threads, Arc::new(reused), &pushes, &state);
@@ -143,6 +155,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         snapshot_ms,
         reused_vs_native: reused_ns / native_ns,
         isolated_vs_native: isolated_ns / native_ns,
+        floor_reused_ns,
+        floor_isolated_ns,
     };
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -176,6 +190,10 @@ fn print_text(r: &Report) {
         r.isolated_configure_ns,
         r.isolated_configure_p99_ns,
         r.isolated_configure_ns / r.native_ns
+    );
+    println!(
+        "  floor (reads nothing)    reused {:>12.0} ns  isolated {:>7.0} ns",
+        r.floor_reused_ns, r.floor_isolated_ns
     );
     println!("  throughput, {} threads   {:>12.0} decisions/s", r.threads, r.decisions_per_second);
     println!("  compile                  {:>12.1} ms", r.compile_ms);
