@@ -1,15 +1,16 @@
-//! Arbitrary requests over arbitrary repository states, decided by the three reference
-//! policies: each must answer (a policy failure here is a bug in it) and the host must
-//! never panic.
+//! Arbitrary requests at arbitrary times over arbitrary repository states and image facts
+//! (annotations, config labels, referrers), decided by the five reference policies: each
+//! must answer (a policy failure here is a bug in it) and the host must never panic.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tagpolicy::image::key_values;
 use tagpolicy::{
-    Actor, ConfiguredPolicy, Engine, Instant, Limits, ManifestDeletion, Operation, Push, Request,
-    TagChange, TagMap,
+    Actor, ConfiguredPolicy, Engine, ImageFacts, Images, Instant, Limits, Manifest,
+    ManifestDeletion, Operation, Push, Referrer, RepositoryState, Request, TagChange,
 };
 
 #[derive(Debug, Arbitrary)]
@@ -26,6 +27,18 @@ struct Input {
     groups: Vec<String>,
     kind: Kind,
     time: (i64, u32),
+    /// Facts of images by digest: annotations, labels, referrers' artifact types (`None`: the
+    /// host knows nothing of it).
+    images: Vec<(String, Option<Facts>)>,
+    /// Facts of the pushed image, so that they are found without guessing its digest.
+    pushed: Option<Facts>,
+}
+
+#[derive(Debug, Arbitrary)]
+struct Facts {
+    annotations: Vec<(String, String)>,
+    labels: Vec<(String, String)>,
+    referrers: Vec<(String, String)>,
 }
 
 fn policies() -> &'static [ConfiguredPolicy] {
@@ -44,6 +57,8 @@ fn policies() -> &'static [ConfiguredPolicy] {
             ("immutable-tags", r#"{"mutable":["latest","\\d+\\.\\d+"],"owners":[{"pattern":"ci-.*","actors":["ci-bot"]}]}"#),
             ("min-tags", r#"{"min_tags":2,"required":["\\d+\\.\\d+\\.\\d+"]}"#),
             ("semver-series", r#"{}"#),
+            ("image-requirements", r#"{"rules":[{"tags":["v?\\d+\\.\\d+\\.\\d+"],"referrers":["application/spdx+json"],"annotations":{"org.opencontainers.image.source":"https://.*"},"labels":{"maintainer":".+"},"version_matches_tag":true},{"tags":["latest"],"referrers":["application/vnd.dev.cosign.artifact.sig.v1+json"]}]}"#),
+            ("change-freeze", r#"{"windows":[{"from":"2026-12-20T00:00:00Z","until":"2027-01-04T00:00:00Z"},{"days":["sat","sun"]},{"days":["fri"],"from":"16:00"}],"exempt_groups":["release-managers"]}"#),
         ]
         .iter()
         .map(|(name, settings)| {
@@ -72,7 +87,33 @@ fuzz_target!(|input: Input| {
         operation,
         time: Instant { seconds: input.time.0, nanoseconds: input.time.1 % 1_000_000_000 },
     };
-    let state: Arc<TagMap> = Arc::new(input.state.into_iter().collect());
+    let mut declared = input.images;
+    if let Operation::Push(push) = &request.operation {
+        declared.push((push.digest.clone(), input.pushed));
+    }
+    let mut images = Images::new();
+    for (digest, facts) in declared {
+        let facts = facts.map_or_else(ImageFacts::default, |facts| {
+            let mut manifest = Manifest::bare("application/vnd.oci.image.manifest.v1+json");
+            manifest.annotations = key_values(facts.annotations);
+            let referrers = facts
+                .referrers
+                .into_iter()
+                .map(|(digest, artifact_type)| Referrer {
+                    digest,
+                    media_type: manifest.media_type.clone(),
+                    artifact_type,
+                    annotations: Vec::new(),
+                })
+                .collect();
+            ImageFacts { manifest: Some(manifest), labels: key_values(facts.labels), referrers }
+        });
+        images.insert(&digest, facts);
+    }
+    let state = Arc::new(RepositoryState {
+        tags: input.state.into_iter().collect(),
+        images: Arc::new(images),
+    });
     for policy in policies() {
         if let Err(failure) = policy.evaluate(&request, state.clone()) {
             panic!("{} failed: {failure}", policy.name());
