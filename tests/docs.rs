@@ -83,9 +83,18 @@ fn every_configuration_shown_parses_and_loads() {
                 }
             }
             Some("scenario") => {
+                // Parsed, loaded and run: every expectation it states must hold.
                 let path = workspace().join(&block.file);
-                tagpolicy::Scenario::from_yaml(&block.text, &path)
+                let scenario = tagpolicy::Scenario::from_yaml(&block.text, &path)
                     .unwrap_or_else(|e| panic!("{}: {e}", block.at()));
+                let policies = loader
+                    .policy_set(&scenario.policies, scenario.base_dir())
+                    .unwrap_or_else(|(i, e)| panic!("{}: policies[{i}]: {e}", block.at()));
+                for (step, result) in scenario.steps.iter().zip(scenario.run(&policies)) {
+                    if let Some(wrong) = step.mismatch(&result.decision) {
+                        panic!("{}: `{}`: {wrong}: {:?}", block.at(), step.name, result.decision);
+                    }
+                }
             }
             _ => continue,
         }

@@ -49,6 +49,12 @@
 //! images (annotations, config labels, signatures and SBOMs) with those in [`image`], and the
 //! time of the request is `request.time` ([`time`] reads it as a calendar date).
 
+/// The policies shown in docs/policies.md, compiled by `cargo test` so that the page cannot
+/// drift from the SDK.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/policies.md")]
+pub struct PoliciesPage;
+
 // The generated export macro refers to this crate by its name, also from inside it.
 extern crate self as tagpolicy_guest;
 
