@@ -215,6 +215,29 @@ fn isolated_instances_and_recycled_ones_carry_no_state_between_requests() {
 }
 
 #[test]
+fn a_reused_instance_whose_memory_only_grows_is_replaced_before_it_hits_the_limit() {
+    // Garbage-collected runtimes (Python, JavaScript) keep growing across calls; an instance
+    // that reached the cap would deny an innocent request. This one keeps 1 MiB per call.
+    let engine = Engine::new().unwrap();
+    let policy = engine.load_file(hostile_policy()).unwrap();
+    let limits = Limits { memory_bytes: 16 << 20, ..policy.limits() };
+    let leaky =
+        policy.with_limits(limits).configure(&json!({"behaviour": "leak-per-call"})).unwrap();
+    let request = push("a", &[("x", None)]);
+    let mut replaced = 0;
+    let mut last_uses = 0;
+    for call in 0..100 {
+        let decision = leaky.evaluate(&request, empty());
+        assert_eq!(decision.map(|d| d.outcome), Ok(Outcome::Allow), "call {call}");
+        let (bytes, uses) = leaky.idle_memory().unwrap_or((0, 0));
+        assert!(bytes <= 8 << 20 || uses == 0, "call {call}: an idle instance of {bytes} bytes");
+        replaced += usize::from(uses <= last_uses);
+        last_uses = uses;
+    }
+    assert!(replaced >= 10, "replaced {replaced} times in 100 calls");
+}
+
+#[test]
 fn a_policy_holding_a_host_stream_after_configure_is_configured_per_request_instead() {
     let engine = Engine::new().unwrap();
     let policy = engine.load_file(hostile_policy()).unwrap().with_isolation(Isolation::Isolated);

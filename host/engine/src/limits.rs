@@ -98,6 +98,8 @@ pub(crate) struct StoreLimiter {
     memory_bytes: usize,
     table_elements: usize,
     pub(crate) memory_exceeded: bool,
+    /// The largest linear memory granted so far, in bytes.
+    pub(crate) memory_granted: usize,
 }
 
 impl StoreLimiter {
@@ -106,7 +108,16 @@ impl StoreLimiter {
             memory_bytes: limits.memory_bytes,
             table_elements: limits.table_elements,
             memory_exceeded: false,
+            memory_granted: 0,
         }
+    }
+
+    /// Whether a reused instance has grown so much that it should be replaced before it
+    /// reaches the cap: runtimes with a garbage collector (JavaScript, Python) keep growing
+    /// across calls, and an instance that hits the cap would deny a request through no fault
+    /// of the request.
+    pub(crate) fn grown_past_half(&self) -> bool {
+        self.memory_granted > self.memory_bytes / 2
     }
 }
 
@@ -119,6 +130,9 @@ impl wasmtime::ResourceLimiter for StoreLimiter {
     ) -> wasmtime::Result<bool> {
         let allowed = desired <= self.memory_bytes;
         self.memory_exceeded |= !allowed;
+        if allowed {
+            self.memory_granted = self.memory_granted.max(desired);
+        }
         Ok(allowed)
     }
 
@@ -164,5 +178,6 @@ mod tests {
         assert!(!limiter.memory_exceeded);
         assert!(!limiter.memory_growing(1 << 20, 2 << 20, None).unwrap());
         assert!(limiter.memory_exceeded);
+        assert!(limiter.grown_past_half());
     }
 }

@@ -297,6 +297,19 @@ impl ConfiguredPolicy {
         matches!(self.fresh, Fresh::Snapshot(_))
     }
 
+    /// In reuse mode, the linear memory of the idle instances: the largest any of them has
+    /// grown to, in bytes, and how many decisions that one has made. For measuring how a
+    /// policy's memory behaves over many decisions (`tagpolicy bench`); `None` when no
+    /// instance is idle or in isolated mode. An instance that grows past half of its memory
+    /// limit is replaced after the decision that grew it.
+    pub fn idle_memory(&self) -> Option<(usize, u32)> {
+        let Fresh::Reused(idle) = &self.fresh else { return None };
+        let idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.iter()
+            .map(|instance| (instance.store.data().limiter.memory_granted, instance.uses))
+            .max()
+    }
+
     /// Decide `request`, letting the policy read `repository` (its state before the request).
     /// A trap, a timeout or a limit hit is a [`Failure`]; the instance is discarded and the
     /// next evaluation gets a fresh one.
@@ -351,6 +364,7 @@ impl ConfiguredPolicy {
                 instance.uses += 1;
                 if let Fresh::Reused(idle) = &self.fresh
                     && instance.uses < limits.recycle_after
+                    && !instance.store.data().limiter.grown_past_half()
                 {
                     let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
                     if idle.len() < MAX_IDLE_INSTANCES {

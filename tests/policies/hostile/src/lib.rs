@@ -32,6 +32,8 @@ enum Behaviour {
     Chatty,
     /// Print a line in `configure` (keeping a host stream open), then allow.
     PrintInConfigure,
+    /// Keep 1 MiB more on every evaluation, then allow: a runtime whose heap only grows.
+    LeakPerCall,
 }
 
 #[derive(Deserialize)]
@@ -43,6 +45,7 @@ pub struct Settings {
 pub struct Hostile {
     behaviour: Behaviour,
     calls: std::cell::Cell<u64>,
+    leaked: std::cell::RefCell<Vec<Vec<u8>>>,
 }
 
 impl Policy for Hostile {
@@ -57,7 +60,11 @@ impl Policy for Hostile {
             Behaviour::PrintInConfigure => eprintln!("configuring"),
             _ => {}
         }
-        Ok(Self { behaviour: settings.behaviour, calls: Default::default() })
+        Ok(Self {
+            behaviour: settings.behaviour,
+            calls: Default::default(),
+            leaked: Default::default(),
+        })
     }
 
     fn evaluate(&self, request: &Request) -> Decision {
@@ -94,6 +101,7 @@ impl Policy for Hostile {
                     eprintln!("{line}");
                 }
             }
+            Behaviour::LeakPerCall => self.leaked.borrow_mut().push(vec![1; 1 << 20]),
             Behaviour::PanicEverySecondCall => {
                 if self.calls.get().is_multiple_of(2) {
                     panic!("second call");
