@@ -182,6 +182,18 @@ impl GateConfig {
                         source: Box::new(source),
                     }
                 })?;
+            // Say which component each rule runs, so that an operator can tell from the log
+            // which build a start or a reload brought in.
+            for ((policy, _), spec) in policies.policies().zip(&rule.policies) {
+                tracing::info!(
+                    rule = r,
+                    policy = policy.name(),
+                    version = %policy.policy().metadata().version,
+                    sha256 = policy.policy().sha256(),
+                    source = %spec.policy,
+                    "policy loaded"
+                );
+            }
             rules.push(Rule {
                 repositories: rule.repositories.clone(),
                 matcher,
