@@ -1,0 +1,72 @@
+"""The Python SDK for tagpolicy policies.
+
+A policy is a module ``policy.py`` that subclasses :class:`Policy` and exports it::
+
+    from dataclasses import dataclass, field
+    import tagpolicy_guest
+    from tagpolicy_guest import Findings, Pattern, Request
+
+    @dataclass
+    class Settings:
+        protected: Pattern
+
+    class ReleaseBotOnly(tagpolicy_guest.Policy):
+        \"\"\"Tags matching `protected` may only be changed by the actor `release-bot`.\"\"\"
+
+        NAME = "release-bot-only"
+        VERSION = "0.1.0"
+        DESCRIPTION = "Only release-bot changes protected tags"
+        SETTINGS_EXAMPLE = '{"protected": "v\\\\d+.*"}'
+        SETTINGS = Settings
+
+        def evaluate(self, request: Request, findings: Findings) -> None:
+            for change in request.changes():
+                if change.is_identical or not self.settings.protected.matches(change.tag):
+                    continue
+                if request.actor().id != "release-bot":
+                    findings.deny(change.tag, f"tag `{change.tag}` is protected: only `release-bot` may {change.verb} it")
+
+    Policy = tagpolicy_guest.export(ReleaseBotOnly)
+
+``tagpolicy build`` turns the folder (with its ``pyproject.toml``) into a component with
+componentize-py. Regular expressions (:class:`Pattern`) are evaluated by the host, so their
+syntax is the same in every language. The repository as it is before the request is read
+with :mod:`tagpolicy_guest.repository`, the facts of its images with
+:mod:`tagpolicy_guest.image`, and the time of the request is ``request.time``
+(:mod:`tagpolicy_guest.time` reads it as a calendar date).
+"""
+
+from . import image, repository, tags, text, time
+from .findings import Decision, Finding, Findings
+from .pattern import Pattern, Patterns
+from .policy import Policy, export
+from .request import Change, ChangeKind, Request
+from .settings import U32, U64, NoSettings, SettingsError, read_as
+from .time import DateTime, Instant, TimeOfDay, Weekday
+
+__all__ = [
+    "U32",
+    "U64",
+    "Change",
+    "ChangeKind",
+    "DateTime",
+    "Decision",
+    "Finding",
+    "Findings",
+    "Instant",
+    "NoSettings",
+    "Pattern",
+    "Patterns",
+    "Policy",
+    "Request",
+    "SettingsError",
+    "TimeOfDay",
+    "Weekday",
+    "export",
+    "image",
+    "read_as",
+    "repository",
+    "tags",
+    "text",
+    "time",
+]

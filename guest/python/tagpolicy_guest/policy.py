@@ -1,0 +1,118 @@
+"""The :class:`Policy` base class and :func:`export`, which turns a subclass into the
+component's ``policy`` export."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any, ClassVar, TypeVar
+
+from . import _host
+from .findings import Decision, Finding, Findings
+from .request import Request
+from .settings import NoSettings, SettingsError, parse
+
+__all__ = ["Policy", "export"]
+
+P = TypeVar("P", bound="Policy")
+
+
+class Policy:
+    """A tag rule. Subclass it, describe it with the class attributes, declare its
+    settings, decide in :meth:`evaluate`, then export it from the app module (``policy.py``)::
+
+        Policy = tagpolicy_guest.export(MyRule)
+    """
+
+    #: Short, stable name (``lowercase-with-dashes``).
+    NAME: ClassVar[str]
+    #: The policy's own version, e.g. ``0.1.0`` (keep it equal to ``pyproject.toml``'s).
+    VERSION: ClassVar[str]
+    #: One line saying what the policy enforces.
+    DESCRIPTION: ClassVar[str]
+    #: Example settings as JSON text, shown by ``tagpolicy inspect``.
+    SETTINGS_EXAMPLE: ClassVar[str] = "{}"
+    #: The settings: a dataclass read from the operator's JSON (see
+    #: :mod:`tagpolicy_guest.settings`); unknown fields are errors.
+    SETTINGS: ClassVar[type] = NoSettings
+
+    def __init__(self, settings: Any) -> None:
+        #: The settings, as read into :attr:`SETTINGS`.
+        self.settings = settings
+
+    @classmethod
+    def configure(cls: type[P], settings: Any) -> P:
+        """Check the settings and build the configured rule. Runs once per loaded policy.
+        Raise :class:`SettingsError` (shown to the operator as is) for what the types alone
+        cannot check: say which field and value are wrong."""
+        return cls(settings)
+
+    def evaluate(self, request: Request, findings: Findings) -> None:
+        """Decide one request: report each reason to refuse or warn in ``findings``;
+        reporting nothing allows. Must be deterministic."""
+        raise NotImplementedError
+
+
+# A component instance is single-threaded; the configured policy lives here between
+# `configure` and the `evaluate` calls.
+_configured: Policy | None = None
+
+
+def export(policy: type[Policy]) -> type:
+    """The class componentize-py exports for the ``policy`` interface, running ``policy``.
+    Bind it to the name ``Policy`` in the app module."""
+    for attribute in ("NAME", "VERSION", "DESCRIPTION", "SETTINGS_EXAMPLE"):
+        if not isinstance(getattr(policy, attribute, None), str):
+            raise TypeError(f"{policy.__name__}.{attribute} must be a string")
+
+    def metadata(self: Any) -> Any:
+        return _host.types.PolicyMetadata(
+            name=policy.NAME,
+            version=policy.VERSION,
+            description=policy.DESCRIPTION,
+            settings_example=policy.SETTINGS_EXAMPLE,
+        )
+
+    def configure(self: Any, settings: str) -> None:
+        global _configured
+        try:
+            _configured = policy.configure(parse(settings, policy.SETTINGS))
+        except SettingsError as err:
+            raise _host.Err(str(err)) from None
+        except Exception as err:  # a bug: say where, instead of a bare trap
+            raise _host.Err(f"policy `{policy.NAME}` failed to read its settings: {_describe(err)}") from None
+
+    def evaluate(self: Any, request: Any) -> None:
+        try:
+            decision = decide(policy, request)
+        except Exception as err:
+            # Fail closed, as a trap would, but with the Python error and where it happened
+            # (a stubbed-WASI component has no stderr to print a traceback to).
+            reason = f"policy `{policy.NAME}` failed: {_describe(err)}; the request is denied"
+            decision = Decision("deny", (Finding(None, reason),))
+        decision.report()
+
+    return type("Policy", (_host.Export,), {"metadata": metadata, "configure": configure, "evaluate": evaluate})
+
+
+def decide(policy: type[Policy], raw_request: Any) -> Any:
+    """The configured ``policy``'s decision on a request of the contract (what ``evaluate``
+    reports to the host)."""
+    findings = Findings()
+    if isinstance(_configured, policy):
+        _configured.evaluate(Request(raw_request), findings)
+    else:
+        findings.deny_request("the policy was evaluated before it was configured")
+    return findings.decision()
+
+
+def _describe(err: Exception) -> str:
+    """``ZeroDivisionError: division by zero (policy.py, line 12)``: the error and the
+    innermost line that raised it."""
+    # Not `extract_tb`: it reads the source lines, and a component has no files (a stubbed
+    # WASI call traps).
+    frames = list(traceback.walk_tb(err.__traceback__))
+    where = ""
+    if frames:
+        frame, line = frames[-1]
+        where = f" ({frame.f_code.co_filename.rsplit('/', 1)[-1]}, line {line})"
+    return f"{type(err).__name__}: {err}{where}"

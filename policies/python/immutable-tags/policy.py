@@ -1,0 +1,98 @@
+"""`immutable-tags`: release tags never move, chosen tags stay mutable, owners guard tags.
+
+A tag is immutable if it matches `immutable`, else mutable if it matches `mutable`, else
+`default`. Creating a tag is allowed; moving or deleting an immutable one is denied; an
+identical re-push is always allowed. `owners` restrict every change of a matching tag
+(create, move, delete) to the listed actors, whatever the tag's mutability; when several
+owner entries match a tag, the actor must be listed in each of them.
+
+The Python port of policies/immutable-tags: the same decisions, word for word.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import tagpolicy_guest
+from tagpolicy_guest import Change, ChangeKind, Findings, Pattern, Patterns, Request, SettingsError
+from tagpolicy_guest.text import code_list, short_digest
+
+
+@dataclass
+class Owner:
+    pattern: Pattern
+    actors: list[str]
+
+
+@dataclass
+class Settings:
+    default: Literal["immutable", "mutable"] = "immutable"
+    mutable: Patterns = field(default_factory=Patterns)
+    immutable: Patterns = field(default_factory=Patterns)
+    owners: list[Owner] = field(default_factory=list)
+
+
+class ImmutableTags(tagpolicy_guest.Policy):
+    NAME = "immutable-tags"
+    VERSION = "0.1.0"
+    DESCRIPTION = "Immutable tags with mutable exceptions and owners: release tags never move or disappear"
+    SETTINGS_EXAMPLE = r'{"default":"immutable","mutable":["latest","\\d+\\.\\d+"],"immutable":["v?\\d+\\.\\d+\\.\\d+"],"owners":[{"pattern":"ci-.*","actors":["ci-bot"]}]}'
+    SETTINGS = Settings
+    settings: Settings
+
+    @classmethod
+    def configure(cls, settings: Settings) -> ImmutableTags:
+        for index, owner in enumerate(settings.owners):
+            if not owner.actors:
+                raise SettingsError(
+                    f"settings.owners[{index}].actors: empty; list at least one actor who may change tags matching `{owner.pattern}`"
+                )
+        return cls(settings)
+
+    def immutable_because(self, tag: str) -> str | None:
+        """Why `tag` is immutable, or None if it is mutable."""
+        pattern = self.settings.immutable.first_match(tag)
+        if pattern is not None:
+            return f"matches immutable pattern `{pattern}`"
+        if self.settings.mutable.any_match(tag):
+            return None
+        if self.settings.default == "immutable":
+            return "matches no pattern and the default is immutable"
+        return None
+
+    def check_owners(self, request: Request, change: Change, findings: Findings) -> None:
+        owners = [owner for owner in self.settings.owners if owner.pattern.matches(change.tag)]
+        if not owners:
+            return
+        # Only now ask the host who asks.
+        actor = request.actor().id
+        for owner in owners:
+            if actor is not None and actor in owner.actors:
+                continue
+            who = "an anonymous actor" if actor is None else f"`{actor}`"
+            findings.deny(
+                change.tag,
+                f"tag `{change.tag}` is owned by {code_list(owner.actors)} (owners pattern `{owner.pattern}`): "
+                f"{who} may not {change.verb} it",
+            )
+
+    def evaluate(self, request: Request, findings: Findings) -> None:
+        for change in request.changes():
+            # An identical re-push and the deletion of a tag that does not exist change nothing.
+            if change.is_identical or (change.from_ is None and change.kind is ChangeKind.DELETE):
+                continue
+            self.check_owners(request, change, findings)
+            if change.kind is ChangeKind.CREATE:
+                continue
+            because = self.immutable_because(change.tag)
+            if because is not None:
+                origin = short_digest(change.from_ or "")
+                if change.to is not None:
+                    what = f"cannot move from {origin} to {short_digest(change.to)}"
+                else:
+                    what = f"points at {origin} and cannot be deleted"
+                findings.deny(change.tag, f"tag `{change.tag}` is immutable ({because}): it {what}")
+
+
+Policy = tagpolicy_guest.export(ImmutableTags)

@@ -1,0 +1,98 @@
+"""`semver-series`: series tags (`1.2`, `1`) and `latest` follow the newest release.
+
+A push that sets series tag `X.Y` or `X` (optional leading `v`) is allowed only if, after
+the push, the image it points at carries the highest release `X.Y.Z` of that series among
+all tags of the repository (this push included); `latest` likewise must carry the highest
+release overall, unless `latest: false`. A series without a release cannot be tagged. Other
+tags, identical re-pushes and deletions are not governed.
+
+The Python port of policies/semver-series: the same decisions, word for word.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tagpolicy_guest
+from tagpolicy_guest import Findings, Request, repository, tags
+from tagpolicy_guest.tags import Series, Version
+
+
+@dataclass
+class Settings:
+    latest: bool = True
+
+
+#: What a governed tag follows: a series, or (None) the whole repository (`latest`).
+Follows = Series | None
+
+
+def includes(follows: Follows, version: Version) -> bool:
+    return follows is None or follows.contains(version)
+
+
+def name(follows: Follows) -> str:
+    return "the repository" if follows is None else f"series {follows}"
+
+
+class SemverSeries(tagpolicy_guest.Policy):
+    NAME = "semver-series"
+    VERSION = "0.1.0"
+    DESCRIPTION = "Series tags (1.2, 1) and latest must point at the newest release of their series"
+    SETTINGS_EXAMPLE = '{"latest":true}'
+    SETTINGS = Settings
+    settings: Settings
+
+    def evaluate(self, request: Request, findings: Findings) -> None:
+        push = request.push()
+        if push is None:
+            return
+        governed: list[tuple[str, Follows]] = []
+        for change in request.changes():
+            if change.is_identical:
+                continue
+            series = tags.series(change.tag)
+            if series is not None:
+                governed.append((change.tag, series))
+            elif self.settings.latest and change.tag == "latest":
+                governed.append((change.tag, None))
+        if not governed:
+            return
+
+        # The repository's tags as they will be after the push.
+        after = {entry.tag: entry.digest for entry in repository.list_tags()}
+        for change in push.tags:
+            after[change.tag] = push.digest
+        # One pass: the newest release of every series and overall, and the releases the
+        # pushed image carries. Each governed tag is then a lookup.
+        newest: dict[Series, Version] = {}
+        newest_overall: Version | None = None
+        on_image: list[Version] = []
+        for tag in sorted(after, key=lambda tag: tag.encode()):
+            version = tags.release(tag)
+            if version is None:
+                continue
+            for series in (Series(version.major), Series(version.major, version.minor)):
+                newest[series] = max(newest.get(series, version), version)
+            newest_overall = version if newest_overall is None else max(newest_overall, version)
+            if after[tag] == push.digest:
+                on_image.append(version)
+
+        for tag, follows in governed:
+            wanted = newest_overall if follows is None else newest.get(follows)
+            if wanted is None:
+                findings.deny(
+                    tag,
+                    f"tag `{tag}` follows {name(follows)} which has no release yet: push a release tag first or in the same push",
+                )
+                continue
+            if wanted not in on_image:
+                carried = [version for version in on_image if includes(follows, version)]
+                here = f"only {max(carried)}" if carried else "no release of it"
+                findings.deny(
+                    tag,
+                    f"tag `{tag}` must point at the newest release of {name(follows)} ({wanted}), but this image carries {here}",
+                )
+
+
+Policy = tagpolicy_guest.export(SemverSeries)
