@@ -1,0 +1,53 @@
+/**
+ * The seam between the SDK and the host. Every other SDK module reaches the host's
+ * `tagpolicy:policy/*` imports through {@link host}, never directly: inside a component
+ * `wit.js` installs the real imports; in node, tests install fakes with {@link setHost}.
+ * @module
+ */
+
+/**
+ * The host functions a policy can call, by interface (the names componentize-js gives the
+ * WIT functions). Functions whose WIT result is `result<T, string>` return `T` or throw an
+ * object whose `payload` is the error text.
+ * @typedef {object} Host
+ * @property {{ repositoryName(): string, requestedBy(): import('./request.js').Actor }} context
+ * @property {{ listTags(): {tag: string, digest: string}[], digestOf(tag: string): string | undefined, tagsOf(digest: string): string[] }} repository
+ * @property {{ manifestOf(digest: string): import('./facts.js').Manifest | undefined, labelsOf(digest: string): import('./facts.js').KeyValue[], referrersOf(digest: string, artifactType?: string): import('./facts.js').Referrer[] }} image
+ * @property {{ fullMatch(pattern: string, text: string): boolean, find(pattern: string, text: string): boolean, prepareSet(patterns: string[]): number, firstInSet(set: number, text: string): number | undefined }} patterns
+ * @property {{ deny(tag: string | undefined, reason: string): void, warn(tag: string | undefined, reason: string): void }} verdict
+ */
+
+/** @type {Host | undefined} */
+let current;
+
+/**
+ * Install the host functions (done by `wit.js` in a component; by tests with fakes).
+ * @param {Host} functions
+ */
+export function setHost(functions) {
+  current = functions;
+}
+
+/**
+ * The installed host functions.
+ * @returns {Host}
+ */
+export function host() {
+  if (current === undefined) {
+    throw new Error('tagpolicy-guest: no host installed (in node, call setHost with fakes first)');
+  }
+  return current;
+}
+
+/**
+ * The text of an error thrown by a host function: componentize-js throws an object whose
+ * `payload` is the WIT `result`'s error value.
+ * @param {unknown} error
+ * @returns {string}
+ */
+export function hostError(error) {
+  if (error !== null && typeof error === 'object' && 'payload' in error) {
+    return String(error.payload);
+  }
+  return error instanceof Error ? error.message : String(error);
+}

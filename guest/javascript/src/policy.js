@@ -1,0 +1,82 @@
+/**
+ * `definePolicy`: turn a rule into the `policy` export the host calls.
+ * @module
+ */
+import { Findings, report } from './findings.js';
+import { Request } from './request.js';
+import { SettingsError, object, parseSettings } from './settings.js';
+
+/**
+ * @template S, T
+ * @typedef {object} PolicySpec
+ * @property {string} name short, stable name (`lowercase-with-dashes`)
+ * @property {string} version the policy's own version, e.g. `0.1.0`
+ * @property {string} description one line saying what the policy enforces
+ * @property {string} settingsExample example settings as JSON text, shown by `tagpolicy inspect`
+ * @property {import('./settings.js').Reader<S>} [settings] reads the operator's settings
+ *   (usually `object(...)`); without it the policy takes none (`{}`)
+ * @property {(settings: S) => T} [configure] check the read settings and build the state
+ *   `evaluate` gets (default: the settings). Throw a string to refuse them; name the field:
+ *   `settings.owners[0].actors: empty; ...`
+ * @property {(request: Request, findings: Findings, state: T) => void} evaluate decide one
+ *   request: report each reason to refuse or warn on `findings`; reporting nothing allows
+ */
+
+/**
+ * The policy interface as componentize-js exports it.
+ * @typedef {object} PolicyExport
+ * @property {() => { name: string, version: string, description: string, settingsExample: string }} metadata
+ * @property {(settings: string) => void} configure throws the error text (a string)
+ * @property {(request: import('./request.js').RawRequest) => void} evaluate
+ */
+
+/**
+ * Define a policy; export the result as `policy`:
+ * `export const policy = definePolicy({ name, version, description, settingsExample, settings, configure, evaluate })`.
+ * @template S, T
+ * @param {PolicySpec<S, T>} spec
+ * @returns {PolicyExport}
+ */
+export function definePolicy(spec) {
+  for (const key of ['name', 'version', 'description', 'settingsExample']) {
+    if (typeof spec[key] !== 'string') throw new Error(`definePolicy: \`${key}\` must be a string`);
+  }
+  if (typeof spec.evaluate !== 'function') throw new Error('definePolicy: `evaluate` must be a function');
+  const metadata = {
+    name: spec.name,
+    version: spec.version,
+    description: spec.description,
+    settingsExample: spec.settingsExample,
+  };
+  const readSettings = spec.settings ?? object('Settings', {});
+  /** @type {{ state: T } | undefined} */
+  let configured;
+
+  return {
+    metadata: () => ({ ...metadata }),
+
+    configure(json) {
+      try {
+        const settings = parseSettings(json, readSettings);
+        const state = spec.configure ? spec.configure(settings) : settings;
+        configured = { state: state === undefined ? /** @type {T} */ (settings) : state };
+      } catch (error) {
+        // componentize-js turns a thrown string into the `result`'s error; anything else
+        // would trap without saying why.
+        if (typeof error === 'string') throw error;
+        if (error instanceof SettingsError) throw error.message;
+        throw `the policy failed while reading its settings: ${error}`;
+      }
+    },
+
+    evaluate(raw) {
+      const findings = new Findings();
+      if (configured === undefined) {
+        findings.denyRequest('the policy was evaluated before it was configured');
+      } else {
+        spec.evaluate(new Request(raw), findings, configured.state);
+      }
+      report(findings.decision());
+    },
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * Tag grammar helpers shared by policies: releases (`1.2.3`, `v1.2.3`) and the series tags
+ * that follow them (`1.2`, `1`, `v1.2`). Mirrors the Rust SDK's `tags` module.
+ *
+ * Numbers are canonical (no leading zeros, as in SemVer), so `1.02.3` is neither a release
+ * nor a series tag. The optional `v` is not part of the version: `v1.2` and `1.2` name the
+ * same series. Numbers are bigints, as they may use all 64 bits.
+ * @module
+ */
+
+const U64_MAX = 0xffff_ffff_ffff_ffffn;
+
+/** A release version `major.minor.patch`. */
+export class Version {
+  /** @param {bigint} major @param {bigint} minor @param {bigint} patch */
+  constructor(major, minor, patch) {
+    this.major = major;
+    this.minor = minor;
+    this.patch = patch;
+  }
+
+  /**
+   * Numeric order: negative if `this` is older than `other`, 0 if equal, positive if newer.
+   * @param {Version} other
+   * @returns {number}
+   */
+  compare(other) {
+    for (const key of /** @type {const} */ (['major', 'minor', 'patch'])) {
+      if (this[key] !== other[key]) return this[key] < other[key] ? -1 : 1;
+    }
+    return 0;
+  }
+
+  /** @param {Version} other */
+  equals(other) {
+    return this.compare(other) === 0;
+  }
+
+  toString() {
+    return `${this.major}.${this.minor}.${this.patch}`;
+  }
+}
+
+/** A series: every release of a major version (`1`), or of a minor version (`1.2`). */
+export class Series {
+  /** @param {bigint} major @param {bigint | undefined} [minor] */
+  constructor(major, minor = undefined) {
+    this.major = major;
+    this.minor = minor;
+  }
+
+  /**
+   * Whether `version` belongs to this series.
+   * @param {Version} version
+   */
+  contains(version) {
+    return version.major === this.major && (this.minor === undefined || this.minor === version.minor);
+  }
+
+  /** `1.2` or `1`; also a key for maps of series. */
+  toString() {
+    return this.minor === undefined ? `${this.major}` : `${this.major}.${this.minor}`;
+  }
+}
+
+/**
+ * The version of a release tag (`X.Y.Z` or `vX.Y.Z`); pre-releases such as `1.2.3-rc1` and
+ * builds such as `1.2.3+b7` are not releases.
+ * @param {string} tag
+ * @returns {Version | undefined}
+ */
+export function release(tag) {
+  const n = numbers(tag);
+  return n?.length === 3 ? new Version(n[0], n[1], n[2]) : undefined;
+}
+
+/**
+ * The series a series tag names (`X`, `X.Y`, `vX`, `vX.Y`).
+ * @param {string} tag
+ * @returns {Series | undefined}
+ */
+export function series(tag) {
+  const n = numbers(tag);
+  if (n?.length === 1) return new Series(n[0]);
+  if (n?.length === 2) return new Series(n[0], n[1]);
+  return undefined;
+}
+
+/**
+ * The dot-separated canonical numbers of `tag` after an optional `v`.
+ * @param {string} tag
+ * @returns {bigint[] | undefined}
+ */
+function numbers(tag) {
+  const body = tag.startsWith('v') ? tag.slice(1) : tag;
+  const out = [];
+  for (const part of body.split('.')) {
+    if (!/^(0|[1-9][0-9]*)$/.test(part)) return undefined;
+    const value = BigInt(part);
+    if (value > U64_MAX) return undefined;
+    out.push(value);
+  }
+  return out;
+}

@@ -1,0 +1,20 @@
+/**
+ * The only module that imports the host's `tagpolicy:policy/*` interfaces. These
+ * specifiers exist only inside a component (componentize-js links them), so node tests
+ * never load this module: they install fakes with `setHost` instead.
+ * @module
+ */
+import { repositoryName, requestedBy } from 'tagpolicy:policy/context@0.2.0';
+import { labelsOf, manifestOf, referrersOf } from 'tagpolicy:policy/image@0.2.0';
+import { find, firstInSet, fullMatch, prepareSet } from 'tagpolicy:policy/patterns@0.2.0';
+import { digestOf, listTags, tagsOf } from 'tagpolicy:policy/repository@0.2.0';
+import { deny, warn } from 'tagpolicy:policy/verdict@0.2.0';
+import { setHost } from './host.js';
+
+setHost({
+  context: { repositoryName, requestedBy },
+  repository: { listTags, digestOf, tagsOf },
+  image: { manifestOf, labelsOf, referrersOf },
+  patterns: { fullMatch, find, prepareSet, firstInSet },
+  verdict: { deny, warn },
+});
