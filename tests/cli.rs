@@ -210,17 +210,64 @@ fn new_then_build_then_test_gives_a_working_policy() {
 
     let out = tagpolicy(&["build", "nowhere"], dir.path());
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("no `Cargo.toml` in `nowhere`"));
+    assert!(
+        text(&out.stderr)
+            .contains("no `Cargo.toml`, `pyproject.toml` or `package.json` in `nowhere`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn test_replace_runs_a_suite_with_another_build_and_refuses_a_misspelt_name() {
+    let dir = tempfile::tempdir().unwrap();
+    // A stand-in that allows everything, in place of immutable-tags.
+    std::fs::write(dir.path().join("allow-all.wasm"), tagpolicy::embedded::FLOOR).unwrap();
+    let suite = scenario(
+        dir.path(),
+        "suite.yaml",
+        "repository: team/app\npolicies:\n  - policy: immutable-tags\nstate: {\"1.0\": a}\npushes:\n  - {name: a release never moves, image: b, tags: [\"1.0\"], expect: deny}\n",
+    );
+    let out = tagpolicy(&["test", &suite], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out =
+        tagpolicy(&["test", "--replace", "immutable-tags=allow-all.wasm", &suite], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("expected deny, got allow"), "{}", text(&out.stdout));
+    // A misspelt name must not pass by testing the original.
+    let out = tagpolicy(&["test", "--replace", "immutable-tag=allow-all.wasm", &suite], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr)
+            .contains("--replace immutable-tag=…: no scenario names the policy `immutable-tag`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn the_docs_show_the_python_and_javascript_policies_that_new_generates() {
+    let page = std::fs::read_to_string(workspace().join("docs/policies.md")).unwrap();
+    for (template, name) in [
+        (include_str!("../host/cli/src/templates/python-policy.py.txt"), "naming-py"),
+        (include_str!("../host/cli/src/templates/javascript-policy.js.txt"), "naming-js"),
+    ] {
+        let generated = template.replace("{{name}}", name);
+        assert!(
+            page.contains(&generated),
+            "docs/policies.md must show the policy `new` writes for `{name}`"
+        );
+    }
 }
 
 #[test]
 fn the_docs_show_the_policy_that_new_generates() {
     let readme = std::fs::read_to_string(workspace().join("docs/policies.md")).unwrap();
     let template =
-        include_str!("../host/cli/src/templates/lib.rs.txt").replace("{{name}}", "tag-naming");
+        include_str!("../host/cli/src/templates/rust-lib.rs.txt").replace("{{name}}", "tag-naming");
     assert!(
         readme.contains(&template),
-        "docs/policies.md must show templates/lib.rs.txt as generated for `tag-naming`"
+        "docs/policies.md must show templates/rust-lib.rs.txt as generated for `tag-naming`"
     );
 }
 
@@ -271,6 +318,14 @@ fn bench_reports_every_measure_as_json() {
         assert!(value > 0.0, "{field} = {value}");
     }
     assert_eq!(report["isolated_from_snapshot"], true, "{report}");
+    assert!(report["size_bytes"].as_u64().unwrap() > 10_000, "{report}");
+    let memory = &report["memory"];
+    assert_eq!(memory["decisions"], 100_000, "{report}");
+    for field in ["first_bytes", "peak_bytes", "last_bytes"] {
+        assert!(memory[field].as_u64().unwrap() >= 64 << 10, "{field}: {report}");
+    }
+    // Rust instances do not grow: replaced only every `recycle_after` (10,000) decisions.
+    assert_eq!(memory["replaced"], 10, "{report}");
     let out = tagpolicy(&["bench", "--seconds", "0"], workspace());
     assert_eq!(out.status.code(), Some(2));
 }

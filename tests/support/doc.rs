@@ -137,6 +137,17 @@ pub fn script(block: &Block, workspace: &Path, substitutions: &[(&str, &str)]) -
 /// Run `script` with bash in `dir`, with the `tagpolicy` binary first on PATH.
 pub fn run(script: &str, dir: &Path, tagpolicy: &Path) -> Output {
     let bin: PathBuf = tagpolicy.parent().unwrap().to_path_buf();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    // The Python and JavaScript toolchains as tests/setup installs them, found on the PATH
+    // the way the docs tell a policy author to put them there.
+    let root = crate::common::workspace();
+    let python = root.join("target/toolchains/python/bin");
+    let javascript = root.join("guest/javascript/node_modules/.bin");
+    let path = format!(
+        "{}:{}:{}:{}",
+        bin.display(),
+        python.display(),
+        javascript.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     Command::new("bash").arg("-c").arg(script).current_dir(dir).env("PATH", path).output().unwrap()
 }

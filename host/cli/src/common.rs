@@ -55,14 +55,69 @@ pub fn read_settings(path: &Path) -> anyhow::Result<serde_json::Value> {
     Ok(value)
 }
 
-/// `--isolation`: how every policy shares instances between pushes.
-#[derive(Debug, Clone, Copy, clap::Args)]
-pub struct IsolationOverride {
+/// `--isolation` and `--replace`: how the scenario's own policies are run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SpecOverrides {
     /// Run every policy with instances reused across pushes (`reuse`) or a fresh instance
     /// per push (`isolated`, started from a snapshot taken after `configure`), whatever the
     /// scenario says. Decisions must not differ.
     #[arg(long, value_name = "reuse|isolated")]
     pub isolation: Option<Isolation>,
+    /// Wherever a scenario names the policy NAME, load FILE instead, keeping its settings
+    /// (its `sha256` pin is dropped): run an existing suite against a new build or a port,
+    /// e.g. `--replace immutable-tags=policies/python/immutable-tags/build/immutable-tags.wasm`.
+    /// May be given several times.
+    #[arg(long, value_name = "NAME=FILE", value_parser = parse_replacement)]
+    pub replace: Vec<Replacement>,
+}
+
+/// One `--replace NAME=FILE`.
+#[derive(Debug, Clone)]
+pub struct Replacement {
+    name: String,
+    /// Absolute, since scenario paths are resolved against each scenario's folder.
+    file: PathBuf,
+    /// Whether a scenario named it: a misspelt NAME must not pass by testing the original.
+    used: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn parse_replacement(text: &str) -> Result<Replacement, String> {
+    let Some((name, file)) = text.split_once('=') else {
+        return Err(format!("`{text}` is not NAME=FILE"));
+    };
+    if name.is_empty() || file.is_empty() {
+        return Err(format!("`{text}` is not NAME=FILE"));
+    }
+    let file = std::path::absolute(file).map_err(|e| format!("`{file}`: {e}"))?;
+    if !file.is_file() {
+        return Err(format!("`{}` is not a file", file.display()));
+    }
+    Ok(Replacement { name: name.to_string(), file, used: Default::default() })
+}
+
+impl SpecOverrides {
+    fn apply(&self, spec: &PolicySpec) -> PolicySpec {
+        let mut spec = spec.clone();
+        if let Some(mode) = self.isolation {
+            spec.isolation = Some(mode);
+        }
+        if let Some(replacement) = self.replace.iter().find(|r| r.name == spec.policy) {
+            spec.policy = replacement.file.display().to_string();
+            spec.sha256 = None;
+            replacement.used.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        spec
+    }
+
+    /// Fail when a `--replace` named a policy no scenario run so far uses.
+    pub fn check_replacements_used(&self) -> anyhow::Result<()> {
+        match self.replace.iter().find(|r| !r.used.load(std::sync::atomic::Ordering::Relaxed)) {
+            Some(unused) => {
+                bail!("--replace {}=…: no scenario names the policy `{}`", unused.name, unused.name)
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 /// Build the policy set a scenario runs with: the override if given, else its own.
@@ -70,7 +125,7 @@ pub fn policy_set(
     loader: &Loader,
     scenario: &Scenario,
     policy: Option<&PolicySpec>,
-    isolation: IsolationOverride,
+    overrides: &SpecOverrides,
 ) -> Result<PolicySet, ScenarioError> {
     let path = scenario.path.clone();
     let (specs, base_dir) = match policy {
@@ -78,22 +133,14 @@ pub fn policy_set(
         Some(spec) => (std::slice::from_ref(spec), Path::new("")),
         None => (scenario.policies.as_slice(), scenario.base_dir()),
     };
-    let overridden: Vec<PolicySpec>;
-    let specs = match isolation.isolation {
-        Some(mode) => {
-            overridden =
-                specs.iter().map(|s| PolicySpec { isolation: Some(mode), ..s.clone() }).collect();
-            overridden.as_slice()
-        }
-        None => specs,
-    };
+    let specs: Vec<PolicySpec> = specs.iter().map(|spec| overrides.apply(spec)).collect();
     if specs.is_empty() {
         return Err(ScenarioError::Invalid {
             path,
             message: "policies: none; list them in the scenario or pass `--policy`".into(),
         });
     }
-    loader.policy_set(specs, base_dir).map_err(|(index, source)| ScenarioError::Policy {
+    loader.policy_set(&specs, base_dir).map_err(|(index, source)| ScenarioError::Policy {
         path,
         index,
         policy: specs[index].policy.clone(),

@@ -1,7 +1,7 @@
 //! `tagpolicy eval`: decide a scenario's pushes in order and show each decision.
 
 use super::Exit;
-use super::common::{self, IsolationOverride, Output, PolicyOverride};
+use super::common::{self, Output, PolicyOverride, SpecOverrides};
 use comfy_table::{
     ColumnConstraint, ContentArrangement, Table, Width, presets::UTF8_FULL_CONDENSED,
 };
@@ -22,7 +22,7 @@ pub struct Args {
     #[command(flatten)]
     policy: PolicyOverride,
     #[command(flatten)]
-    isolation: IsolationOverride,
+    overrides: SpecOverrides,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     output: Output,
@@ -32,7 +32,8 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
     let scenario = Scenario::from_file(&args.scenario)?;
     let spec = args.policy.spec()?;
     let loader = common::loader(global)?;
-    let policies = common::policy_set(&loader, &scenario, spec.as_ref(), args.isolation)?;
+    let policies = common::policy_set(&loader, &scenario, spec.as_ref(), &args.overrides)?;
+    args.overrides.check_replacements_used()?;
     let results = scenario.run(&policies);
 
     match args.output {

@@ -1,7 +1,7 @@
 //! `tagpolicy test`: run scenario files and check every push against its `expect`.
 
 use super::Exit;
-use super::common::{self, IsolationOverride, Output};
+use super::common::{self, Output, SpecOverrides};
 use super::eval::{describe, reasons};
 use anyhow::bail;
 use serde::Serialize;
@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     #[command(flatten)]
-    isolation: IsolationOverride,
+    overrides: SpecOverrides,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     output: Output,
@@ -53,7 +53,7 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
     let text = args.output == Output::Text;
     let mut summary = Summary::default();
     for file in &files {
-        match run_file(&loader, file, args.isolation, &mut summary) {
+        match run_file(&loader, file, &args.overrides, &mut summary) {
             Ok((passed, failed)) if text => {
                 let mark = if failed == 0 { "ok  " } else { "FAIL" };
                 println!("{mark} {} ({passed} passed, {failed} failed)", file.display());
@@ -69,6 +69,10 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
         }
     }
 
+    if let Err(error) = args.overrides.check_replacements_used() {
+        summary.invalid += 1;
+        summary.errors.push(format!("{error:#}"));
+    }
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
         Output::Text => {
@@ -101,11 +105,11 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
 fn run_file(
     loader: &Loader,
     file: &Path,
-    isolation: IsolationOverride,
+    overrides: &SpecOverrides,
     summary: &mut Summary,
 ) -> anyhow::Result<(usize, usize)> {
     let scenario = Scenario::from_file(file)?;
-    let policies = common::policy_set(loader, &scenario, None, isolation)?;
+    let policies = common::policy_set(loader, &scenario, None, overrides)?;
     let results = scenario.run(&policies);
     let (mut passed, mut failed) = (0, 0);
     for (index, (step, result)) in scenario.steps.iter().zip(&results).enumerate() {

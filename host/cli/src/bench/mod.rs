@@ -68,6 +68,25 @@ struct Report {
     /// lowering the request, lifting the answer), reused and isolated.
     floor_reused_ns: f64,
     floor_isolated_ns: f64,
+    /// The component's size.
+    size_bytes: usize,
+    /// Memory of a reused instance over `memory_decisions` decisions in a row.
+    memory: MemoryReport,
+}
+
+/// How a reused instance's linear memory behaves over many decisions.
+#[derive(Serialize)]
+struct MemoryReport {
+    decisions: u64,
+    /// After the first decision.
+    first_bytes: usize,
+    /// The largest seen.
+    peak_bytes: usize,
+    /// After the last decision.
+    last_bytes: usize,
+    /// Instances replaced on the way: after `recycle_after` decisions, or earlier when an
+    /// instance grew past half of its memory limit.
+    replaced: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -75,11 +94,6 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         bail!("--seconds: must be at least 1");
     }
     let budget = Duration::from_secs(args.seconds) / 7;
-    let settings = match &args.settings {
-        Some(path) => common::read_settings(path)?,
-        None if args.policy == "immutable-tags" => serde_json::json!({ "mutable": MUTABLE }),
-        None => serde_json::json!({}),
-    };
     let bytes = match tagpolicy::embedded::bytes(&args.policy) {
         Some(bytes) => bytes.to_vec(),
         None => std::fs::read(&args.policy)
@@ -94,6 +108,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let policy = engine.load_bytes(&bytes, &args.policy)?;
     let compile_ms = started.elapsed().as_secs_f64() * 1e3;
+    // Any build of `immutable-tags` (Rust, or a port from a file) is measured with the
+    // native baseline's rule and checked against it.
+    let baseline_rule = policy.name() == "immutable-tags" && args.settings.is_none();
+    let settings = match &args.settings {
+        Some(path) => common::read_settings(path)?,
+        None if baseline_rule => serde_json::json!({ "mutable": MUTABLE }),
+        None => serde_json::json!({}),
+    };
 
     progress("loading from the compile cache");
     let cached_load_us = cached_load(&bytes, &args.policy, budget)? * 1e6;
@@ -107,7 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     });
 
     let reused = policy.configure(&settings)?;
-    if args.policy == "immutable-tags" && args.settings.is_none() {
+    if baseline_rule {
         check_agreement(&native, &reused, &pushes, &state)?;
     }
     progress("reused instance");
@@ -131,6 +153,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let floor_isolated =
         floor.with_isolation(Isolation::Isolated).configure(&serde_json::json!({}))?;
     let (floor_isolated_ns, _) = per_call(budget / 2, &floor_isolated, &pushes, &state);
+
+    progress(&format!("memory of a reused instance over {MEMORY_DECISIONS} decisions"));
+    let memory = memory_over(&policy.configure(&settings)?, &pushes, &state);
 
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     progress(&format!("throughput on {threads} threads"));
@@ -157,6 +182,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         isolated_vs_native: isolated_ns / native_ns,
         floor_reused_ns,
         floor_isolated_ns,
+        size_bytes: bytes.len(),
+        memory,
     };
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -199,6 +226,43 @@ fn print_text(r: &Report) {
     println!("  compile                  {:>12.1} ms", r.compile_ms);
     println!("  load from cache          {:>12.1} µs", r.cached_load_us);
     println!("  snapshot (isolated configure) {:>7.1} ms", r.snapshot_ms);
+    println!("  component size           {:>12.1} MiB", r.size_bytes as f64 / MIB);
+    let m = &r.memory;
+    println!(
+        "  memory, reused, {} decisions: {:.1} MiB after the first, peak {:.1} MiB, {:.1} MiB at the end, {} instances replaced",
+        m.decisions,
+        m.first_bytes as f64 / MIB,
+        m.peak_bytes as f64 / MIB,
+        m.last_bytes as f64 / MIB,
+        m.replaced
+    );
+}
+
+const MIB: f64 = (1 << 20) as f64;
+const MEMORY_DECISIONS: u64 = 100_000;
+
+/// Decide `MEMORY_DECISIONS` pushes in a row on one reused instance, reading its memory
+/// after each decision. Not timed.
+fn memory_over(policy: &ConfiguredPolicy, pushes: &[Request], state: &Arc<TagMap>) -> MemoryReport {
+    let mut report =
+        MemoryReport { decisions: 0, first_bytes: 0, peak_bytes: 0, last_bytes: 0, replaced: 0 };
+    let mut last_uses = 0;
+    for push in pushes.iter().cycle().take(MEMORY_DECISIONS as usize) {
+        let view: Arc<dyn RepositoryView> = state.clone();
+        std::hint::black_box(policy.evaluate(push, view).ok());
+        report.decisions += 1;
+        // No idle instance: the one that decided was retired (grown, or failed).
+        let (bytes, uses) = policy.idle_memory().unwrap_or((report.last_bytes, 0));
+        if report.decisions == 1 {
+            report.first_bytes = bytes;
+        } else if uses <= last_uses {
+            report.replaced += 1;
+        }
+        last_uses = uses;
+        report.peak_bytes = report.peak_bytes.max(bytes);
+        report.last_bytes = bytes;
+    }
+    report
 }
 
 /// A baseline that decides differently would make the ratio meaningless.

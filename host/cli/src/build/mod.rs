@@ -2,22 +2,74 @@
 
 use super::Exit;
 use super::common::{self, Output};
-use anyhow::{Context, bail};
-use cargo_metadata::Message;
+use anyhow::bail;
 use serde::Serialize;
-use std::io::BufReader;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
 
-const TARGET: &str = "wasm32-wasip2";
+mod javascript;
+mod python;
+mod rust;
 
-/// Build a policy crate into a component and check it.
+/// The languages a policy can be written in, recognised by the project file in its folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Language {
+    /// A crate (`Cargo.toml`) using `tagpolicy-guest`, built for `wasm32-wasip2` by cargo.
+    Rust,
+    /// A project (`pyproject.toml`) using `tagpolicy_guest`, built by componentize-py.
+    Python,
+    /// A package (`package.json`) using `tagpolicy-guest`, built by componentize-js.
+    #[value(name = "javascript", alias = "js")]
+    JavaScript,
+}
+
+impl Language {
+    /// The project file that marks a folder as a policy in this language.
+    pub fn project_file(self) -> &'static str {
+        match self {
+            Language::Rust => "Cargo.toml",
+            Language::Python => "pyproject.toml",
+            Language::JavaScript => "package.json",
+        }
+    }
+
+    /// Recognise the language of the policy in `dir` by its project file; exactly one must
+    /// be there.
+    pub fn detect(dir: &Path) -> anyhow::Result<Language> {
+        let found: Vec<Language> = [Language::Rust, Language::Python, Language::JavaScript]
+            .into_iter()
+            .filter(|language| dir.join(language.project_file()).is_file())
+            .collect();
+        match found.as_slice() {
+            [language] => Ok(*language),
+            [] => bail!(
+                "no `Cargo.toml`, `pyproject.toml` or `package.json` in `{}`; give the policy's folder",
+                dir.display()
+            ),
+            several => bail!(
+                "`{}` has {}: keep one policy per folder",
+                dir.display(),
+                several
+                    .iter()
+                    .map(|l| format!("`{}`", l.project_file()))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        }
+    }
+}
+
+/// Build a policy into a component and check it.
 ///
-/// Runs `cargo build --release --target wasm32-wasip2`, then loads the component as the host
-/// would (world, imports, metadata) and prints its path.
+/// The language is recognised by the project file in the folder: `Cargo.toml` runs
+/// `cargo build --release --target wasm32-wasip2`; `pyproject.toml` runs componentize-py
+/// (`$TAGPOLICY_COMPONENTIZE_PY`, else `componentize-py` on the PATH); `package.json` runs
+/// componentize-js (`$TAGPOLICY_COMPONENTIZE_JS`, else `node_modules/.bin` of the folder or
+/// a parent, else the PATH). Python and JavaScript policies get the SDK and the contract this
+/// binary carries. Then the component is loaded as the host would (world, imports, metadata)
+/// and its path printed.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The policy crate's folder (default: the current one).
+    /// The policy's folder (default: the current one).
     #[arg(default_value = ".")]
     dir: PathBuf,
     /// Output format.
@@ -35,44 +87,12 @@ struct Built {
 }
 
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
-    let manifest = args.dir.join("Cargo.toml");
-    if !manifest.is_file() {
-        bail!("no `Cargo.toml` in `{}`; give the policy crate's folder", args.dir.display());
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut child = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            TARGET,
-            "--message-format=json-render-diagnostics",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot run `cargo`; is Rust installed?")?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut component = None;
-    for message in Message::parse_stream(BufReader::new(stdout)) {
-        if let Message::CompilerArtifact(artifact) = message?
-            && artifact.target.is_kind(cargo_metadata::TargetKind::CDyLib)
-        {
-            component = artifact.filenames.into_iter().find(|f| f.extension() == Some("wasm"));
-        }
-    }
-    if !child.wait()?.success() {
-        bail!("`cargo build` failed (if the target is missing: `rustup target add {TARGET}`)");
-    }
-    let Some(path) = component else {
-        bail!(
-            "the build produced no `.wasm`: is `crate-type = [\"cdylib\"]` set in `{}`?",
-            manifest.display()
-        );
+    let language = Language::detect(&args.dir)?;
+    let path = match language {
+        Language::Rust => rust::build(&args.dir)?,
+        Language::Python => python::build(&args.dir)?,
+        Language::JavaScript => javascript::build(&args.dir)?,
     };
-    let path = PathBuf::from(path);
     let policy = common::loader(global)?.engine().load_file(&path)?;
     let built = Built {
         path,

@@ -1,24 +1,35 @@
-//! `tagpolicy new`: start a policy crate that builds as is.
+//! `tagpolicy new`: start a policy, in any supported language, that builds and passes its
+//! scenarios as is.
 
 use super::Exit;
+use super::build::Language;
 use anyhow::{Context, bail};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// Create a policy crate that builds and passes its scenarios as is.
+mod javascript;
+mod python;
+mod rust;
+
+/// A file of the new policy: its path inside the policy's folder and its content.
+type File = (&'static str, String);
+
+/// Create a policy that builds and passes its scenarios as is.
 ///
-/// Writes Cargo.toml, src/lib.rs with a working rule (tag naming), and scenarios/basic.yaml
-/// that tests it. Then: `tagpolicy build NAME` and `tagpolicy test NAME/scenarios`.
+/// Writes a working rule (tag naming) in the chosen language with its project file
+/// (`Cargo.toml`, `pyproject.toml` or `package.json`) and scenarios/basic.yaml that tests it.
+/// Then: `tagpolicy build NAME` and `tagpolicy test NAME/scenarios`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The policy's name, also the folder created: lowercase letters, digits and dashes.
     name: String,
-    /// Path to the `tagpolicy-guest` SDK crate (default: the SDK this binary was built with).
+    /// The language to write the policy in.
+    #[arg(long, value_enum, default_value = "rust")]
+    lang: Language,
+    /// Rust only: path to the `tagpolicy-guest` SDK crate (default: the SDK this binary was
+    /// built with). Python and JavaScript policies get the SDK from `tagpolicy build`.
     #[arg(long, value_name = "DIR")]
     sdk: Option<PathBuf>,
 }
-
-const LIB_TEMPLATE: &str = include_str!("templates/lib.rs.txt");
-const SCENARIO_TEMPLATE: &str = include_str!("templates/scenario.yaml.txt");
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let name = &args.name;
@@ -35,47 +46,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if dir.exists() {
         bail!("`{}` already exists; choose another name or remove it", dir.display());
     }
-    let sdk = match args.sdk {
-        Some(sdk) => sdk,
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest"),
+    let files = match args.lang {
+        Language::Rust => rust::files(name, args.sdk)?,
+        Language::Python => python::files(name),
+        Language::JavaScript => javascript::files(name),
     };
-    let sdk = sdk.canonicalize().with_context(|| {
-        format!("cannot find the tagpolicy-guest SDK at `{}`; pass `--sdk DIR`", sdk.display())
-    })?;
-
-    let crate_ident = name.replace('-', "_");
-    let cargo_toml = format!(
-        r#"[package]
-name = "{name}"
-version = "0.1.0"
-edition = "2024"
-publish = false
-
-[lib]
-crate-type = ["cdylib"]
-
-[dependencies]
-tagpolicy-guest = {{ path = {sdk:?} }}
-serde = {{ version = "1", features = ["derive"] }}
-
-[profile.release]
-opt-level = "s"
-strip = true
-
-# A policy is its own workspace, wherever it is created.
-[workspace]
-"#,
-        sdk = sdk.display().to_string()
-    );
-    let files = [
-        ("Cargo.toml", cargo_toml),
-        ("src/lib.rs", LIB_TEMPLATE.replace("{{name}}", name)),
-        (
-            "scenarios/basic.yaml",
-            SCENARIO_TEMPLATE.replace("{{name}}", name).replace("{{crate}}", &crate_ident),
-        ),
-        (".gitignore", "/target\n".to_string()),
-    ];
     for (file, content) in files {
         let path = dir.join(file);
         std::fs::create_dir_all(path.parent().expect("files are inside the crate"))?;

@@ -1,0 +1,149 @@
+//! Python policies: a folder with `pyproject.toml` and the app module `policy.py`, built by
+//! componentize-py into a component that imports nothing but the contract (`-s` stubs WASI).
+//!
+//! The SDK and the WIT contract are the ones this binary carries (embedded below), written
+//! into the build folder on every build: a policy never builds against an SDK that does not
+//! match the host that will run it.
+
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The componentize-py release the SDK is written and tested against.
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+/// The SDK's modules, as `tagpolicy_guest/<file>`.
+const SDK: &[(&str, &str)] = &[
+    ("__init__.py", include_str!("../../../../guest/python/tagpolicy_guest/__init__.py")),
+    ("_host.py", include_str!("../../../../guest/python/tagpolicy_guest/_host.py")),
+    ("findings.py", include_str!("../../../../guest/python/tagpolicy_guest/findings.py")),
+    ("image.py", include_str!("../../../../guest/python/tagpolicy_guest/image.py")),
+    ("pattern.py", include_str!("../../../../guest/python/tagpolicy_guest/pattern.py")),
+    ("policy.py", include_str!("../../../../guest/python/tagpolicy_guest/policy.py")),
+    ("repository.py", include_str!("../../../../guest/python/tagpolicy_guest/repository.py")),
+    ("request.py", include_str!("../../../../guest/python/tagpolicy_guest/request.py")),
+    ("settings.py", include_str!("../../../../guest/python/tagpolicy_guest/settings.py")),
+    ("tags.py", include_str!("../../../../guest/python/tagpolicy_guest/tags.py")),
+    ("text.py", include_str!("../../../../guest/python/tagpolicy_guest/text.py")),
+    ("time.py", include_str!("../../../../guest/python/tagpolicy_guest/time.py")),
+];
+
+/// The contract the host implements.
+const WIT: &str = include_str!("../../../../wit/policy.wit");
+
+/// Build the policy in `dir` into `dir/build/<name>.wasm` and answer that path.
+pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
+    let project = dir.join("pyproject.toml");
+    let text = std::fs::read_to_string(&project)
+        .with_context(|| format!("cannot read `{}`", project.display()))?;
+    let name = project_name(&text).with_context(|| format!("in `{}`", project.display()))?;
+    if !dir.join("policy.py").is_file() {
+        bail!("no `policy.py` in `{}`: it is the policy's app module", dir.display());
+    }
+
+    // The SDK and the contract go next to the output, rewritten on every build.
+    let out = dir.join("build");
+    let sdk = out.join("sdk");
+    let wit = out.join("wit");
+    std::fs::create_dir_all(sdk.join("tagpolicy_guest"))?;
+    std::fs::create_dir_all(&wit)?;
+    for (file, content) in SDK {
+        std::fs::write(sdk.join("tagpolicy_guest").join(file), content)?;
+    }
+    std::fs::write(wit.join("policy.wit"), WIT)?;
+
+    let tool =
+        std::env::var_os("TAGPOLICY_COMPONENTIZE_PY").unwrap_or_else(|| "componentize-py".into());
+    let component = out.join(format!("{name}.wasm"));
+    eprintln!("build: componentize-py {name}…");
+    let run = Command::new(&tool)
+        .arg("-d")
+        .arg(&wit)
+        .args(["-w", "tag-policy", "componentize", "-s", "-p"])
+        .arg(dir)
+        .arg("-p")
+        .arg(&sdk)
+        .arg("policy")
+        .arg("-o")
+        .arg(&component)
+        // A failed build is a Python error; its traceback is what helps, not a Rust one.
+        .env("RUST_LIB_BACKTRACE", "0")
+        .output();
+    let run = match run {
+        Ok(run) => run,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => bail!(
+            "cannot find `{}`: install the Python policy toolchain with `pip install {COMPONENTIZE_PY}` \
+             (or set $TAGPOLICY_COMPONENTIZE_PY to its path)",
+            Path::new(&tool).display()
+        ),
+        Err(err) => {
+            return Err(err)
+                .with_context(|| format!("cannot run `{}`", Path::new(&tool).display()));
+        }
+    };
+    if !run.status.success() {
+        // The toolchain's own words point at the Python file and line; it names the folders
+        // given with `-p` `/0` and `/1`, so say which they are.
+        for output in [&run.stdout, &run.stderr] {
+            let text = String::from_utf8_lossy(output)
+                .replace("\"/0/", &format!("\"{}/", dir.display()))
+                .replace("\"/1/", &format!("\"{}/", sdk.display()));
+            eprint!("{text}");
+        }
+        bail!(
+            "componentize-py failed to build the policy in `{}` (its output is above)",
+            dir.display()
+        );
+    }
+    Ok(component)
+}
+
+/// `name` of the `[project]` table of `pyproject.toml`: enough TOML for that one line
+/// (`name = "…"` or `'…'`), without a TOML parser in the CLI.
+fn project_name(text: &str) -> anyhow::Result<String> {
+    let mut in_project = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_project = line.split('#').next().is_some_and(|table| table.trim() == "[project]");
+            continue;
+        }
+        let Some(value) = line.strip_prefix("name").map(str::trim_start) else { continue };
+        let Some(value) = value.strip_prefix('=').map(str::trim) else { continue };
+        if !in_project {
+            continue;
+        }
+        let value = value.split(" #").next().unwrap_or(value).trim();
+        let quoted = value.len() >= 2
+            && (value.starts_with('"') && value.ends_with('"')
+                || value.starts_with('\'') && value.ends_with('\''));
+        let name = &value[1..value.len().saturating_sub(1).max(1)];
+        let valid = quoted
+            && !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !valid {
+            bail!("`name = {value}` of `[project]` is not a quoted name such as \"my-policy\"");
+        }
+        return Ok(name.to_string());
+    }
+    bail!("no `name = \"…\"` in the `[project]` table; add one (it names the component)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::project_name;
+
+    #[test]
+    fn reads_the_project_name_only() {
+        let text = "[tool.x]\nname = \"no\"\n\n[project] # the policy\nname = 'min-tags'\nversion = \"0.1.0\"\n";
+        assert_eq!(project_name(text).unwrap(), "min-tags");
+        assert!(
+            project_name("[project]\nversion = \"1\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("no `name")
+        );
+        assert!(project_name("[project]\nname = min\n").is_err());
+        assert!(project_name("[project]\nname = \"a/b\"\n").is_err());
+    }
+}
