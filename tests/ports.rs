@@ -1,0 +1,376 @@
+//! The Python and JavaScript ports of the reference policies (policies/python,
+//! policies/javascript): each is built with `tagpolicy build` exactly as a policy author
+//! would build it, passes the Rust originals' scenario suites (`tagpolicy test --replace`),
+//! reused and isolated, and gives the same decision as its Rust original, findings and
+//! reasons included, on 10,000 generated requests, and refuses the same bad settings.
+//!
+//! Python and JavaScript policies also meet the sandbox's limits (a loop, a memory bomb) and
+//! run in the gate, hot reload included.
+//!
+//! The toolchains come from `tests/setup` (pinned); a missing one fails these tests.
+
+mod common;
+#[path = "support/models.rs"]
+mod models;
+#[path = "support/registry.rs"]
+mod registry;
+
+use common::{push, workspace};
+use models::*;
+use registry::{Gate, Layout, Registry, skopeo_copy, text};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tagpolicy::{
+    ConfiguredPolicy, Enforcement, Engine, FailMode, Failure, Isolation, Limits, Mode, Outcome,
+    Policy, PolicySet, TagMap,
+};
+
+const POLICIES: [&str; 5] =
+    ["immutable-tags", "min-tags", "semver-series", "image-requirements", "change-freeze"];
+
+#[derive(Debug, Clone, Copy)]
+enum Lang {
+    Python,
+    JavaScript,
+}
+
+impl Lang {
+    fn folder(self) -> &'static str {
+        match self {
+            Lang::Python => "python",
+            Lang::JavaScript => "javascript",
+        }
+    }
+}
+
+/// The command line tool with the pinned toolchains `tests/setup` installed.
+fn tagpolicy() -> Command {
+    let root = workspace();
+    let python = root.join("target/toolchains/python/bin/componentize-py");
+    let javascript = root.join("guest/javascript/node_modules/.bin/componentize-js");
+    for tool in [&python, &javascript] {
+        assert!(tool.is_file(), "`{}` is missing: run tests/setup", tool.display());
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tagpolicy"));
+    command
+        .env("TAGPOLICY_COMPONENTIZE_PY", python)
+        .env("TAGPOLICY_COMPONENTIZE_JS", javascript)
+        .env("TAGPOLICY_CACHE_DIR", root.join("target/test-policy-cache"));
+    command
+}
+
+/// Every port of `lang`, built once per test process: (policy name, component).
+fn ports(lang: Lang) -> &'static [(&'static str, PathBuf)] {
+    static PYTHON: OnceLock<Vec<(&str, PathBuf)>> = OnceLock::new();
+    static JAVASCRIPT: OnceLock<Vec<(&str, PathBuf)>> = OnceLock::new();
+    let cell = match lang {
+        Lang::Python => &PYTHON,
+        Lang::JavaScript => &JAVASCRIPT,
+    };
+    cell.get_or_init(|| {
+        POLICIES
+            .iter()
+            .map(|name| {
+                (*name, build(&workspace().join("policies").join(lang.folder()).join(name)))
+            })
+            .collect()
+    })
+}
+
+/// `tagpolicy build DIR`; the component's path.
+fn build(dir: &Path) -> PathBuf {
+    let name = dir.file_name().unwrap().to_str().unwrap();
+    let out = tagpolicy().arg("build").arg(dir).args(["--output", "json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "tagpolicy build {} failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(built["name"], name, "{built}");
+    PathBuf::from(built["path"].as_str().unwrap())
+}
+
+/// Run the scenario files with each Rust original replaced by its port: all of them with
+/// reused instances, and each policy's own suite (`tests/scenarios/<name>.yaml`) isolated,
+/// since every isolated policy set snapshots its components anew and a snapshot of a Python
+/// or JavaScript runtime takes seconds.
+fn scenarios_pass(lang: Lang) {
+    let scenarios = workspace().join("tests/scenarios");
+    let own: Vec<PathBuf> =
+        POLICIES.iter().map(|name| scenarios.join(format!("{name}.yaml"))).collect();
+    for (isolation, files) in [("reuse", vec![scenarios.clone()]), ("isolated", own)] {
+        let mut command = tagpolicy();
+        command.args(["test", "--isolation", isolation]);
+        for (name, path) in ports(lang) {
+            command.arg("--replace").arg(format!("{name}={}", path.display()));
+        }
+        let out = command.args(&files).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{lang:?} ports, {isolation}:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    }
+}
+
+#[test]
+fn python_ports_pass_the_scenario_suites() {
+    scenarios_pass(Lang::Python);
+}
+
+#[test]
+fn javascript_ports_pass_the_scenario_suites() {
+    scenarios_pass(Lang::JavaScript);
+}
+
+/// Settings the Rust original accepts, at random, for `name`.
+fn random_settings(rng: &mut Rng, name: &str) -> Value {
+    match name {
+        "immutable-tags" => ImmutableModel::random(rng).0,
+        "min-tags" => MinTagsModel::random(rng).0,
+        "semver-series" => json!({"latest": rng.chance(50)}),
+        "image-requirements" => ImageRequirementsModel::random(rng).0,
+        "change-freeze" => ChangeFreezeModel::random(rng).0,
+        other => panic!("no settings generator for `{other}`"),
+    }
+}
+
+/// Settings each original refuses; the port must refuse them too, naming the same field.
+fn bad_settings(name: &str) -> Vec<Value> {
+    let common = vec![json!({"no_such_field": 1})];
+    let own = match name {
+        "immutable-tags" => vec![
+            json!({"default": "sometimes"}),
+            json!({"mutable": ["latest", "[a-"]}),
+            json!({"owners": [{"pattern": "ci-.*"}]}),
+        ],
+        "min-tags" => vec![json!({"min_tags": "two"}), json!({"required": ["(unclosed"]})],
+        "semver-series" => vec![json!({"latest": "yes"})],
+        "image-requirements" => vec![json!({"rules": "all"}), json!({"rules": [{"tags": ["("]}]})],
+        "change-freeze" => vec![
+            json!({"windows": [{"from": "yesterday", "until": "2026-01-01T00:00:00Z"}]}),
+            json!({"windows": [{"days": ["someday"], "from": "10:00", "until": "11:00"}]}),
+        ],
+        _ => vec![],
+    };
+    common.into_iter().chain(own).collect()
+}
+
+/// The field an error names: the text before the first `: `.
+fn field(error: &str) -> &str {
+    error.split(": ").next().unwrap_or(error)
+}
+
+fn agree_with_rust(lang: Lang) {
+    const VARIANTS: usize = 25;
+    const REQUESTS: usize = 400;
+    let engine = Engine::builder().cache_dir(workspace().join("target/test-policy-cache")).build();
+    let engine = engine.unwrap();
+    for (name, path) in ports(lang) {
+        // Decisions are compared here, not timings: a generous deadline keeps a loaded CI
+        // machine (or a garbage collection) from turning into a false disagreement.
+        let patient = |policy: Policy| {
+            let limits = Limits { evaluate_deadline: Duration::from_secs(2), ..policy.limits() };
+            policy.with_limits(limits)
+        };
+        let rust = patient(engine.load_embedded(name).unwrap());
+        let port = patient(engine.load_file(path).unwrap());
+        assert_eq!(port.metadata(), rust.metadata(), "{lang:?} {name}: metadata");
+        for settings in bad_settings(name) {
+            let (Err(rust_error), Err(port_error)) =
+                (rust.configure(&settings), port.configure(&settings))
+            else {
+                panic!("{lang:?} {name}: the original and the port must both refuse {settings}");
+            };
+            let (rust_error, port_error) = (rust_error.to_string(), port_error.to_string());
+            assert_eq!(
+                field(&rust_error),
+                field(&port_error),
+                "{lang:?} {name} {settings}:\nrust: {rust_error}\nport: {port_error}"
+            );
+        }
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ name.len() as u64);
+        let (mut checked, mut denied) = (0, 0);
+        for variant in 0..VARIANTS {
+            let settings = random_settings(&mut rng, name);
+            let configure = |policy: &Policy| -> ConfiguredPolicy {
+                policy.configure(&settings).unwrap_or_else(|e| panic!("{name} {settings}: {e}"))
+            };
+            let (rust_policy, port_policy) = (configure(&rust), configure(&port));
+            for i in 0..REQUESTS {
+                let (state, request) = random_case(&mut rng);
+                let view = Arc::new(state.clone());
+                let expected = rust_policy.evaluate(&request, view.clone()).unwrap();
+                let actual = port_policy.evaluate(&request, view).unwrap();
+                assert_eq!(
+                    actual, expected,
+                    "{lang:?} {name} {settings}\nvariant {variant} request {i}: {request:?}\nstate: {state:?}"
+                );
+                denied += usize::from(expected.outcome == Outcome::Deny);
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, VARIANTS * REQUESTS);
+        // Both outcomes must occur often, or agreement proves little.
+        assert!((500..9_500).contains(&denied), "{lang:?} {name}: {denied} of {checked} denied");
+        eprintln!("{lang:?} {name}: {checked} requests, {denied} denied, no disagreement");
+    }
+}
+
+#[test]
+fn python_ports_agree_with_rust_on_10k_requests_each() {
+    agree_with_rust(Lang::Python);
+}
+
+#[test]
+fn javascript_ports_agree_with_rust_on_10k_requests_each() {
+    agree_with_rust(Lang::JavaScript);
+}
+
+fn cache_engine() -> Engine {
+    Engine::builder().cache_dir(workspace().join("target/test-policy-cache")).build().unwrap()
+}
+
+#[test]
+fn a_python_or_javascript_loop_or_memory_bomb_is_stopped_and_the_push_denied() {
+    let engine = cache_engine();
+    let empty = || Arc::new(TagMap::new());
+    for dir in ["tests/policies/hostile-python", "tests/policies/hostile-javascript"] {
+        let path = build(&workspace().join(dir));
+        for isolation in [Isolation::Reuse, Isolation::Isolated] {
+            let policy = engine.load_file(&path).unwrap().with_isolation(isolation);
+            // The bomb gets time enough that the memory limit, not the deadline, stops it
+            // on a loaded machine; the loop gets the default deadline.
+            let patient = policy.with_limits(Limits {
+                evaluate_deadline: Duration::from_secs(10),
+                ..policy.limits()
+            });
+            let configured =
+                [policy.configure(&json!({})).unwrap(), patient.configure(&json!({})).unwrap()];
+            for tag in ["loop", "bomb", "loop", "bomb"] {
+                let (policy, expected): (_, fn(&Failure) -> bool) = match tag {
+                    "loop" => (&configured[0], |f| matches!(f, Failure::Deadline(_))),
+                    _ => (&configured[1], |f| matches!(f, Failure::Memory(_))),
+                };
+                let failure = policy.evaluate(&push("a", &[(tag, None)]), empty()).unwrap_err();
+                assert!(expected(&failure), "{dir} {isolation:?} `{tag}`: {failure}");
+                // The host goes on, and so does the policy with its next request.
+                let fine = policy.evaluate(&push("a", &[("fine", None)]), empty()).unwrap();
+                assert_eq!(fine.outcome, Outcome::Allow, "{dir} {isolation:?} after `{tag}`");
+            }
+            // In a policy set, the failure denies the push (fail closed) and says why.
+            let set = PolicySet::new().with(
+                patient.configure(&json!({})).unwrap(),
+                Enforcement { mode: Mode::Enforce, fail: FailMode::Closed },
+            );
+            let decision = set.evaluate(&push("a", &[("bomb", None)]), empty());
+            assert_eq!(decision.outcome, Outcome::Deny, "{dir} {isolation:?}");
+            assert!(
+                decision.summary().contains("exceeded its 64 MiB memory limit"),
+                "{}",
+                decision.summary()
+            );
+        }
+    }
+}
+
+/// The gate runs a JavaScript port, then, after a hot reload, the Python port of the same
+/// policy, in front of the real registry: skopeo's pushes are decided by each.
+#[test]
+fn the_gate_runs_ports_and_hot_swaps_between_them() {
+    let rules = |path: &Path| {
+        format!(
+            "rules:\n  - repositories: [\"team/**\"]\n    policies:\n      - policy: {}\n        settings: {{mutable: [\"latest\"]}}\n",
+            path.display()
+        )
+    };
+    let by_name = |lang: Lang| {
+        ports(lang).iter().find(|(name, _)| *name == "immutable-tags").unwrap().1.clone()
+    };
+    let registry = Registry::start();
+    let gate = Gate::start(&registry.url(), &rules(&by_name(Lang::JavaScript)));
+    let images = tempfile::tempdir().unwrap();
+    let first = Layout::image(images.path(), 1, 1024);
+    let second = Layout::image(images.path(), 2, 1024);
+    let push = |layout: &Layout, tag: &str| {
+        skopeo_copy(layout, &gate.address, &format!("team/app:{tag}"), false)
+    };
+
+    let out = push(&first, "1.0.0");
+    assert!(out.status.success(), "{}", text(&out));
+    let out = push(&second, "1.0.0");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("denied: immutable-tags: tag `1.0.0` is immutable"),
+        "{}",
+        text(&out)
+    );
+
+    std::fs::write(
+        gate.config_path(),
+        Gate::config_text(&registry.url(), &rules(&by_name(Lang::Python))),
+    )
+    .unwrap();
+    // The gate sees the file change and reloads (as it would on SIGHUP).
+    let started = std::time::Instant::now();
+    while !gate.log().contains("configuration reloaded") {
+        assert!(started.elapsed().as_secs() < 120, "no reload:\n{}", gate.log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The log names the component each load brought in, by its sha256.
+    let sha256 = |lang| engine_sha256(&by_name(lang));
+    let log = gate.log();
+    let (javascript, python) = (sha256(Lang::JavaScript), sha256(Lang::Python));
+    let loaded_at = |sha: &str| log.find(sha).unwrap_or_else(|| panic!("{sha} not in\n{log}"));
+    assert!(loaded_at(&javascript) < log.find("configuration reloaded").unwrap(), "{log}");
+    assert!(loaded_at(&python) > loaded_at(&javascript), "{log}");
+
+    let out = push(&second, "1.0.0");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("denied: immutable-tags: tag `1.0.0` is immutable"),
+        "{}",
+        text(&out)
+    );
+    let out = push(&second, "latest");
+    assert!(out.status.success(), "{}", text(&out));
+    let decisions = gate.decisions();
+    let outcomes: Vec<&str> = decisions.iter().map(|d| d["decision"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["allow", "deny", "deny", "allow"]);
+}
+
+fn engine_sha256(path: &Path) -> String {
+    cache_engine().load_file(path).unwrap().sha256().to_string()
+}
+
+/// The SDKs' own unit tests, run outside a component against a fake host, so that
+/// `cargo test` runs them with everything else.
+#[test]
+fn the_python_and_javascript_sdk_unit_tests_pass() {
+    let root = workspace();
+    for (what, program, args) in [
+        ("python", "python3", &["-m", "unittest", "discover", "-s", "guest/python/tests"][..]),
+        ("javascript", "node", &["--test", "guest/javascript/test/"][..]),
+    ] {
+        let out = Command::new(program).args(args).current_dir(root).output().unwrap();
+        let output = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{what} SDK tests failed:\n{output}");
+        // Both runners say how many ran; none at all would pass vacuously.
+        let ran = match what {
+            "python" => output.contains("\nOK") && !output.contains("Ran 0 tests"),
+            _ => output.contains("# pass") && !output.contains("# pass 0"),
+        };
+        assert!(ran, "{what} SDK tests did not run:\n{output}");
+    }
+}
