@@ -144,6 +144,31 @@ fn the_tour_builds_a_policy() {
     }
 }
 
+#[test]
+fn python_and_javascript_policies_build_and_pass_their_scenarios() {
+    for block in
+        doc::run_by(workspace(), "python_and_javascript_policies_build_and_pass_their_scenarios")
+    {
+        // The block installs the toolchains from a checkout: run it in a copy of the two
+        // lockfiles' folders, so that it installs into a scratch directory.
+        let dir = tempfile::tempdir().unwrap();
+        for (from, to) in [
+            ("guest/python/toolchain.txt", "guest/python"),
+            ("guest/javascript/package.json", "guest/javascript"),
+            ("guest/javascript/package-lock.json", "guest/javascript"),
+        ] {
+            std::fs::create_dir_all(dir.path().join(to)).unwrap();
+            std::fs::copy(workspace().join(from), dir.path().join(from)).unwrap();
+        }
+        let out = run_block(&block, dir.path(), &[]);
+        assert!(text(&out).contains("4 passed, 0 failed"), "{}", text(&out));
+        for (name, project) in [("naming-py", "pyproject.toml"), ("naming-js", "package.json")] {
+            assert!(dir.path().join(name).join(project).is_file(), "{}", block.at());
+            assert!(dir.path().join(name).join("build").join(format!("{name}.wasm")).is_file());
+        }
+    }
+}
+
 /// A registry on a free port, an image layout, and the substitutions that point a block's
 /// fixed addresses (the gate on 5000, the registry on 5001) and `oci:./image:v` at them.
 struct Stage {
@@ -262,6 +287,22 @@ fn the_performance_commands_run() {
     );
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.contains("| manifest PUT | gate with TLS → registry |"), "{printed}");
+}
+
+#[test]
+fn the_language_cost_commands_run() {
+    // One second per measure instead of ten; the builds are the ones the page shows.
+    let [block] = doc::run_by(workspace(), "the_language_cost_commands_run").try_into().unwrap();
+    let out =
+        run_block(&block, workspace(), &[("tagpolicy bench ", "tagpolicy bench --seconds 1 ")]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    for policy in [
+        "immutable-tags 0.1.0 on 1000 synthetic pushes",
+        "component size",
+        "memory, reused, 100000 decisions",
+    ] {
+        assert_eq!(printed.matches(policy).count(), 3, "{printed}");
+    }
 }
 
 /// GitHub's anchor for a heading: lowercase, punctuation dropped, spaces as dashes.
