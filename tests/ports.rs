@@ -374,3 +374,29 @@ fn the_python_and_javascript_sdk_unit_tests_pass() {
         assert!(ran, "{what} SDK tests did not run:\n{output}");
     }
 }
+
+/// Python and JavaScript components get no more than Rust ones: built with WASI stubbed or
+/// disabled, they import the contract and nothing else, and `inspect` says so.
+#[test]
+fn ports_import_nothing_but_the_contract() {
+    for lang in [Lang::Python, Lang::JavaScript] {
+        for (name, path) in ports(lang) {
+            let out =
+                tagpolicy().arg("inspect").arg(path).args(["--output", "json"]).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let inspection: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let imports = inspection["imports"].as_array().unwrap();
+            assert!(!imports.is_empty(), "{inspection}");
+            for import in imports {
+                let import = import.as_str().unwrap();
+                assert!(
+                    import.starts_with("tagpolicy:policy/"),
+                    "{lang:?} {name} imports `{import}`"
+                );
+            }
+            let out = tagpolicy().arg("inspect").arg(path).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("imports (all granted; no WASI at all):"), "{text}");
+        }
+    }
+}

@@ -52,11 +52,23 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
             println!("settings: {}", metadata.settings_example);
             println!("exports:");
             for export in inspection.exports {
-                println!("  {export}");
+                // Toolchains add exports of their own (componentize-py's `exports` with its
+                // `init`); say that the host leaves them alone.
+                let note = if export.starts_with("tagpolicy:policy/policy@") {
+                    ""
+                } else {
+                    "  (the toolchain's own; never called)"
+                };
+                println!("  {export}{note}");
             }
-            println!(
-                "imports (all granted; WASI grants nothing: no files, network, environment; a frozen clock):"
-            );
+            let wasi = inspection.imports.iter().filter(|i| i.starts_with("wasi:")).count();
+            if wasi == 0 {
+                println!("imports (all granted; no WASI at all):");
+            } else {
+                println!(
+                    "imports (all granted; the {wasi} WASI ones grant nothing: no files, network, environment; a frozen clock):"
+                );
+            }
             for import in inspection.imports {
                 println!("  {import}");
             }
