@@ -8,7 +8,7 @@ mod registry;
 #[path = "support/stand_in.rs"]
 mod stand_in;
 
-use registry::{Client, Gate, Layout, LowercaseDir, Registry, skopeo_copy, text};
+use registry::{Client, Gate, Layout, LowercaseDir, Registry, eventually, skopeo_copy, text};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -332,15 +332,6 @@ fn a_hot_reload_while_pushes_run() {
     assert!(metrics.contains(error_counted), "{metrics}");
     assert!(metrics.contains(r#"tagpolicy_gate_reloads_total{result="ok"}"#), "{metrics}");
     assert!(gate.log().contains("configuration not reloaded"), "{}", gate.log());
-}
-
-/// Wait (up to 20 s) until `done` holds.
-fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !done() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
 }
 
 #[test]

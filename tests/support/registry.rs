@@ -718,3 +718,17 @@ impl Drop for LowercaseDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Wait (up to 20 s) until `done` holds.
+pub fn eventually(what: &str, done: impl FnMut() -> bool) {
+    eventually_within(std::time::Duration::from_secs(20), what, done);
+}
+
+/// Wait (up to `limit`) until `done` holds.
+pub fn eventually_within(limit: std::time::Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

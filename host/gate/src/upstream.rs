@@ -277,11 +277,7 @@ impl Upstream {
         headers.insert(ACCEPT, HeaderValue::from_static("application/vnd.oci.image.index.v1+json"));
         let response =
             self.call(Method::GET, &path, headers, Bytes::new(), Purpose::Lookup).await?;
-        match response.status() {
-            StatusCode::NOT_FOUND => Ok(None),
-            status if status.is_success() => Ok(Some(response.into_body())),
-            _ => Err(UpstreamError::Refused(Box::new(response))),
-        }
+        Ok(found(response)?.map(Response::into_body))
     }
 
     /// `HEAD` or `GET` of a manifest: `None` if the upstream does not know it; any answer
@@ -303,11 +299,7 @@ impl Upstream {
             // error body with its challenge), so ask again with GET.
             response = lookup(Method::GET).await?;
         }
-        match response.status() {
-            StatusCode::NOT_FOUND => Ok(None),
-            status if status.is_success() => Ok(Some(response)),
-            _ => Err(UpstreamError::Refused(Box::new(response))),
-        }
+        found(response)
     }
 
     /// The digest `reference` points at, or `None` if the upstream does not know it.
@@ -526,6 +518,16 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A lookup's answer: the response on success, `None` on 404 (the upstream does not have
+/// it), and anything else (a 401 challenge, a 5xx) passed on as refused.
+fn found(response: Response<Bytes>) -> Result<Option<Response<Bytes>>, UpstreamError> {
+    match response.status() {
+        StatusCode::NOT_FOUND => Ok(None),
+        status if status.is_success() => Ok(Some(response)),
+        _ => Err(UpstreamError::Refused(Box::new(response))),
+    }
 }
 
 #[cfg(test)]
