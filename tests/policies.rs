@@ -244,7 +244,14 @@ fn an_instance_that_trapped_is_replaced() {
 
 #[test]
 fn huge_reasons_are_truncated() {
-    let engine = engine();
+    // Building and copying an 8 MiB reason is real work: on a loaded 2-core CI machine it
+    // took longer than the default 50 ms deadline once. This test is about truncation, so
+    // it gets a deadline that only a hang would reach.
+    let engine = Engine::with_limits(Limits {
+        evaluate_deadline: Duration::from_secs(10),
+        ..Limits::default()
+    })
+    .unwrap();
     let policy = hostile(&engine, "huge-reason").unwrap();
     let decision = policy.evaluate(&push("a", &[("x", None)]), state(&[])).unwrap();
     assert_eq!(decision.outcome, Outcome::Deny);
