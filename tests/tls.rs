@@ -523,3 +523,82 @@ fn a_registry_that_requires_a_client_certificate_gets_the_gates() {
     assert_eq!(through_gate.put_manifest("team/app", "1.0.0", &manifest).status, 201);
     assert_eq!(through_gate.digest_of("team/app", "1.0.0"), Some(digest));
 }
+
+/// Open a TLS connection to `gate` that speaks HTTP/2 (by ALPN) and send the connection
+/// preface with an empty SETTINGS frame, then `then` (raw frame bytes, one every 100 ms).
+/// Returns how long the gate took to close the connection; fails if it did not within 30 s.
+fn http2_client_closed_after(gate: &Gate, ca_pem: &str, then: &[u8]) -> Duration {
+    use std::io::{Read, Write};
+    let mut config = registry::tls_client(ca_pem);
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let socket = std::net::TcpStream::connect(&gate.address).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let mut stream = rustls::StreamOwned::new(connection, socket);
+    let started = Instant::now();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    stream.flush().unwrap();
+    assert_eq!(stream.conn.alpn_protocol(), Some(&b"h2"[..]), "the gate must choose HTTP/2");
+    let mut pending = then.iter();
+    let mut sink = [0u8; 4096];
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(30), "the gate kept the connection open");
+        if let Some(byte) = pending.next() {
+            // The gate may have closed already; the read below says so.
+            let _ = stream.write_all(&[*byte]).and_then(|()| stream.flush());
+        }
+        match stream.read(&mut sink) {
+            Ok(0) => return started.elapsed(),
+            Ok(_) => {} // SETTINGS, pings, GOAWAY
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return started.elapsed(), // reset, or closed without close_notify
+        }
+    }
+}
+
+#[test]
+fn idle_and_trickling_http2_connections_are_closed() {
+    // HTTP/2 has no header timeout of its own in the server library: a client that answers
+    // pings but sends no request, or trickles one HEADERS frame, would keep its connection
+    // (and its slot under `max_connections`) for ever.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("tagpolicy test CA");
+    let (cert, key) = ca.server(NAMES, 9).write(dir.path(), "gate");
+    let registry = Registry::start();
+    let gate = Gate::start(
+        &registry.url(),
+        &format!(
+            "tls: {{cert: {}, key: {}}}\nlimits: {{header_timeout: 1s}}\n{RULES}",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let idle = http2_client_closed_after(&gate, &ca.pem, b"");
+    // A HEADERS frame (type 1, END_HEADERS) announcing 64 bytes, then one byte every 100 ms.
+    let mut trickle = vec![0, 0, 64, 1, 4, 0, 0, 0, 1];
+    trickle.extend([0x82; 64]);
+    let trickling = http2_client_closed_after(&gate, &ca.pem, &trickle);
+    // Generous bounds: the point is that the wait ends, near the 1 s limit (plus its GOAWAY
+    // grace of one more limit at most), not after the client's 7.3 s of trickling.
+    for (what, waited) in [("idle", idle), ("trickling", trickling)] {
+        assert!(waited >= Duration::from_millis(900), "{what}: closed after {waited:?}");
+        assert!(waited < Duration::from_secs(6), "{what}: closed after {waited:?}");
+    }
+    let metrics = Client::with(&gate.url(), Some(&ca.pem), None).get("/metrics").body;
+    assert!(metrics.contains(r#"tagpolicy_gate_timeouts_total{phase="header"} 2"#), "{metrics}");
+    assert!(
+        gate.log().matches("closed: HTTP/2 connection without a request in time").count() == 2,
+        "{}",
+        gate.log()
+    );
+    // A connection that does send requests is served as before.
+    let client = Client::with(&gate.url(), Some(&ca.pem), None);
+    assert_eq!(client.get("/v2/").status, 200);
+}

@@ -31,6 +31,7 @@ pub use tls::CertificateFiles;
 use arc_swap::ArcSwap;
 use config::Rules;
 use hyper::server::conn::http1;
+use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use metrics::Metrics;
@@ -243,20 +244,108 @@ async fn connection(
         }
     };
     let io = TokioIo::new(stream);
-    let result = if io.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
+    if io.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
         shared.metrics.connection_protocol("h2 over tls");
-        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-            .keep_alive_interval(Some(limits.header_timeout))
-            .serve_connection(io, service(shared.clone(), peer, true))
-            .await
-    } else {
-        shared.metrics.connection_protocol("http/1.1 over tls");
-        http1_builder(&limits).serve_connection(io, service(shared.clone(), peer, true)).await
-    };
+        return serve_http2(shared, io, peer).await;
+    }
+    shared.metrics.connection_protocol("http/1.1 over tls");
+    let result =
+        http1_builder(&limits).serve_connection(io, service(shared.clone(), peer, true)).await;
     connection_ended(&shared, peer, result);
+}
+
+/// Serve an HTTP/2 connection. HTTP/1.1 has `header_timeout` for a request's headers and for
+/// an idle keep-alive; HTTP/2 has neither (a client answering pings, or trickling one
+/// HEADERS frame, would hold a connection slot forever), so the gate closes a connection on
+/// which no request has been in flight (from its headers to the end of its response) for
+/// `header_timeout`: first with GOAWAY, then, if the client does not finish, by dropping it.
+async fn serve_http2(
+    shared: Arc<Shared>,
+    io: TokioIo<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+    peer: SocketAddr,
+) {
+    let idle_limit = shared.limits.header_timeout;
+    let activity = Arc::new(Activity::new());
+    let tracked = {
+        let (shared, activity) = (shared.clone(), activity.clone());
+        service_fn(move |request| {
+            let (shared, started) = (shared.clone(), activity.begin());
+            async move {
+                let response = proxy::handle(shared, peer, true, request).await;
+                // The request counts as in flight until its response body is done or dropped.
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    body.map_frame(move |frame| {
+                        let _in_flight = &started;
+                        frame
+                    })
+                    .boxed()
+                }))
+            }
+        })
+    };
+    let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(shared.limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .keep_alive_interval(Some(idle_limit))
+        .serve_connection(io, tracked);
+    tokio::pin!(served);
+    let check_every = (idle_limit / 4).max(Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            result = served.as_mut() => return connection_ended(&shared, peer, result),
+            () = tokio::time::sleep(check_every) => {
+                if activity.idle_for() >= Some(idle_limit) {
+                    break;
+                }
+            }
+        }
+    }
+    shared.metrics.timeout("header");
+    tracing::info!(%peer, timeout = ?idle_limit, "closed: HTTP/2 connection without a request in time");
+    served.as_mut().graceful_shutdown();
+    // Nothing is in flight, so GOAWAY ends the connection at once for a well-behaved client;
+    // one that does not read it is dropped.
+    if let Ok(result) = tokio::time::timeout(idle_limit, served).await {
+        connection_ended(&shared, peer, result);
+    }
+}
+
+/// How many requests of one connection are in flight, and since when none is.
+struct Activity(std::sync::Mutex<(usize, Option<std::time::Instant>)>);
+
+/// One request in flight; dropped when its response is done.
+struct InFlight(Arc<Activity>);
+
+impl Activity {
+    fn new() -> Self {
+        Activity(std::sync::Mutex::new((0, Some(std::time::Instant::now()))))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, (usize, Option<std::time::Instant>)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        let mut state = self.state();
+        *state = (state.0 + 1, None);
+        InFlight(self.clone())
+    }
+
+    /// How long no request has been in flight; `None` while one is.
+    fn idle_for(&self) -> Option<Duration> {
+        self.state().1.map(|since| since.elapsed())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self.0.state();
+        state.0 -= 1;
+        if state.0 == 0 {
+            state.1 = Some(std::time::Instant::now());
+        }
+    }
 }
 
 /// Most requests in flight at once on one HTTP/2 connection.
