@@ -437,6 +437,30 @@ mod failing_upstream {
             .collect()
     }
 
+    /// The same upstream, but any request without exactly `authorization` gets a 401 bearer
+    /// challenge, as a token-auth registry answers; also every request it saw.
+    pub fn start_requiring(
+        authorization: &'static str,
+    ) -> (String, impl Fn() -> Vec<String>, Arc<Mutex<Vec<Seen>>>) {
+        let (url, seen) = stand_in::start(move |request| {
+            let sent = request.headers.get("authorization").and_then(|v| v.to_str().ok());
+            if sent != Some(authorization) {
+                return Answer::Reply {
+                    status: 401,
+                    headers: vec![(
+                        "www-authenticate",
+                        r#"Bearer realm="http://127.0.0.1:1/token",service="stand-in""#.into(),
+                    )],
+                    body: br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#
+                        .to_vec(),
+                };
+            }
+            answer(request)
+        });
+        let log = seen.clone();
+        (url, move || writes(&log), seen)
+    }
+
     fn answer(request: &Seen) -> Answer {
         let reference = request.path.trim_start_matches("/v2/team/x/manifests/");
         let found = |digest: String, body: Vec<u8>| Answer::Reply {
@@ -493,6 +517,174 @@ fn a_failed_tag_write_undoes_the_tags_already_written() {
             "PUT stable (old)".to_string(),
         ]
     );
+}
+
+/// The same half-applied push against an upstream that requires credentials on every request:
+/// the gate's own requests (the lookups, the tag writes and the undo) must all carry the
+/// client's `Authorization`, or a token-auth registry would refuse the undo and leave the push
+/// half applied.
+#[test]
+fn the_undo_of_a_failed_tag_write_uses_the_clients_credentials() {
+    const AUTHORIZATION: &str = "Bearer token-of-the-client";
+    let (upstream, writes, seen) = failing_upstream::start_requiring(AUTHORIZATION);
+    let gate = Gate::start(&upstream, "rules: []\n");
+    let manifest = br#"{"schemaVersion":2,"new":true}"#;
+    let digest = format!("sha256:{}", registry::sha256_hex(manifest));
+    let target = format!("{digest}?tag=stable&tag=fresh&tag=bad");
+
+    // Without credentials the upstream's challenge reaches the client and nothing is written:
+    // the stand-in does refuse what lacks them. (Another repository: the gate's lookups run
+    // side by side, and some of this push's may reach the stand-in after the answer.)
+    let anonymous = Client::new(&gate.url()).put_manifest("team/anonymous", &target, manifest);
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    assert!(writes().is_empty(), "{:?}", writes());
+
+    let client = Client::with(&gate.url(), None, Some(AUTHORIZATION.to_string()));
+    let reply = client.put_manifest("team/x", &target, manifest);
+    assert_eq!(reply.status, 502, "{}", reply.body);
+    let message = reply.json()["errors"][0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("tag `bad` could not be written upstream (HTTP 500"), "{message}");
+    assert!(message.contains("removed the new tag `fresh`"), "{message}");
+    let old = failing_upstream::old_digest();
+    assert!(message.contains(&format!("restored `stable` to `{old}`")), "{message}");
+    assert_eq!(
+        writes(),
+        [
+            format!("PUT {digest}"),
+            "PUT stable".to_string(),
+            "PUT fresh".to_string(),
+            "PUT bad".to_string(),
+            "DELETE fresh".to_string(),
+            "PUT stable (old)".to_string(),
+        ]
+    );
+    let seen: Vec<stand_in::Seen> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.path.starts_with("/v2/team/x/"))
+        .cloned()
+        .collect();
+    let requests: Vec<String> = seen
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path.trim_start_matches("/v2/team/x/manifests/")))
+        .collect();
+    // The lookups are among them: each tag's current digest, and the old manifest to restore.
+    for lookup in ["HEAD stable", "HEAD fresh", "HEAD bad", &format!("GET {old}")] {
+        assert!(requests.iter().any(|r| r == lookup), "no `{lookup}` in {requests:?}");
+    }
+    let without: Vec<&String> = seen
+        .iter()
+        .zip(&requests)
+        .filter(|(s, _)| {
+            s.headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(AUTHORIZATION)
+        })
+        .map(|(_, request)| request)
+        .collect();
+    assert!(without.is_empty(), "without the client's credentials: {without:?} (of {requests:?})");
+}
+
+/// Writes outside the decided API are refused unless listed in `pass_writes`: a blob deletion
+/// (which changes no tag, but an operator may want it only through the registry's own
+/// clean-up) is refused with 403 naming it and the blob stays; listed by a reload, it passes to
+/// the registry, which deletes the blob, and the gate warns that listed writes bypass the
+/// policies.
+#[test]
+fn a_blob_deletion_passes_only_when_listed() {
+    let (registry, gate, _, direct) = setup();
+    let digest = direct.upload_blob("team/blobs", b"a blob that only a listed write may delete");
+    let blob = format!("/v2/team/blobs/blobs/{digest}");
+    let delete = || registry::raw_request(&gate.address, "DELETE", &blob, &[], b"");
+
+    let refused = delete();
+    assert_eq!(refused.status, 403, "{refused:?}");
+    let error: serde_json::Value = serde_json::from_str(&refused.body).unwrap();
+    assert_eq!(error["errors"][0]["code"], "DENIED", "{error}");
+    let message = error["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("`DELETE {blob}`")), "{message}");
+    assert_eq!(direct.get(&blob).status, 200, "the blob must still be there");
+    assert!(!gate.log().contains("bypass the policies"), "{}", gate.log());
+
+    let listed = format!("{RULES}pass_writes: [\"/v2/team/*/blobs/sha256:*\"]\n");
+    std::fs::write(gate.config_path(), Gate::config_text(&registry.url(), &listed)).unwrap();
+    gate.hangup();
+    eventually("the configuration is reloaded", || gate.log().contains("configuration reloaded"));
+    let warning = "WARNING: writes to `/v2/team/*/blobs/sha256:*` pass through undecided: they \
+                   bypass the policies";
+    assert!(gate.log().contains(warning), "{}", gate.log());
+
+    let passed = delete();
+    assert_eq!(passed.status, 202, "{passed:?}");
+    assert_eq!(direct.get(&blob).status, 404, "the blob must be gone");
+    // Passed undecided: counted, but no decision.
+    assert!(gate.decisions().is_empty(), "{:?}", gate.decisions());
+    let metrics = gate.metrics();
+    assert!(
+        metrics.contains(r#"tagpolicy_gate_requests_total{route="listed_write"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"tagpolicy_gate_refused_total{reason="unknown_write"} 1"#),
+        "{metrics}"
+    );
+}
+
+/// A registry's own management API listed in `pass_writes` (as for Harbor): a listed write
+/// reaches the upstream as the client sent it, an unlisted one is refused and never reaches
+/// it; the gate warns at start and again on every reload.
+#[test]
+fn a_listed_management_api_write_reaches_the_upstream_unchanged() {
+    let (upstream, seen) = stand_in::start(|_| stand_in::Answer::Reply {
+        status: 201,
+        headers: vec![("content-type", "application/json".into())],
+        body: br#"{"id":7}"#.to_vec(),
+    });
+    let gate = Gate::start(&upstream, "pass_writes: [\"/api/v2.0/**\"]\nrules: []\n");
+    let warning =
+        "WARNING: writes to `/api/v2.0/**` pass through undecided: they bypass the policies";
+    eventually("the start-up warning", || gate.log().contains(warning));
+
+    let body = br#"{"project_name":"team","metadata":{"public":"false"}}"#;
+    let listed = registry::raw_request(
+        &gate.address,
+        "POST",
+        "/api/v2.0/projects?dry_run=false",
+        &[("Content-Type", "application/json"), ("Authorization", "Basic YWRtaW46eA==")],
+        body,
+    );
+    assert_eq!(listed.status, 201, "{listed:?}");
+    assert!(listed.body.contains(r#"{"id":7}"#), "{listed:?}");
+    let unlisted = registry::raw_request(
+        &gate.address,
+        "DELETE",
+        "/api/v1/repository/team/app/tag/1.0.0",
+        &[],
+        b"",
+    );
+    assert_eq!(unlisted.status, 403, "{unlisted:?}");
+    assert!(unlisted.body.contains(r#""code":"DENIED""#), "{unlisted:?}");
+    assert!(
+        unlisted.body.contains("`DELETE /api/v1/repository/team/app/tag/1.0.0`"),
+        "{unlisted:?}"
+    );
+
+    // Exactly the listed request reached the upstream, with its method, target, headers and
+    // body as sent.
+    let reached: Vec<stand_in::Seen> = seen.lock().unwrap().clone();
+    assert_eq!(reached.len(), 1, "{reached:?}");
+    let request = &reached[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str(), request.query.as_str()),
+        ("POST", "/api/v2.0/projects", "dry_run=false")
+    );
+    assert_eq!(request.body, body);
+    assert_eq!(request.headers["content-type"], "application/json");
+    assert_eq!(request.headers["authorization"], "Basic YWRtaW46eA==");
+    assert!(gate.decisions().is_empty(), "{:?}", gate.decisions());
+
+    // A reload warns again.
+    gate.hangup();
+    eventually("the warning on reload", || gate.log().matches(warning).count() >= 2);
 }
 
 /// A request of the spelling corpus, with its placeholders filled in.

@@ -18,7 +18,7 @@ use registry::{Client, Gate, Layout, LowercaseDir, Registry, TokenAuth, skopeo_c
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const NAMES: &[&str] = &["127.0.0.1", "localhost"];
@@ -226,6 +226,53 @@ fn skopeo_and_buildah_push_over_tls_to_a_token_auth_registry() {
     }
 }
 
+#[test]
+fn buildah_shows_the_denial_over_tls() {
+    let world = World::start(RULES);
+    let direct = world.direct("team/built");
+    // buildah names a pulled image after its path, which must be lowercase.
+    let images = LowercaseDir::new();
+    let buildah = registry::Buildah::new();
+    let cert_dir = world.cert_dir();
+    let push = |seed: u64, tag: &str| {
+        let layout = Layout::image(images.path(), seed, 2048);
+        let out = buildah.run(&["pull", "--quiet", &layout.oci_ref()]);
+        assert!(out.status.success(), "{}", text(&out));
+        let image = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        buildah.run(&[
+            "push",
+            "--retry",
+            "0",
+            "--cert-dir",
+            cert_dir.to_str().unwrap(),
+            "--creds",
+            "alice:wonderland",
+            &image,
+            &format!("docker://{}/team/built:{tag}", world.gate.address),
+        ])
+    };
+    let out = push(31, "4.0.0");
+    assert!(out.status.success(), "{}", text(&out));
+    // buildah writes its own manifest: read what it pushed rather than the layout's digest.
+    let pushed = direct.digest_of("team/built", "4.0.0");
+    assert!(pushed.is_some());
+
+    // Another image under the release tag: denied, with the policy's reason in buildah's output.
+    let out = push(32, "4.0.0");
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("denied: immutable-tags: tag `4.0.0` is immutable"),
+        "buildah should show the reason: {}",
+        text(&out)
+    );
+    assert_eq!(direct.digest_of("team/built", "4.0.0"), pushed);
+    let decisions = world.gate.decisions();
+    let outcomes: Vec<&str> = decisions.iter().map(|d| d["decision"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["allow", "deny"], "{decisions:?}");
+    assert_eq!(decisions[1]["actor"], "alice", "{}", decisions[1]);
+}
+
 /// One request with curl over HTTP/2 (skopeo and buildah speak HTTP/1.1 to a registry even
 /// over TLS): status, response headers, body and the HTTP version used.
 fn curl_h2(
@@ -381,21 +428,29 @@ fn served_certificate(world: &World) -> Vec<u8> {
 #[test]
 fn the_certificate_rotates_while_pushes_run() {
     let world = World::start(RULES);
-    let client = world.through_gate("alice", "repository:team/app:pull,push");
+    let token = token_server::token(&world.signer, "alice", &["repository:team/app:pull,push"]);
+    let authorization = format!("Bearer {token}");
+    let client = Client::with(&world.gate.url(), Some(&world.ca.pem), Some(authorization.clone()));
     let (manifest, _) = client.image_manifest("team/app", "x");
     let stop = Arc::new(AtomicBool::new(false));
+    let pushed = Arc::new(AtomicUsize::new(0));
     let pusher = {
-        let stop = stop.clone();
+        let (stop, pushed) = (stop.clone(), pushed.clone());
+        let (url, ca) = (world.gate.url(), world.ca.pem.clone());
         std::thread::spawn(move || {
-            let (mut failures, mut pushed) = (Vec::new(), 0);
+            let mut failures = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                pushed += 1;
-                let reply = client.put_manifest("team/app", &format!("dev-{pushed}"), &manifest);
-                if reply.status != 201 {
-                    failures.push(format!("dev-{pushed}: {} {}", reply.status, reply.body));
+                let n = pushed.fetch_add(1, Ordering::Relaxed) + 1;
+                // A client (so a connection, so a TLS handshake) per push: a kept-alive
+                // connection would keep its certificate and never handshake during the rotation.
+                let client = Client::with(&url, Some(&ca), Some(authorization.clone()));
+                match client.try_put_manifest("team/app", &format!("dev-{n}"), &manifest) {
+                    Ok(reply) if reply.status == 201 => {}
+                    Ok(reply) => failures.push(format!("dev-{n}: {} {}", reply.status, reply.body)),
+                    Err(error) => failures.push(format!("dev-{n}: {error}")),
                 }
             }
-            (pushed, failures)
+            failures
         })
     };
     let first = served_certificate(&world);
@@ -407,6 +462,11 @@ fn the_certificate_rotates_while_pushes_run() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_ne!(first, next.der);
+    // Pushes go on with handshakes on the new certificate.
+    let rotated_at = pushed.load(Ordering::Relaxed);
+    registry::eventually("pushes after the rotation", || {
+        pushed.load(Ordering::Relaxed) > rotated_at + 5
+    });
 
     // A pair that does not match is refused; the running one stays.
     let broken = pki::Issued {
@@ -425,8 +485,13 @@ fn the_certificate_rotates_while_pushes_run() {
     assert!(world.gate.log().contains("TLS certificate not reloaded"), "{}", world.gate.log());
 
     stop.store(true, Ordering::Relaxed);
-    let (pushed, failures) = pusher.join().unwrap();
-    assert!(failures.is_empty(), "pushes failed during the rotation: {failures:?}");
+    let failures = pusher.join().unwrap();
+    let pushed = pushed.load(Ordering::Relaxed);
+    assert!(
+        failures.is_empty(),
+        "{} of {pushed} pushes failed during the rotation: {failures:?}",
+        failures.len()
+    );
     assert!(pushed > 5, "the pusher barely ran");
     assert!(
         world.metrics().contains(r#"tagpolicy_gate_certificate_reloads_total{result="ok"} 1"#),

@@ -682,6 +682,25 @@ pub fn raw_request(
 }
 
 impl Client {
+    /// A manifest PUT whose transport errors (a failed TLS handshake, a reset connection) are
+    /// returned, for a loop that collects failures instead of stopping at the first.
+    pub fn try_put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        manifest: &[u8],
+    ) -> Result<Reply, String> {
+        let request = self
+            .request("PUT", &format!("/v2/{repository}/manifests/{reference}"))
+            .set("Content-Type", MANIFEST);
+        match request.send_bytes(manifest) {
+            Err(ureq::Error::Transport(error)) => Err(error.to_string()),
+            result => Ok(reply(result)),
+        }
+    }
+}
+
+impl Client {
     /// Every tag of `repository` with its digest.
     pub fn tag_map(&self, repository: &str) -> std::collections::BTreeMap<String, String> {
         self.tags(repository)
