@@ -146,6 +146,8 @@ fn invalid_input_exits_2_naming_file_push_and_field() {
         (base.replace("{policy: immutable-tags}", "{policy: immutable-tags, settings: {mutable: [\"(\"]}}"), "policy `immutable-tags` rejected its settings: settings.mutable[0]: `(` is not a valid regex"),
         (base.replace("{policy: immutable-tags}", "{policy: immutable-tags, sha256: \"0000000000000000000000000000000000000000000000000000000000000000\"}"), "does not match its pin"),
         ("repository: [\n".to_string(), "`bad.yaml`: "),
+        (format!("{base}images:\n  a: {{labels: {{x: y}}, colour: red}}\n"), "`bad.yaml`: images.a: unknown field `colour`"),
+        (format!("{base}images:\n  a: {{referrers: [{{artifact_type: t, colour: red}}]}}\n"), "`bad.yaml`: images.a.referrers[0]: unknown field `colour`"),
     ];
     for (yaml, wanted) in cases {
         scenario(dir.path(), "bad.yaml", &yaml);
@@ -313,6 +315,8 @@ fn bench_reports_every_measure_as_json() {
         "isolated_configure_ns",
         "isolated_configure_p99_ns",
         "snapshot_ms",
+        "floor_reused_ns",
+        "floor_isolated_ns",
     ] {
         let value = report[field].as_f64().unwrap_or_else(|| panic!("{field} missing: {report}"));
         assert!(value > 0.0, "{field} = {value}");

@@ -62,6 +62,16 @@ fn attach(
     subject: (&[u8], &str),
     artifact_type: &str,
 ) -> serde_json::Value {
+    attach_manifest(client, repository, subject, artifact_type).1
+}
+
+/// [`attach`], with the artifact's manifest.
+fn attach_manifest(
+    client: &Client,
+    repository: &str,
+    subject: (&[u8], &str),
+    artifact_type: &str,
+) -> (Vec<u8>, serde_json::Value) {
     let empty = client.upload_blob(repository, b"{}");
     let payload = format!("{artifact_type} of {}", subject.1);
     let layer = client.upload_blob(repository, payload.as_bytes());
@@ -78,7 +88,8 @@ fn attach(
     let digest = format!("sha256:{}", sha256_hex(&artifact));
     let pushed = client.put_manifest(repository, &digest, &artifact);
     assert_eq!(pushed.status, 201, "{}", pushed.body);
-    json!({"mediaType": registry::MANIFEST, "digest": digest, "size": artifact.len(), "artifactType": artifact_type})
+    let descriptor = json!({"mediaType": registry::MANIFEST, "digest": digest, "size": artifact.len(), "artifactType": artifact_type});
+    (artifact, descriptor)
 }
 
 /// The referrers tag schema: the index `sha256-<hex>` lists what refers to `subject`.
@@ -309,9 +320,8 @@ fn referrers_upstream(referrers: &'static str) -> String {
 }
 
 #[test]
-fn malformed_referrers_deny_with_the_reason_and_a_loop_is_harmless() {
+fn malformed_referrers_from_the_api_deny_with_the_reason() {
     let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:00","size":2},"layers":[]}"#;
-    let digest = format!("sha256:{}", sha256_hex(manifest));
 
     let malformed =
         Gate::start(&referrers_upstream(r#"{"manifests": "not a list"}"#), SIGNED_RELEASES);
@@ -322,20 +332,297 @@ fn malformed_referrers_deny_with_the_reason_and_a_loop_is_harmless() {
     assert!(message.contains("are not an OCI manifest or index"), "{message}");
     assert!(message.contains("the request is denied"), "{message}");
 
-    // An index that lists the image itself as its own referrer: one lookup, no recursion,
-    // and no signature.
-    let looped: &'static str = Box::leak(
-        json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [
-            {"mediaType": registry::MANIFEST, "digest": digest, "size": manifest.len()}]})
-        .to_string()
-        .into_boxed_str(),
+    // An image manifest where the index should be: read as an index, it would list nothing.
+    let manifest_instead = Gate::start(
+        &referrers_upstream(
+            r#"{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": []}"#,
+        ),
+        SIGNED_RELEASES,
     );
-    let looping = Gate::start(&referrers_upstream(looped), SIGNED_RELEASES);
-    let refused = Client::new(&looping.url()).put_manifest("team/x", "1.0.0", manifest);
+    let refused = Client::new(&manifest_instead.url()).put_manifest("team/x", "1.0.0", manifest);
     assert_eq!(refused.status, 403, "{}", refused.body);
+    let message = message_of(&refused);
+    assert!(
+        message.contains(&format!(
+            "the referrers of `sha256:{}` are not an OCI image index: the media type is `{}`",
+            sha256_hex(manifest),
+            registry::MANIFEST
+        )),
+        "{message}"
+    );
+}
+
+/// The message of the first error of a registry error answer.
+fn message_of(reply: &registry::Reply) -> String {
+    reply.json()["errors"][0]["message"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_config_larger_than_its_manifest_declares_is_read_only_up_to_the_limit() {
+    let registry = Registry::start();
+    let gate = Gate::start(
+        &registry.url(),
+        r#"limits: {max_config_bytes: 4096}
+rules:
+  - repositories: ["team/**"]
+    policies:
+      - policy: image-requirements
+        settings: {rules: [{tags: [".*"], labels: {seed: ".+"}}]}
+"#,
+    );
+    let client = Client::new(&gate.url());
+    let direct = Client::new(&registry.url());
+    // An image whose config carries the label, padded with `padding` bytes, and whose
+    // manifest declares the config to be `declared` bytes.
+    let padded_image = |padding: usize, declared: Option<usize>| {
+        let config = json!({"architecture": "amd64", "os": "linux",
+                            "rootfs": {"type": "layers", "diff_ids": []},
+                            "config": {"Labels": {"seed": "1"}}, "comment": "x".repeat(padding)})
+        .to_string();
+        let config_digest = direct.upload_blob("team/app", config.as_bytes());
+        let layer_digest = direct.upload_blob("team/app", b"layer");
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": registry::MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": config_digest, "size": declared.unwrap_or(config.len())},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        "digest": layer_digest, "size": 5}],
+        })
+        .to_string()
+        .into_bytes();
+        let digest = format!("sha256:{}", sha256_hex(&manifest));
+        (manifest, digest, config_digest)
+    };
+    // A config within the limit is read (and the policy's instance now exists, so that the
+    // memory measured below is the big config's alone).
+    let (small, _, _) = padded_image(0, None);
+    let tagged = client.put_manifest("team/app", "small", &small);
+    assert_eq!(tagged.status, 201, "{}", tagged.body);
+    let before = gate.peak_rss_kib();
+
+    // 48 MiB declared as 100 bytes; distribution 2.8 stores the manifest without checking
+    // the size. It carries the label: a gate that read it whole would allow.
+    let (big, digest, config) = padded_image(48 << 20, Some(100));
+    assert_eq!(direct.put_manifest("team/app", &digest, &big).status, 201);
+    let refused = client.put_manifest("team/app", "big", &big);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let message = message_of(&refused);
+    assert!(
+        message.contains(&format!("cannot read the config `{config}` of `{digest}`")),
+        "{message}"
+    );
+    assert!(message.contains("larger than 4096 bytes"), "{message}");
+    assert!(message.contains("the request is denied"), "{message}");
+    let grown = gate.peak_rss_kib().saturating_sub(before);
+    assert!(grown < 16 << 10, "the gate's peak memory grew by {grown} KiB on a 4096-byte limit");
+    assert_eq!(direct.digest_of("team/app", "big"), None);
+    // The gate is still up and reads configs within the limit.
+    assert_eq!(client.put_manifest("team/app", "small-again", &small).status, 201);
+}
+
+#[test]
+fn a_malformed_referrers_index_in_the_tag_schema_denies_with_the_reason() {
+    let registry = Registry::start();
+    let gate = Gate::start(&registry.url(), SIGNED_RELEASES);
+    let client = Client::new(&gate.url());
+    let direct = Client::new(&registry.url());
+    let (manifest, digest) = image(&client, "team/app", "1.0.0");
+    let signature = attach(&client, "team/app", (&manifest, &digest), SIGNATURE);
+    let sbom = attach(&client, "team/app", (&manifest, &digest), SBOM);
+    let tag = digest.replace(':', "-");
+    let refused = |why: &str| {
+        let reply = client.put_manifest("team/app", "1.0.0", &manifest);
+        assert_eq!(reply.status, 403, "{}", reply.body);
+        let message = message_of(&reply);
+        assert!(message.contains(&format!("cannot read the referrers of `{digest}`")), "{message}");
+        assert!(message.contains(&format!("under the tag `{tag}`")), "{message}");
+        assert!(message.contains(why), "wanted `{why}` in: {message}");
+        assert!(message.ends_with("the request is denied"), "{message}");
+        assert_eq!(direct.digest_of("team/app", "1.0.0"), None);
+    };
+
+    // An image manifest where the index should be (it has no `manifests`: read as an index,
+    // it would list nothing).
+    let (other, _) = image(&client, "team/app", "9.9.9");
+    assert_eq!(direct.put_manifest("team/app", &tag, &other).status, 201);
+    refused(&format!("are not an OCI image index: the media type is `{}`", registry::MANIFEST));
+
+    // An index whose entries lack their media type and size; each names a real artifact of
+    // the required type, which a gate that took entries as they come would count.
+    let incomplete: Vec<serde_json::Value> = [&signature, &sbom]
+        .iter()
+        .map(|d| json!({"digest": d["digest"], "artifactType": d["artifactType"]}))
+        .collect();
+    publish_referrers(&direct, "team/app", &digest, &incomplete);
+    refused("entry 0 has no `mediaType`");
+    let sizeless: Vec<serde_json::Value> = [&signature, &sbom]
+        .iter()
+        .map(|d| {
+            json!({"mediaType": d["mediaType"], "digest": d["digest"], "artifactType": d["artifactType"]})
+        })
+        .collect();
+    publish_referrers(&direct, "team/app", &digest, &sizeless);
+    refused("entry 0 has no `size`");
+
+    // The same entries complete: allowed.
+    publish_referrers(&direct, "team/app", &digest, &[signature, sbom]);
+    let tagged = client.put_manifest("team/app", "1.0.0", &manifest);
+    assert_eq!(tagged.status, 201, "{}", tagged.body);
+}
+
+#[test]
+fn failed_image_lookups_deny_naming_the_lookup_and_write_nothing() {
+    let config = br#"{"architecture":"amd64","os":"linux","config":{"Labels":{"seed":"1"}}}"#;
+    let config_digest = format!("sha256:{}", sha256_hex(config));
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": registry::MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [],
+    })
+    .to_string();
+    let digest = format!("sha256:{}", sha256_hex(manifest.as_bytes()));
+    let tag = digest.replace(':', "-");
+    let signature = format!("sha256:{}", "5".repeat(64));
+    let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [
+        {"mediaType": registry::MANIFEST, "digest": signature, "size": 300, "artifactType": SIGNATURE}]})
+    .to_string();
+
+    // A registry without a referrers API that has the config and a tag-schema index with a
+    // signature, and answers `failing` (a path and a status) with that status.
+    let failing = std::sync::Arc::new(std::sync::Mutex::new(None::<(String, u16)>));
+    let script_failing = failing.clone();
+    let paths =
+        (format!("/v2/team/x/blobs/{config_digest}"), format!("/v2/team/x/manifests/{tag}"));
+    let (url, seen) = stand_in::start(move |request| {
+        if let Some((path, status)) = script_failing.lock().unwrap().clone()
+            && request.path == path
+        {
+            let challenge = r#"Bearer realm="http://127.0.0.1:1/token",service="registry""#;
+            return Answer::Reply {
+                status,
+                headers: vec![("www-authenticate", challenge.into())],
+                body: br#"{"errors":[{"code":"UNKNOWN","message":"scripted failure"}]}"#.to_vec(),
+            };
+        }
+        match request.method.as_str() {
+            "PUT" => Answer::status(201),
+            "GET" if request.path == paths.0 => Answer::Reply {
+                status: 200,
+                headers: vec![("content-type", "application/octet-stream".into())],
+                body: config.to_vec(),
+            },
+            "GET" if request.path == paths.1 => Answer::Reply {
+                status: 200,
+                headers: vec![("content-type", INDEX.into())],
+                body: index.clone().into_bytes(),
+            },
+            _ if request.path == "/v2/" => Answer::status(200),
+            _ => Answer::status(404),
+        }
+    });
+    let gate = Gate::start(
+        &url,
+        r#"rules:
+  - repositories: ["team/**"]
+    policies:
+      - policy: image-requirements
+        settings:
+          rules: [{tags: ["\\d+\\.\\d+\\.\\d+"], referrers: ["application/vnd.dev.cosign.artifact.sig.v1+json"], labels: {seed: ".+"}}]
+"#,
+    );
+    let client = Client::new(&gate.url());
+    let manifest_puts = || {
+        let seen = seen.lock().unwrap();
+        seen.iter().filter(|s| s.method == "PUT" && s.path.contains("/manifests/")).count()
+    };
+
+    // With every lookup answered the push goes through: a write is what the cases below
+    // would show if they let one pass.
+    let allowed = client.put_manifest("team/x", "1.0.0", manifest.as_bytes());
+    assert_eq!(allowed.status, 201, "{}", allowed.body);
+    assert_eq!(manifest_puts(), 1);
+
+    let referrers = format!("cannot read the referrers of `{digest}` from the upstream registry");
+    let labels = format!(
+        "cannot read the config `{config_digest}` of `{digest}` from the upstream registry"
+    );
+    let cases = [
+        (format!("/v2/team/x/referrers/{digest}"), 500, &referrers, "500 Internal Server Error"),
+        (format!("/v2/team/x/manifests/{tag}"), 500, &referrers, "500 Internal Server Error"),
+        (format!("/v2/team/x/manifests/{tag}.sig"), 401, &referrers, "401 Unauthorized"),
+        (format!("/v2/team/x/blobs/{config_digest}"), 500, &labels, "500 Internal Server Error"),
+        (format!("/v2/team/x/blobs/{config_digest}"), 401, &labels, "401 Unauthorized"),
+    ];
+    for (path, status, lookup, answer) in cases {
+        *failing.lock().unwrap() = Some((path.clone(), status));
+        let asked = seen.lock().unwrap().len();
+        let refused = client.put_manifest("team/x", "1.0.1", manifest.as_bytes());
+        assert_eq!(refused.status, 403, "{path} {status}: {}", refused.body);
+        let message = message_of(&refused);
+        assert!(message.contains(lookup.as_str()), "{path} {status}: {message}");
+        assert!(message.contains(answer), "{path} {status}: {message}");
+        assert!(message.ends_with("the request is denied"), "{message}");
+        let failed = seen.lock().unwrap()[asked..].iter().any(|s| s.path == path);
+        assert!(failed, "the gate never asked for `{path}`");
+        assert_eq!(manifest_puts(), 1, "{path} {status}: a manifest was written upstream");
+    }
+}
+
+#[test]
+fn a_referrer_loop_is_looked_up_once_per_source() {
+    let registry = Registry::start();
+    // Two policies each asking for the referrers of the pushed image: they share lookups.
+    let gate = Gate::start(
+        &registry.url(),
+        r#"rules:
+  - repositories: ["team/**"]
+    policies:
+      - policy: image-requirements
+        settings:
+          rules: [{tags: ["\\d+\\.\\d+\\.\\d+"], referrers: ["application/vnd.dev.cosign.artifact.sig.v1+json"], version_matches_tag: true}]
+      - policy: image-requirements
+        settings:
+          rules: [{tags: ["\\d+\\.\\d+\\.\\d+"], referrers: ["application/spdx+json"]}]
+"#,
+    );
+    let client = Client::new(&gate.url());
+    let direct = Client::new(&registry.url());
+    let (manifest, a) = image(&client, "team/loop", "1.0.0");
+    let (artifact, signature) = attach_manifest(&client, "team/loop", (&manifest, &a), SIGNATURE);
+    let sbom = attach(&client, "team/loop", (&manifest, &a), SBOM);
+    let b = signature["digest"].as_str().unwrap().to_string();
+    // A → B (and the SBOM), and B → A: the indexes refer to each other.
+    publish_referrers(&direct, "team/loop", &a, &[signature.clone(), sbom]);
+    let back = json!({"mediaType": registry::MANIFEST, "digest": a, "size": manifest.len()});
+    publish_referrers(&direct, "team/loop", &b, &[back]);
+
+    // Each source of the pushed digest's referrers asked once; nothing asked of B.
+    let lookups = |(pushed, body): (&str, &[u8]), other: &str, tag: &str, expected: u16| {
+        let before = registry.requests().len();
+        let reply = client.put_manifest("team/loop", tag, body);
+        assert_eq!(reply.status, expected, "{}", reply.body);
+        let requests = registry.requests()[before..].to_vec();
+        let count = |target: String| requests.iter().filter(|r| **r == target).count();
+        let schema = pushed.replace(':', "-");
+        assert_eq!(count(format!("GET /v2/team/loop/referrers/{pushed}")), 1, "{requests:#?}");
+        for suffix in ["", ".sig", ".att", ".sbom"] {
+            let target = format!("GET /v2/team/loop/manifests/{schema}{suffix}");
+            assert_eq!(count(target), 1, "{suffix}: {requests:#?}");
+        }
+        let other_hex = &other["sha256:".len()..];
+        let followed: Vec<_> = requests.iter().filter(|r| r.contains(other_hex)).collect();
+        assert!(followed.is_empty(), "the gate followed the loop: {followed:#?}");
+        reply
+    };
+    lookups((&a, &manifest), &b, "1.0.0", 201);
+    // B's only referrer is A, an image without an artifact type: B is no release.
+    let refused = lookups((&b, &artifact), &a, "1.0.1", 403);
     assert!(
         refused.body.contains(&format!("no artifact of type `{SIGNATURE}`")),
         "{}",
         refused.body
     );
+    assert!(refused.body.contains(&format!("no artifact of type `{SBOM}`")), "{}", refused.body);
 }

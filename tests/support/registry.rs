@@ -751,3 +751,21 @@ pub fn eventually_within(limit: std::time::Duration, what: &str, mut done: impl 
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+impl Registry {
+    /// The requests the registry has answered, from its access log, as `METHOD TARGET`
+    /// (e.g. `GET /v2/team/app/manifests/latest`), oldest first.
+    pub fn requests(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap();
+        log.lines()
+            .filter_map(|line| {
+                // `127.0.0.1 - - [date] "GET /v2/... HTTP/1.1" 200 ...`
+                let request = line.split('"').nth(1)?;
+                let (method, rest) = request.split_once(' ')?;
+                let (target, _) = rest.rsplit_once(' ')?;
+                // Other lines (warnings) quote messages, not requests.
+                target.starts_with('/').then(|| format!("{method} {target}"))
+            })
+            .collect()
+    }
+}

@@ -498,6 +498,27 @@ mod tests {
     }
 
     #[test]
+    fn unknown_fields_in_images_and_referrers_name_the_file_and_field() {
+        let images = |image: &str| format!("{OK}images:\n  b:\n{image}");
+        let cases = [
+            (images("    labels: {a: b}\n    colour: red\n"), "images.b: unknown field `colour`"),
+            (
+                images("    referrers: [{artifact_type: application/spdx+json, colour: red}]\n"),
+                "images.b.referrers[0]: unknown field `colour`",
+            ),
+        ];
+        for (text, wanted) in cases {
+            let err = parse(&text).unwrap_err();
+            assert!(err.starts_with("`s.yaml`: "), "{err}");
+            assert!(err.contains(wanted), "wanted `{wanted}` in: {err}");
+        }
+        // Without the unknown field, the same images parse.
+        let known =
+            images("    labels: {a: b}\n    referrers: [{artifact_type: application/spdx+json}]\n");
+        assert!(parse(&known).is_ok(), "{known}");
+    }
+
+    #[test]
     fn requests_carry_current_digests() {
         let scenario = parse(OK).unwrap();
         let request = scenario.steps[0].request("team/app", &scenario.state);

@@ -9,6 +9,10 @@ use http::HeaderValue;
 use sha2::{Digest, Sha256};
 use tagpolicy::image::{KeyValue, Manifest, Referrer, config_labels};
 
+/// The media type of an OCI image index: what the referrers API answers and what the
+/// referrers tag schema stores.
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
 /// cosign's tags for what it attaches to `sha256-<hex>`, and the artifact type each stands
 /// for (the type cosign gives them where the registry has a referrers API).
 const COSIGN_TAGS: [(&str, &str); 3] = [
@@ -73,7 +77,7 @@ pub async fn referrers(
         |e: &dyn std::fmt::Display| format!("cannot read {what} from the upstream registry ({e})");
     let index = upstream.referrers(repository, digest, auth).await.map_err(|e| failed(&e))?;
     let mut found = match index {
-        Some(bytes) => from_index(&bytes, &what)?,
+        Some(bytes) => from_index(&bytes, None, &what)?,
         None => fallback(upstream, repository, digest, auth).await.map_err(|e| failed(&e))?,
     };
     found.sort_by(|a, b| a.digest.cmp(&b.digest));
@@ -81,10 +85,36 @@ pub async fn referrers(
     Ok(found)
 }
 
-/// The referrers an index lists (the referrers API's answer, or the tag schema's index).
-fn from_index(bytes: &[u8], what: &str) -> Result<Vec<Referrer>, String> {
-    let index = Manifest::from_json(bytes, Some("application/vnd.oci.image.index.v1+json"))
-        .map_err(|e| format!("{what} are {e}"))?;
+/// The referrers an index lists (the referrers API's answer, or the tag schema's index,
+/// whose `content_type` the upstream gave). Anything else is refused: read leniently, a
+/// manifest under the tag would list no referrers, and entries lacking a media type, digest
+/// or size would still count as referrers.
+fn from_index(
+    bytes: &[u8],
+    content_type: Option<&HeaderValue>,
+    what: &str,
+) -> Result<Vec<Referrer>, String> {
+    let content_type = content_type.and_then(|c| c.to_str().ok()).unwrap_or(INDEX);
+    let index =
+        Manifest::from_json(bytes, Some(content_type)).map_err(|e| format!("{what} are {e}"))?;
+    let malformed = |why: String| format!("{what} are not an OCI image index: {why}");
+    if index.media_type != INDEX {
+        return Err(malformed(format!("the media type is `{}`", index.media_type)));
+    }
+    for (position, entry) in index.manifests.iter().enumerate() {
+        if entry.media_type.is_empty() {
+            return Err(malformed(format!("entry {position} has no `mediaType`")));
+        }
+        if entry.digest.is_empty() {
+            return Err(malformed(format!("entry {position} has no `digest`")));
+        }
+        tagpolicy::oci::check_digest(&entry.digest)
+            .map_err(|e| malformed(format!("entry {position}: {e}")))?;
+        // A manifest is never empty: 0 is a size left out.
+        if entry.size == 0 {
+            return Err(malformed(format!("entry {position} has no `size`")));
+        }
+    }
     Ok(index
         .manifests
         .into_iter()
@@ -108,10 +138,11 @@ async fn fallback(
     let Some(hex) = digest.strip_prefix("sha256:") else { return Ok(Vec::new()) };
     let tag = format!("sha256-{hex}");
     let mut found = Vec::new();
-    if let Some((_, bytes)) =
+    if let Some((content_type, bytes)) =
         upstream.manifest(repository, &tag, auth).await.map_err(|e| e.to_string())?
     {
-        found.extend(from_index(&bytes, &format!("the referrers index `{tag}`"))?);
+        let what = format!("the referrers under the tag `{tag}`");
+        found.extend(from_index(&bytes, Some(&content_type), &what)?);
     }
     for (suffix, artifact_type) in COSIGN_TAGS {
         let cosign = format!("{tag}{suffix}");
