@@ -395,3 +395,133 @@ fn ports_import_nothing_but_the_contract() {
         }
     }
 }
+
+/// One way to break a freshly scaffolded policy: the template line containing `find` becomes
+/// `broken`; the build fails in the step of `tool`, whose message must contain `message`.
+struct Break {
+    find: &'static str,
+    broken: &'static str,
+    tool: &'static str,
+    message: &'static str,
+}
+
+/// `tagpolicy new NAME --lang LANG` in a temporary folder, then each break in turn: `tagpolicy
+/// build` fails, shows the toolchain's own error, and points at the policy's file and the line
+/// of the break (not a bundle or a placeholder path), so an author can go straight to it.
+fn build_errors_name_the_file_and_line(lang: Lang, breaks: &[Break]) {
+    let temp = tempfile::tempdir().unwrap();
+    let name = "broken-rule";
+    let out = tagpolicy()
+        .args(["new", name, "--lang", lang.folder()])
+        .current_dir(temp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let file = match lang {
+        Lang::Python => "policy.py",
+        Lang::JavaScript => "policy.js",
+    };
+    let source_path = temp.path().join(name).join(file);
+    let source = std::fs::read_to_string(&source_path).unwrap();
+    // The build's steps, each announced before it runs.
+    let steps: &[&str] = match lang {
+        Lang::Python => &["componentize-py"],
+        Lang::JavaScript => &["rolldown", "componentize-js"],
+    };
+    for Break { find, broken, tool, message } in breaks {
+        let index = source
+            .lines()
+            .position(|line| line.contains(find))
+            .unwrap_or_else(|| panic!("no line with `{find}` in the {lang:?} template:\n{source}"));
+        let line = index + 1;
+        let lines: Vec<&str> =
+            source.lines().enumerate().map(|(i, l)| if i == index { broken } else { l }).collect();
+        std::fs::write(&source_path, lines.join("\n") + "\n").unwrap();
+
+        let out = tagpolicy().arg("build").arg(name).current_dir(temp.path()).output().unwrap();
+        let output = text(&out);
+        assert!(
+            !out.status.success() && out.status.code().is_some(),
+            "{lang:?} `{broken}`: {output}"
+        );
+        assert!(output.contains(message), "{lang:?} `{broken}`: no `{message}` in\n{output}");
+        // Python names the file as given to `tagpolicy build`; rolldown and componentize-js
+        // name it relative to the policy's folder.
+        let at = match lang {
+            Lang::Python => output.contains(&format!("File \"{name}/{file}\", line {line}")),
+            Lang::JavaScript => output.match_indices(&format!("{file}:{line}:")).any(|(i, _)| {
+                !output[..i].ends_with(|c: char| c.is_alphanumeric() || "/.-_".contains(c))
+            }),
+        };
+        assert!(at, "{lang:?} `{broken}`: the output names no `{file}` line {line}:\n{output}");
+        for internal in ["\"/0/", "(/0/", "\"/1/", "(/1/", ".bundle.js:", "sys.exit(script())"] {
+            assert!(!output.contains(internal), "{lang:?} `{broken}`: `{internal}` in\n{output}");
+        }
+        // Progress announces each step up to the one that failed, and no further; the last
+        // line names the tool and the folder.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let progress: Vec<&str> = stderr.lines().filter(|l| l.starts_with("build: ")).collect();
+        let failed = steps.iter().position(|step| step == tool).unwrap() + 1;
+        assert_eq!(progress.len(), failed, "{lang:?} `{broken}`: {output}");
+        for (line, step) in progress.iter().zip(steps) {
+            assert!(line.contains(step) && line.contains(name), "{lang:?} `{broken}`: {output}");
+        }
+        let last = stderr.trim_end().lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: ")
+                && last.contains(tool)
+                && last.contains(&format!("failed to build the policy in `{name}`")),
+            "{lang:?} `{broken}`: {output}"
+        );
+    }
+}
+
+#[test]
+fn a_python_build_error_names_the_file_and_line() {
+    build_errors_name_the_file_and_line(
+        Lang::Python,
+        &[
+            Break {
+                find: "exempt = any(",
+                broken: "        exempt = any(group in",
+                tool: "componentize-py",
+                message: "SyntaxError: '(' was never closed",
+            },
+            Break {
+                find: "from tagpolicy_guest.text import",
+                broken: "from tagpolicy_guest.text import code_list, no_such_name",
+                tool: "componentize-py",
+                message: "ImportError: cannot import name 'no_such_name' from 'tagpolicy_guest.text'",
+            },
+        ],
+    );
+}
+
+#[test]
+fn a_javascript_build_error_names_the_file_and_line() {
+    build_errors_name_the_file_and_line(
+        Lang::JavaScript,
+        &[
+            Break {
+                find: "const exempt = ",
+                broken: "    const exempt = request.actor(.groups;",
+                tool: "rolldown",
+                message: "[PARSE_ERROR]",
+            },
+            Break {
+                find: "import { definePolicy",
+                broken: "import { definePolicy, settings as s, noSuchName } from 'tagpolicy-guest';",
+                tool: "rolldown",
+                message: "\"noSuchName\" is not exported",
+            },
+            // Past the bundler: componentize-js runs the module and reports the bundle's
+            // line, which the build maps back to the source.
+            Break {
+                find: "description: ",
+                broken: "  description: noSuchFunction(),",
+                tool: "componentize-js",
+                message: "ReferenceError: noSuchFunction is not defined",
+            },
+        ],
+    );
+}

@@ -39,6 +39,8 @@ const INSTALL: &str = "npm install --save-dev --save-exact @bytecodealliance/com
 
 /// Build the policy in `dir` and answer the component's path, `<dir>/build/<name>.wasm`.
 pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
+    // Messages name the folder as the author gave it; the tools get its full path.
+    let shown = dir;
     let dir = dir.canonicalize().with_context(|| format!("cannot read `{}`", dir.display()))?;
     let package_json = dir.join("package.json");
     let package: serde_json::Value = serde_json::from_str(
@@ -78,21 +80,28 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::write(work.join("wit/policy.wit"), WIT)?;
 
     // One ES module for componentize-js: the policy's own modules and the SDK inlined, the
-    // host's `tagpolicy:*` interfaces left as imports for componentize-js to link.
+    // host's `tagpolicy:*` interfaces left as imports for componentize-js to link. Its source
+    // map (not referenced from the bundle, which stays as it was) takes componentize-js's
+    // errors, which name the bundle's lines, back to the policy's.
     let bundle = work.join(format!("{name}.bundle.js"));
     let config = work.join("rolldown.config.mjs");
     let js = |path: &Path| serde_json::to_string(&path.display().to_string()).expect("a string");
     std::fs::write(
         &config,
         format!(
-            "export default {{\n  input: {input},\n  external: [/^tagpolicy:/],\n  resolve: {{ alias: {{ 'tagpolicy-guest': {sdk} }} }},\n  output: {{ file: {bundle}, format: 'esm' }},\n}};\n",
+            "export default {{\n  input: {input},\n  external: [/^tagpolicy:/],\n  resolve: {{ alias: {{ 'tagpolicy-guest': {sdk} }} }},\n  output: {{ file: {bundle}, format: 'esm', sourcemap: 'hidden' }},\n}};\n",
             input = js(&main),
             sdk = js(&sdk.join("index.js")),
             bundle = js(&bundle),
         ),
     )?;
     eprintln!("build: bundling {name} with rolldown…");
-    run(Command::new(&rolldown).arg("-c").arg(&config).current_dir(&dir), &dir, "rolldown")?;
+    run(
+        Command::new(&rolldown).arg("-c").arg(&config).current_dir(&dir),
+        shown,
+        "rolldown",
+        |text| text.to_string(),
+    )?;
 
     let component = out_dir.join(format!("{name}.wasm"));
     eprintln!("build: componentize-js {name}…");
@@ -106,22 +115,171 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
             .arg("--out")
             .arg(&component)
             .current_dir(&dir),
-        &dir,
+        shown,
         "componentize-js",
+        |text| to_source(text, &bundle, &dir),
     )?;
     Ok(component)
 }
 
-/// Run a toolchain step; on failure show its own output (it names the JS file and line) and
-/// fail naming the policy's folder.
-fn run(command: &mut Command, dir: &Path, tool: &str) -> anyhow::Result<()> {
+/// Run a toolchain step; on failure show its own output, which names the JS file and line
+/// (after `rewrite`), without the toolchain's own stack, and fail naming the policy's folder.
+fn run(
+    command: &mut Command,
+    dir: &Path,
+    tool: &str,
+    rewrite: impl Fn(&str) -> String,
+) -> anyhow::Result<()> {
     let output = command.output().with_context(|| format!("cannot run `{tool}`"))?;
     if !output.status.success() {
-        eprint!("{}", String::from_utf8_lossy(&output.stdout));
-        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        for text in [&output.stdout, &output.stderr] {
+            eprint!("{}", without_toolchain_stack(&rewrite(&String::from_utf8_lossy(text))));
+        }
         bail!("`{tool}` failed to build the policy in `{}` (its output is above)", dir.display());
     }
     Ok(())
+}
+
+/// `text` without what points into the toolchain rather than the policy: stack frames in
+/// `node_modules`, Node's excerpt of the toolchain line that threw (up to the blank line after
+/// it) and Node's version, which an author could take for the error's place; and the runs of
+/// blank lines they leave.
+fn without_toolchain_stack(text: &str) -> String {
+    let mut kept = String::with_capacity(text.len());
+    let mut in_excerpt = false;
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end();
+        if in_excerpt {
+            in_excerpt = !bare.is_empty();
+            continue;
+        }
+        if bare.starts_with("file://") && bare.contains("/node_modules/") {
+            in_excerpt = true;
+            continue;
+        }
+        let frame = bare.trim_start().starts_with("at ") && bare.contains("/node_modules/");
+        let repeated_blank = bare.is_empty() && (kept.is_empty() || kept.ends_with("\n\n"));
+        if frame || bare.starts_with("Node.js v") || repeated_blank {
+            continue;
+        }
+        kept.push_str(line);
+    }
+    kept
+}
+
+/// `text` with each `…<bundle name>:LINE:COLUMN` replaced by the place in the policy's source
+/// (relative to `dir`) that the bundle's source map gives; as it is without a map.
+fn to_source(text: &str, bundle: &Path, dir: &Path) -> String {
+    let map = bundle
+        .with_file_name(format!("{}.map", bundle.file_name().expect("a file").to_string_lossy()));
+    let Some(map) = std::fs::read_to_string(&map).ok().and_then(|m| SourceMap::parse(&m)) else {
+        return text.to_string();
+    };
+    let name = regex::escape(&bundle.file_name().expect("a file").to_string_lossy());
+    let location =
+        regex::Regex::new(&format!(r#"[^\s"'()\[\]@]*{name}:(\d+):(\d+)"#)).expect("a valid regex");
+    let base = bundle.parent().expect("in a folder");
+    location
+        .replace_all(text, |caps: &regex::Captures| {
+            let place = caps[1].parse().ok().zip(caps[2].parse().ok());
+            let Some((source, line, column)) =
+                place.and_then(|(line, column)| map.original(line, column))
+            else {
+                return caps[0].to_string();
+            };
+            let path = normalize(&base.join(source));
+            let path = path.strip_prefix(dir).unwrap_or(&path);
+            format!("{}:{line}:{column}", path.display())
+        })
+        .into_owned()
+}
+
+/// `path` with `.` and `..` resolved by name (the map's sources are relative to its folder).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A source map (version 3), enough of it to take a generated line and column back.
+struct SourceMap {
+    sources: Vec<String>,
+    /// Per generated line: (generated column, source, line, column), all from 0, by column.
+    lines: Vec<Vec<(u64, usize, u64, u64)>>,
+}
+
+impl SourceMap {
+    fn parse(json: &str) -> Option<SourceMap> {
+        let map: serde_json::Value = serde_json::from_str(json).ok()?;
+        let sources = map["sources"]
+            .as_array()?
+            .iter()
+            .map(|s| s.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()?;
+        // Every field but the generated column carries on across lines, as deltas.
+        let (mut source, mut line, mut column) = (0i64, 0i64, 0i64);
+        let mut lines = Vec::new();
+        for generated in map["mappings"].as_str()?.split(';') {
+            let mut segments = Vec::new();
+            let mut generated_column = 0i64;
+            for segment in generated.split(',').filter(|s| !s.is_empty()) {
+                let fields = vlq(segment)?;
+                generated_column += fields[0];
+                if fields.len() >= 4 {
+                    source += fields[1];
+                    line += fields[2];
+                    column += fields[3];
+                    segments.push((
+                        u64::try_from(generated_column).ok()?,
+                        usize::try_from(source).ok()?,
+                        u64::try_from(line).ok()?,
+                        u64::try_from(column).ok()?,
+                    ));
+                }
+            }
+            segments.sort_unstable();
+            lines.push(segments);
+        }
+        Some(SourceMap { sources, lines })
+    }
+
+    /// The source, line and column (from 1, as the toolchains print them) of the generated
+    /// `line` and `column` (from 1): the last mapping at or before the column, else the line's
+    /// first.
+    fn original(&self, line: u64, column: u64) -> Option<(&str, u64, u64)> {
+        let segments = self.lines.get(usize::try_from(line.checked_sub(1)?).ok()?)?;
+        let column = column.saturating_sub(1);
+        let at = segments.iter().rev().find(|s| s.0 <= column).or(segments.first())?;
+        Some((self.sources.get(at.1)?, at.2 + 1, at.3 + 1))
+    }
+}
+
+/// The numbers of one base64 VLQ segment of a source map.
+fn vlq(segment: &str) -> Option<Vec<i64>> {
+    const DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let (mut numbers, mut value, mut shift) = (Vec::new(), 0i64, 0u32);
+    for byte in segment.bytes() {
+        let digit = DIGITS.iter().position(|&d| d == byte)? as i64;
+        value |= (digit & 31) << shift;
+        if digit & 32 != 0 {
+            shift += 5;
+            if shift > 60 {
+                return None;
+            }
+            continue;
+        }
+        numbers.push(if value & 1 == 1 { -(value >> 1) } else { value >> 1 });
+        (value, shift) = (0, 0);
+    }
+    (shift == 0 && !numbers.is_empty()).then_some(numbers)
 }
 
 /// Find `tool`: `env` if given, else `node_modules/.bin/<tool>` in `dir` or a parent (where
@@ -151,6 +309,37 @@ fn find_tool(dir: &Path, tool: &str, env: Option<std::ffi::OsString>) -> anyhow:
 
 #[cfg(test)]
 mod tests {
+    use super::{SourceMap, vlq, without_toolchain_stack};
+
+    #[test]
+    fn decodes_source_map_numbers() {
+        assert_eq!(vlq("AAAA"), Some(vec![0, 0, 0, 0]));
+        assert_eq!(vlq("gBADC"), Some(vec![16, 0, -1, 1]));
+        assert_eq!(vlq("g"), None);
+        assert_eq!(vlq("A!"), None);
+    }
+
+    #[test]
+    fn maps_a_bundle_place_back_to_its_source() {
+        // Line 1 comes from `a.js` 1:1; line 2 from `b.js` 3:5, and from column 9 on 4:1.
+        let map = r#"{"version":3,"sources":["a.js","b.js"],"mappings":"AAAA;ACEI,QACJ"}"#;
+        let map = SourceMap::parse(map).unwrap();
+        assert_eq!(map.original(1, 1), Some(("a.js", 1, 1)));
+        assert_eq!(map.original(2, 1), Some(("b.js", 3, 5)));
+        assert_eq!(map.original(2, 12), Some(("b.js", 4, 1)));
+        assert_eq!(map.original(3, 1), None);
+    }
+
+    #[test]
+    fn drops_the_toolchain_stack_only() {
+        let text = "file:///x/node_modules/c/src/c.js:365\n    throw new Error(err);\n          ^\n\nError: failed\npolicy.js:3:1 ReferenceError: f is not defined\n  @policy.js:3:1\n    at c (file:///x/node_modules/c/src/c.js:365:11)\n\nNode.js v20.20.2\n";
+        assert_eq!(
+            without_toolchain_stack(text),
+            "Error: failed\npolicy.js:3:1 ReferenceError: f is not defined\n  @policy.js:3:1\n\n"
+        );
+        assert_eq!(without_toolchain_stack("\n error\n\n\n\nat x\n"), " error\n\nat x\n");
+    }
+
     /// Every module of the SDK is embedded: a module added to `guest/javascript/src` but not
     /// to [`super::SDK`] would only fail when a policy is built.
     #[test]

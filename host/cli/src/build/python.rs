@@ -82,13 +82,8 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
         }
     };
     if !run.status.success() {
-        // The toolchain's own words point at the Python file and line; it names the folders
-        // given with `-p` `/0` and `/1`, so say which they are.
         for output in [&run.stdout, &run.stderr] {
-            let text = String::from_utf8_lossy(output)
-                .replace("\"/0/", &format!("\"{}/", dir.display()))
-                .replace("\"/1/", &format!("\"{}/", sdk.display()));
-            eprint!("{text}");
+            eprint!("{}", toolchain_output(&String::from_utf8_lossy(output), dir, &sdk));
         }
         bail!(
             "componentize-py failed to build the policy in `{}` (its output is above)",
@@ -96,6 +91,32 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(component)
+}
+
+/// componentize-py's own words, which point at the Python file and line, made readable: it
+/// names the folders given with `-p` `/0` and `/1`, so say which they are; and it wraps the
+/// policy's traceback in one of its command-line script (`sys.exit(script())`, then
+/// `AssertionError: `), which says nothing about the policy, so drop that.
+fn toolchain_output(text: &str, dir: &Path, sdk: &Path) -> String {
+    const WRAPPER: &str = "Traceback (most recent call last):\n";
+    let mut text = text;
+    if let Some(at) = text.find("\nAssertionError: ")
+        && text.starts_with(WRAPPER)
+        && !text[..at].contains("/0/")
+        && !text[..at].contains("/1/")
+    {
+        text = &text[at + "\nAssertionError: ".len()..];
+    }
+    // A placeholder starts a path: after a quote, a parenthesis or a space.
+    let placeholder = regex::Regex::new(r#"(^|["'(\s])/([01])/"#).expect("a valid regex");
+    let folder = |path: &Path| path.display().to_string().trim_end_matches('/').to_string();
+    let (dir, sdk) = (folder(dir), folder(sdk));
+    placeholder
+        .replace_all(text, |caps: &regex::Captures| {
+            let folder = if &caps[2] == "0" { &dir } else { &sdk };
+            format!("{}{folder}/", &caps[1])
+        })
+        .into_owned()
 }
 
 /// `name` of the `[project]` table of `pyproject.toml`: enough TOML for that one line
@@ -131,7 +152,23 @@ fn project_name(text: &str) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::project_name;
+    use super::{project_name, toolchain_output};
+    use std::path::Path;
+
+    #[test]
+    fn shows_the_policy_error_with_its_paths() {
+        let raw = "Traceback (most recent call last):\n  File \"/venv/bin/componentize-py\", line 8, in <module>\n    sys.exit(script())\n             ^^^^^^^^\nAssertionError: Traceback (most recent call last):\n  File \"/0/policy.py\", line 13, in <module>\n    from x import y\nImportError: cannot import name 'y' from 'x' (/1/x/__init__.py)\n";
+        let shown = toolchain_output(raw, Path::new("rule/"), Path::new("rule/build/sdk"));
+        assert_eq!(
+            shown,
+            "Traceback (most recent call last):\n  File \"rule/policy.py\", line 13, in <module>\n    from x import y\nImportError: cannot import name 'y' from 'x' (rule/build/sdk/x/__init__.py)\n"
+        );
+        // Anything else is shown as it is.
+        assert_eq!(
+            toolchain_output("error: a/0/b\n", Path::new("r"), Path::new("s")),
+            "error: a/0/b\n"
+        );
+    }
 
     #[test]
     fn reads_the_project_name_only() {
