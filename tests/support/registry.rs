@@ -35,6 +35,8 @@ pub struct Registry {
     pub token_auth: Option<TokenAuth>,
     /// With `tls`: require a client certificate signed by this CA (PEM file).
     pub client_ca: Option<PathBuf>,
+    /// More of the registry's configuration (YAML), e.g. `notifications`.
+    pub extra_config: String,
     child: Option<Child>,
 }
 
@@ -56,9 +58,40 @@ impl Registry {
     pub fn start_with(tls: Option<(PathBuf, PathBuf)>, token_auth: Option<TokenAuth>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let mut registry = Registry { port, dir, tls, token_auth, client_ca: None, child: None };
+        let mut registry = Registry {
+            port,
+            dir,
+            tls,
+            token_auth,
+            client_ca: None,
+            extra_config: String::new(),
+            child: None,
+        };
         registry.restart();
         registry
+    }
+
+    /// Plain HTTP with `extra` added to the configuration (YAML).
+    pub fn start_with_config(extra: &str) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut registry = Registry {
+            port,
+            dir,
+            tls: None,
+            token_auth: None,
+            client_ca: None,
+            extra_config: extra.to_string(),
+            child: None,
+        };
+        registry.restart();
+        registry
+    }
+
+    /// The registry's log: its own lines and one access-log line per request
+    /// (`"PUT /v2/... HTTP/1.1" 201 ...`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
     /// HTTPS that requires a client certificate signed by `client_ca`.
@@ -71,6 +104,7 @@ impl Registry {
             tls: Some(tls),
             token_auth: None,
             client_ca: Some(client_ca),
+            extra_config: String::new(),
             child: None,
         };
         registry.restart();
@@ -111,8 +145,9 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{{http}}}\n{auth}",
+                "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{{http}}}\n{auth}{}\n",
                 self.dir.path().join("data").display(),
+                self.extra_config,
             ),
         )
         .unwrap();

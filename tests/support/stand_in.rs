@@ -15,6 +15,9 @@ pub enum Answer {
     },
     /// Keep the connection open and never answer.
     Hang,
+    /// Answer what the test sends later; if it drops the sender instead, close the
+    /// connection without an answer (a write the upstream never applied).
+    Later(tokio::sync::oneshot::Receiver<Answer>),
 }
 
 impl Answer {
@@ -55,9 +58,7 @@ pub fn start(
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                         let (log, script) = (log.clone(), script.clone());
-                        async move {
-                            Ok::<_, std::convert::Infallible>(answer(request, &log, &*script).await)
-                        }
+                        async move { answer(request, &log, &*script).await }
                     });
                     let io = hyper_util::rt::TokioIo::new(stream);
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -74,23 +75,30 @@ async fn answer(
     request: Request<Incoming>,
     log: &Mutex<Vec<Seen>>,
     script: &Script,
-) -> Response<Full<bytes::Bytes>> {
+) -> Result<Response<Full<bytes::Bytes>>, std::io::Error> {
     let method = request.method().to_string();
     let path = request.uri().path().to_string();
     let query = request.uri().query().unwrap_or_default().to_string();
     let headers = request.headers().clone();
     let body = request.into_body().collect().await.unwrap().to_bytes().to_vec();
     let seen = Seen { method, path, query, headers, body };
-    let answer = script(&seen);
+    let mut answer = script(&seen);
     log.lock().unwrap().push(seen);
-    match answer {
-        Answer::Hang => std::future::pending().await,
-        Answer::Reply { status, headers, body } => {
-            let mut response = Response::builder().status(status);
-            for (name, value) in headers {
-                response = response.header(name, value);
+    loop {
+        match answer {
+            Answer::Hang => std::future::pending::<()>().await,
+            Answer::Later(later) => match later.await {
+                Ok(next) => answer = next,
+                // An error from the service makes hyper close the connection unanswered.
+                Err(_) => return Err(std::io::Error::other("dropped without an answer")),
+            },
+            Answer::Reply { status, headers, body } => {
+                let mut response = Response::builder().status(status);
+                for (name, value) in headers {
+                    response = response.header(name, value);
+                }
+                return Ok(response.body(Full::new(body.into())).unwrap());
             }
-            response.body(Full::new(body.into())).unwrap()
         }
     }
 }

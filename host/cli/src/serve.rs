@@ -25,6 +25,11 @@ use tagpolicy_gate::Gate;
     pass_writes: [\"/api/v2.0/**\"]          # optional: other writes let through UNDECIDED\n  \
     limits: {header_timeout: 10s, body_timeout: 30s, upstream_write_timeout: 30s,\n  \
              lock_timeout: 30s, max_connections: 1024, max_header_bytes: 65536}\n  \
+    authoritative: false                   # true: all writes pass the gates; digests are kept\n  \
+    coordination:                          # optional: several gates in front of one registry\n    \
+      redis: redis://10.0.0.5:6379/0       # every replica takes a lease per repository here\n    \
+      lease: 10s                           # renewed while a change runs\n  \
+    notifications: {token_file: t.token}   # optional: POST /tagpolicy/notifications webhook\n  \
     identity:                              # optional: who the actor is (README: Identities)\n    \
       htpasswd: users.htpasswd             # bcrypt entries (htpasswd -B)\n    \
       jwt: {public_key: signer.pem, issuer: my-issuer, audience: my-registry, groups_claim: groups}\n    \
@@ -72,6 +77,8 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // Before listening: a replica whose settings differ from the others' must not serve.
+        gate.connect().await?;
         let listen = gate.listen();
         let listener = tokio::net::TcpListener::bind(listen)
             .await

@@ -58,8 +58,55 @@ struct File {
     pass_writes: Vec<String>,
     #[serde(default)]
     limits: GateLimits,
+    /// Several gates in front of one registry: where they coordinate.
+    #[serde(default)]
+    coordination: Option<CoordinationFile>,
+    /// The operator's word that every write reaches the registry through the gates: each
+    /// tag's current digest is then kept (in memory, or with `coordination` in Redis) instead
+    /// of looked up before every push.
+    #[serde(default)]
+    authoritative: bool,
+    /// Registry notifications of writes made around the gates, which drop what is known.
+    #[serde(default)]
+    notifications: Option<NotificationsFile>,
     #[serde(default)]
     rules: Vec<RuleFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CoordinationFile {
+    /// `redis://[user:password@]host:port[/db]`.
+    redis: String,
+    /// How long a replica's hold on a repository lasts without renewal.
+    #[serde(default = "default_lease", deserialize_with = "super::limits::duration")]
+    lease: Duration,
+    /// Prefix of every key and channel, so that several gate fleets can share one Redis.
+    #[serde(default = "default_namespace")]
+    namespace: String,
+}
+
+fn default_lease() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_namespace() -> String {
+    "tagpolicy".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotificationsFile {
+    /// A file holding the bearer token the registry sends (`Authorization: Bearer <token>`).
+    token_file: PathBuf,
+}
+
+/// Where replicas coordinate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordinationSpec {
+    pub redis: String,
+    pub lease: Duration,
+    pub namespace: String,
 }
 
 fn default_state_cache_seconds() -> u64 {
@@ -88,6 +135,11 @@ pub struct GateConfig {
     pub identity: Option<IdentitySpec>,
     pub pass_writes: PassWrites,
     pub limits: GateLimits,
+    pub coordination: Option<CoordinationSpec>,
+    pub authoritative: bool,
+    /// The file holding the token registry notifications must carry; `None`: no
+    /// notification endpoint. Read when the gate starts.
+    pub notifications_token_file: Option<PathBuf>,
     rules: Vec<RuleFile>,
 }
 
@@ -139,6 +191,12 @@ impl GateConfig {
         let upstream_ca = file.upstream_ca.map(|ca| base.join(ca));
         let upstream_client_cert = file.upstream_client_cert.map(|files| files.relative_to(base));
         let identity = file.identity.map(|identity| identity.relative_to(base));
+        let coordination = match file.coordination {
+            Some(spec) => Some(coordination(spec).map_err(invalid)?),
+            None => None,
+        };
+        let notifications_token_file =
+            file.notifications.map(|notifications| base.join(notifications.token_file));
         Ok(GateConfig {
             path: path.to_path_buf(),
             listen: file.listen,
@@ -151,8 +209,28 @@ impl GateConfig {
             identity,
             pass_writes,
             limits: file.limits,
+            coordination,
+            authoritative: file.authoritative,
+            notifications_token_file,
             rules: file.rules,
         })
+    }
+
+    /// The bearer token registry notifications must carry, read from its file.
+    pub fn notifications_token(&self) -> Result<Option<String>, String> {
+        let Some(path) = &self.notifications_token_file else { return Ok(None) };
+        let token = std::fs::read_to_string(path).map_err(|e| {
+            format!("notifications.token_file: cannot read `{}`: {e}", path.display())
+        })?;
+        let token = token.trim().to_string();
+        if token.len() < 16 {
+            return Err(format!(
+                "notifications.token_file: `{}` holds {} characters; use at least 16",
+                path.display(),
+                token.len()
+            ));
+        }
+        Ok(Some(token))
     }
 
     fn base_dir(&self) -> &Path {
@@ -223,6 +301,42 @@ fn parse_upstream(text: &str) -> Result<http::Uri, String> {
         return Err(format!("upstream: `{text}`: give the registry's root, without a path"));
     }
     Ok(uri)
+}
+
+fn coordination(spec: CoordinationFile) -> Result<CoordinationSpec, String> {
+    let url: http::Uri = spec
+        .redis
+        .parse()
+        .map_err(|e| format!("coordination.redis: `{}` is not a URL: {e}", spec.redis))?;
+    if url.scheme_str() == Some("rediss") {
+        return Err(format!(
+            "coordination.redis: `{}`: TLS to Redis is not supported yet; reach it on a \
+             private network or through a local TLS tunnel",
+            spec.redis
+        ));
+    }
+    if url.scheme_str() != Some("redis") || url.authority().is_none() {
+        return Err(format!(
+            "coordination.redis: `{}`: expected `redis://[user:password@]host:port[/db]`",
+            spec.redis
+        ));
+    }
+    if spec.lease < Duration::from_millis(500) || spec.lease > Duration::from_secs(600) {
+        return Err(format!(
+            "coordination.lease: `{}` is out of range (500ms to 10m)",
+            humantime::format_duration(spec.lease)
+        ));
+    }
+    let namespace_ok = !spec.namespace.is_empty()
+        && spec.namespace.len() <= 64
+        && spec.namespace.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !namespace_ok {
+        return Err(format!(
+            "coordination.namespace: `{}`: 1 to 64 letters, digits, `-`, `_` or `.`",
+            spec.namespace
+        ));
+    }
+    Ok(CoordinationSpec { redis: spec.redis, lease: spec.lease, namespace: spec.namespace })
 }
 
 /// `*` stays within one path component; `**` crosses them.
@@ -343,6 +457,44 @@ mod tests {
         assert!(unknown.contains("evaluate_ms"), "{unknown}");
         let small = error("limits: {max_header_bytes: 10}");
         assert!(small.contains("limits.max_header_bytes"), "{small}");
+    }
+
+    #[test]
+    fn coordination_parses_with_errors_naming_the_field() {
+        let config = parse(
+            "listen: 127.0.0.1:5000\nupstream: http://x:1\nauthoritative: true\n\
+             coordination: {redis: \"redis://:pw@10.0.0.5:6379/2\", lease: 5s}\n\
+             notifications: {token_file: notify.token}\n",
+        )
+        .unwrap();
+        let spec = config.coordination.unwrap();
+        assert_eq!((spec.lease, spec.namespace.as_str()), (Duration::from_secs(5), "tagpolicy"));
+        assert!(config.authoritative);
+        assert_eq!(
+            config.notifications_token_file.unwrap(),
+            Path::new("/etc/tagpolicy/notify.token")
+        );
+
+        let error = |coordination: &str| {
+            parse(&format!(
+                "listen: 127.0.0.1:5000\nupstream: http://x:1\ncoordination: {coordination}\n"
+            ))
+            .unwrap_err()
+            .to_string()
+        };
+        let scheme = error("{redis: \"http://10.0.0.5:6379\"}");
+        assert!(
+            scheme.contains("coordination.redis: `http://10.0.0.5:6379`: expected"),
+            "{scheme}"
+        );
+        let tls = error("{redis: \"rediss://10.0.0.5:6379\"}");
+        assert!(tls.contains("TLS to Redis is not supported yet"), "{tls}");
+        let lease = error("{redis: \"redis://r:6379\", lease: 100ms}");
+        assert!(lease.contains("coordination.lease: `100ms` is out of range"), "{lease}");
+        let namespace = error("{redis: \"redis://r:6379\", namespace: \"a b\"}");
+        assert!(namespace.contains("coordination.namespace: `a b`"), "{namespace}");
+        let unknown = error("{redis: \"redis://r:6379\", leases: 5s}");
+        assert!(unknown.contains("leases"), "{unknown}");
     }
 
     #[test]

@@ -13,29 +13,33 @@
 //! ```
 
 mod config;
+mod coordination;
 pub mod identity;
 mod images;
 mod limits;
 mod log;
 mod metrics;
+mod notifications;
 mod proxy;
 pub mod route;
 mod state;
 mod tls;
 mod upstream;
 
-pub use config::{ConfigError, GateConfig};
+pub use config::{ConfigError, CoordinationSpec, GateConfig};
+pub use coordination::CoordinationError;
 pub use limits::GateLimits;
 pub use tls::CertificateFiles;
 
 use arc_swap::ArcSwap;
 use config::Rules;
-use hyper::server::conn::http1;
+use coordination::Coordinator;
 use http_body_util::BodyExt;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use metrics::Metrics;
-use state::{RepositoryLocks, StateCache};
+use state::StateCache;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -66,7 +70,10 @@ struct Shared {
     tls: Option<tls::ServerTls>,
     metrics: Arc<Metrics>,
     cache: Arc<StateCache>,
-    locks: RepositoryLocks,
+    /// Who may change a repository now, and its tags as known (fixed at start).
+    coordinator: Arc<Coordinator>,
+    /// The token registry notifications carry (fixed at start); `None`: not accepted.
+    notifications_token: Option<String>,
 }
 
 /// A loaded gate, ready to serve.
@@ -107,6 +114,20 @@ impl Gate {
             upstream_tls,
         ));
         let cache = Arc::new(StateCache::new(active.config.state_cache));
+        let settings = coordination::Settings {
+            lease: config.coordination.as_ref().map_or(Duration::ZERO, |c| c.lease),
+            upstream_write_timeout: limits.upstream_write_timeout,
+            authoritative: config.authoritative,
+            upstream: config.upstream.to_string(),
+        };
+        let coordinator = match &config.coordination {
+            None => Coordinator::local(settings, metrics.clone()),
+            Some(spec) => {
+                Coordinator::redis(&spec.redis, &spec.namespace, settings, metrics.clone())
+                    .map_err(|e| invalid(format!("coordination.redis: {e}")))?
+            }
+        };
+        let notifications_token = config.notifications_token().map_err(invalid)?;
         Ok(Gate {
             shared: Arc::new(Shared {
                 active: ArcSwap::from_pointee(active),
@@ -116,9 +137,18 @@ impl Gate {
                 tls,
                 metrics,
                 cache,
-                locks: RepositoryLocks::default(),
+                coordinator: Arc::new(coordinator),
+                notifications_token,
             }),
         })
+    }
+
+    /// Join the other replicas: connect to the coordination store (if configured) and check
+    /// that they all have the same settings. Call before [`serve`](Self::serve); a gate
+    /// whose settings differ from those on the store must not serve.
+    pub async fn connect(&self) -> Result<(), CoordinationError> {
+        let cache = self.shared.cache.clone();
+        self.shared.coordinator.start(move |repository| cache.invalidate(repository)).await
     }
 
     pub fn listen(&self) -> SocketAddr {
@@ -147,6 +177,17 @@ impl Gate {
             );
         }
         let config = &active.config;
+        lines.push(self.shared.coordinator.describe());
+        if config.authoritative {
+            lines.push(
+                "authoritative: tag digests are kept, not looked up before each push; every \
+                 write must go through the gates (or be reported by notifications)"
+                    .into(),
+            );
+        }
+        if self.shared.notifications_token.is_some() {
+            lines.push(format!("registry notifications accepted at POST {}", notifications::PATH));
+        }
         if let Some(files) = &config.tls {
             lines.push(format!("TLS with `{}` (HTTP/2 and HTTP/1.1)", files.cert.display()));
         }

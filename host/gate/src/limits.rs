@@ -82,7 +82,7 @@ impl GateLimits {
 }
 
 /// `10s`, `500ms`, `1m 30s` (humantime).
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
     humantime::parse_duration(&text).map_err(|e| {
         serde::de::Error::custom(format!(

@@ -66,6 +66,14 @@ pub struct Metrics {
     connections_rejected: Counter,
     certificate_reloads: Family<ResultLabels, Counter>,
     tls_handshake_failures: Counter,
+    lease_wait_seconds: Histogram,
+    leases_lost: Counter,
+    lock_delay_waits: Counter,
+    lock_delay_seconds: Counter<f64>,
+    reconciliations: Counter,
+    tag_cache: Family<ResultLabels, Counter>,
+    coordination_errors: Counter,
+    notifications: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -139,8 +147,64 @@ impl Metrics {
             "Client connections whose TLS handshake failed",
             tls_handshake_failures.clone(),
         );
+        let lease_wait_seconds = latency_histogram();
+        registry.register(
+            "lease_wait_seconds",
+            "Time a tag change waited to hold its repository (lease or in-process lock)",
+            lease_wait_seconds.clone(),
+        );
+        let leases_lost = Counter::default();
+        registry.register(
+            "leases_lost",
+            "Changes abandoned before their upstream write because the lease ran out",
+            leases_lost.clone(),
+        );
+        let lock_delay_waits = Counter::default();
+        registry.register(
+            "lock_delay_waits",
+            "Leases taken over a write left in flight (or an emptied store), waited out",
+            lock_delay_waits.clone(),
+        );
+        let lock_delay_seconds = Counter::<f64>::default();
+        registry.register(
+            "lock_delay_seconds",
+            "Time spent waiting out lock delays",
+            lock_delay_seconds.clone(),
+        );
+        let reconciliations = Counter::default();
+        registry.register(
+            "reconciliations",
+            "Repositories read again from the upstream after a change was left in flight",
+            reconciliations.clone(),
+        );
+        let tag_cache = Family::default();
+        registry.register(
+            "tag_cache",
+            "Current tag digests answered from what the gates know (hit) or looked up (miss)",
+            tag_cache.clone(),
+        );
+        let coordination_errors = Counter::default();
+        registry.register(
+            "coordination_errors",
+            "Tag changes refused because the coordination store could not be reached",
+            coordination_errors.clone(),
+        );
+        let notifications = Family::default();
+        registry.register(
+            "notifications",
+            "Registry notifications received, by result (applied, ignored, refused, invalid)",
+            notifications.clone(),
+        );
         Metrics {
             registry,
+            lease_wait_seconds,
+            leases_lost,
+            lock_delay_waits,
+            lock_delay_seconds,
+            reconciliations,
+            tag_cache,
+            coordination_errors,
+            notifications,
             decisions,
             decision_seconds,
             upstream_seconds,
@@ -219,6 +283,36 @@ impl Metrics {
 
     pub fn connection_rejected(&self) {
         self.connections_rejected.inc();
+    }
+
+    pub fn lease_wait(&self, waited: Duration) {
+        self.lease_wait_seconds.observe(waited.as_secs_f64());
+    }
+
+    pub fn lease_lost(&self) {
+        self.leases_lost.inc();
+    }
+
+    pub fn lock_delay_wait(&self, waited: Duration) {
+        self.lock_delay_waits.inc();
+        self.lock_delay_seconds.inc_by(waited.as_secs_f64());
+    }
+
+    pub fn reconciliation(&self) {
+        self.reconciliations.inc();
+    }
+
+    pub fn tag_cache(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.tag_cache.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    pub fn coordination_error(&self) {
+        self.coordination_errors.inc();
+    }
+
+    pub fn notification(&self, result: &'static str) {
+        self.notifications.get_or_create(&ResultLabels { result }).inc();
     }
 
     /// The text exposition format.

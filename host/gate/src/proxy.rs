@@ -2,6 +2,7 @@
 //! the policies of its repository and apply it upstream only if allowed.
 
 use super::config::Rules;
+use super::coordination::{CoordinationError, Lease, TagNow};
 use super::identity::{Established, Identity, Scheme, Unauthorized};
 use super::limits::GateLimits;
 use super::log::{self, Entry, Reason};
@@ -25,7 +26,6 @@ use std::time::Instant;
 use tagpolicy::decision::{Decision, Finding, Outcome, Severity};
 use tagpolicy::image::Manifest;
 use tagpolicy::push::{ManifestDeletion, Operation, Push, Request, TagChange};
-use tokio::sync::OwnedMutexGuard;
 
 /// Largest manifest accepted, as CNCF distribution does.
 const MAX_MANIFEST_BYTES: usize = 4 << 20;
@@ -50,6 +50,9 @@ pub async fn handle(
             return text(StatusCode::OK, shared.metrics.render(), "text/plain; version=0.0.4");
         }
         (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n".into(), "text/plain"),
+        (&Method::POST, super::notifications::PATH) if shared.notifications_token.is_some() => {
+            return super::notifications::receive(&shared, request).await;
+        }
         (&Method::GET, "/readyz") => {
             return if shared.upstream.is_reachable().await {
                 text(StatusCode::OK, "ready\n".into(), "text/plain")
@@ -251,30 +254,61 @@ impl Exchange<'_> {
         }
     }
 
-    /// Hold the repository's lock, waiting at most `lock_timeout` for another change of it.
-    async fn lock(&self) -> Result<OwnedMutexGuard<()>, Response<Body>> {
+    /// Hold the repository for this change (a lease shared by every replica, or this
+    /// process's lock), waiting at most `lock_timeout` for another change of it, then read
+    /// its generation.
+    async fn lease(&self) -> Result<(Lease, u64), Response<Body>> {
+        let coordinator = &self.shared.coordinator;
         let timeout = self.limits().lock_timeout;
-        match tokio::time::timeout(timeout, self.shared.locks.lock(self.repository())).await {
-            Ok(guard) => Ok(guard),
-            Err(_) => {
-                self.shared.metrics.timeout("lock");
-                tracing::warn!(
-                    repository = self.repository(),
-                    ?timeout,
-                    "repository lock wait timed out"
-                );
-                let mut response = oci_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "UNAVAILABLE",
-                    &format!(
-                        "another change of `{}` has held it for over {}; nothing was changed, try again",
-                        self.repository(),
-                        humantime::format_duration(timeout)
-                    ),
-                    None,
-                );
-                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-                Err(response)
+        let lease = coordinator
+            .lease(self.repository(), timeout)
+            .await
+            .map_err(|e| self.coordination_failure(e))?;
+        let generation = coordinator
+            .generation(self.repository())
+            .await
+            .map_err(|e| self.coordination_failure(e))?;
+        Ok((lease, generation))
+    }
+
+    /// The change cannot be coordinated: 503, nothing written.
+    fn coordination_failure(&self, error: CoordinationError) -> Response<Body> {
+        let metrics = &self.shared.metrics;
+        match &error {
+            CoordinationError::Busy { .. } => metrics.timeout("lock"),
+            CoordinationError::LeaseLost(_) => metrics.lease_lost(),
+            CoordinationError::Unreachable { .. } | CoordinationError::SettingsDiffer { .. } => {
+                metrics.coordination_error()
+            }
+        }
+        tracing::warn!(repository = self.repository(), %error, "tag change not coordinated");
+        let mut response = oci_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            &format!("{error}; nothing was changed, try again"),
+            None,
+        );
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+    }
+
+    /// Record what the change did to `tags` (at `generation`, read under the lease), so that
+    /// every replica decides on it; then the write's intent is done with. If the record
+    /// cannot be made, the intent stays and the next holder reads the repository again.
+    async fn record(
+        &self,
+        lease: &Lease,
+        generation: u64,
+        tags: &[(String, TagNow)],
+        answered: bool,
+    ) {
+        self.shared.cache.invalidate(Some(self.repository()));
+        match self.shared.coordinator.changed(self.repository(), generation, tags).await {
+            Ok(()) if answered => lease.after_write().await,
+            Ok(()) => {}
+            Err(error) => {
+                self.shared.metrics.coordination_error();
+                tracing::warn!(repository = self.repository(), %error, "could not record a change");
             }
         }
     }
@@ -298,13 +332,20 @@ impl Exchange<'_> {
         response
     }
 
-    /// Send the decided request upstream (its canonical target, the client's headers).
-    async fn forward_write(&self, body: Body) -> Response<Body> {
+    /// Send the decided request upstream (its canonical target, the client's headers), if the
+    /// lease still allows it. `Err` if it was not sent; the bool says whether it was answered.
+    async fn forward_write(
+        &self,
+        lease: &Lease,
+        body: Body,
+    ) -> Result<(Response<Body>, bool), Response<Body>> {
+        let what = format!("{} {}", self.parts.method, self.parts.uri);
+        lease.before_write(&what).await.map_err(|e| self.coordination_failure(e))?;
         let request = http::Request::from_parts(self.parts.clone(), body);
-        match self.shared.upstream.forward_write(request).await {
-            Ok(response) => response.map(streamed),
-            Err(error) => upstream_failure(self.shared, error),
-        }
+        Ok(match self.shared.upstream.forward_write(request).await {
+            Ok(response) => (response.map(streamed), true),
+            Err(error) => (upstream_failure(self.shared, error), false),
+        })
     }
 
     async fn put(&mut self, body: Incoming) -> Response<Body> {
@@ -336,44 +377,68 @@ impl Exchange<'_> {
             .cloned()
             .unwrap_or(HeaderValue::from_static(tagpolicy::scenario::DEFAULT_MEDIA_TYPE));
 
-        let _serialized = match self.lock().await {
-            Ok(guard) => guard,
+        let (lease, generation) = match self.lease().await {
+            Ok(held) => held,
             Err(response) => return response,
         };
-        let changes = match self.current_digests(&tags).await {
+        let changes = match self.current_digests(&tags, generation).await {
             Ok(changes) => changes,
-            Err(error) => return self.lookup_failure(error),
+            Err(response) => return response,
         };
         let operation = Operation::Push(Push { digest: digest.clone(), tags: changes });
         let facts = Manifest::from_json(&manifest, media_type.to_str().ok());
-        let (request, decision) = self.decide(operation, Some((digest.clone(), facts))).await;
+        let (request, decision) =
+            self.decide(operation, Some((digest.clone(), facts)), generation).await;
         if !decision.is_allowed() {
             return denial(&request, &decision);
         }
         let Operation::Push(push) = &request.operation else { unreachable!("built above") };
-        let response = if self.write.parameters.is_empty() {
-            self.forward_write(full(manifest)).await
+        let (response, answered, now) = if self.write.parameters.is_empty() {
+            match self.forward_write(&lease, full(manifest)).await {
+                Ok((response, answered)) => {
+                    let now = tags_now(&push.tags, response.status().is_success(), &push.digest);
+                    (response, answered, now)
+                }
+                Err(response) => return response,
+            }
         } else {
-            self.apply_tags(push, &media_type, manifest).await
+            match self.apply_tags(&lease, push, &media_type, manifest).await {
+                Ok(applied) => applied,
+                Err(response) => return response,
+            }
         };
-        self.shared.cache.invalidate(self.repository());
+        self.record(&lease, generation, &now, answered).await;
         with_warnings(response, &decision)
     }
 
     async fn delete(&mut self) -> Response<Body> {
-        let _serialized = match self.lock().await {
-            Ok(guard) => guard,
+        let (lease, generation) = match self.lease().await {
+            Ok(held) => held,
             Err(response) => return response,
         };
         let operation = match self.write.reference.clone() {
-            Reference::Tag(tag) => match self.current_digests(std::slice::from_ref(&tag)).await {
-                Ok(changes) if changes[0].current.is_none() => {
-                    // Nothing to delete: the upstream says so in its own words.
-                    return self.forward_write(empty()).await;
+            Reference::Tag(tag) => {
+                match self.current_digests(std::slice::from_ref(&tag), generation).await {
+                    Ok(changes) if changes[0].current.is_none() => {
+                        // Nothing to delete: the upstream says so in its own words.
+                        return match self.forward_write(&lease, empty()).await {
+                            Ok((response, answered)) => {
+                                self.record(
+                                    &lease,
+                                    generation,
+                                    &[(tag, TagNow::Unknown)],
+                                    answered,
+                                )
+                                .await;
+                                response
+                            }
+                            Err(response) => response,
+                        };
+                    }
+                    Ok(changes) => Operation::DeleteTags(changes),
+                    Err(response) => return response,
                 }
-                Ok(changes) => Operation::DeleteTags(changes),
-                Err(error) => return self.lookup_failure(error),
-            },
+            }
             Reference::Digest(digest) => {
                 // Fresh, not cached: the request removes exactly the tags on it now.
                 match super::state::fetch(&self.shared.upstream, self.repository(), self.auth())
@@ -388,19 +453,45 @@ impl Exchange<'_> {
                 }
             }
         };
-        let (request, decision) = self.decide(operation, None).await;
+        let (request, decision) = self.decide(operation, None, generation).await;
         if !decision.is_allowed() {
             return denial(&request, &decision);
         }
-        let response = self.forward_write(empty()).await;
-        self.shared.cache.invalidate(self.repository());
+        let (response, answered) = match self.forward_write(&lease, empty()).await {
+            Ok(sent) => sent,
+            Err(response) => return response,
+        };
+        let deleted = response.status().is_success();
+        let now: Vec<(String, TagNow)> = request
+            .tags()
+            .into_iter()
+            .map(|tag| (tag.to_string(), if deleted { TagNow::Is(None) } else { TagNow::Unknown }))
+            .collect();
+        self.record(&lease, generation, &now, answered).await;
         with_warnings(response, &decision)
     }
 
-    /// Each tag with the digest it points at upstream now (looked up concurrently).
-    async fn current_digests(&self, tags: &[String]) -> Result<Vec<TagChange>, UpstreamError> {
+    /// Each tag with the digest it points at now: as the gates know it (with
+    /// `authoritative`), else looked up upstream (concurrently) and then known.
+    async fn current_digests(
+        &self,
+        tags: &[String],
+        generation: u64,
+    ) -> Result<Vec<TagChange>, Response<Body>> {
+        let coordinator = &self.shared.coordinator;
+        let known = coordinator
+            .known(self.repository(), tags)
+            .await
+            .map_err(|e| self.coordination_failure(e))?;
+        let mut changes: Vec<Option<TagChange>> = tags
+            .iter()
+            .zip(&known)
+            .map(|(tag, known)| {
+                known.clone().map(|current| TagChange { tag: tag.clone(), current })
+            })
+            .collect();
         let mut lookups = tokio::task::JoinSet::new();
-        for (index, tag) in tags.iter().enumerate() {
+        for (index, tag) in tags.iter().enumerate().filter(|(i, _)| changes[*i].is_none()) {
             let upstream = self.shared.upstream.clone();
             let (repository, tag, auth) =
                 (self.repository().to_string(), tag.clone(), self.auth().cloned());
@@ -409,13 +500,23 @@ impl Exchange<'_> {
                 Ok::<_, UpstreamError>((index, TagChange { tag, current }))
             });
         }
-        let mut changes: Vec<Option<TagChange>> = vec![None; tags.len()];
+        let mut found = Vec::new();
         while let Some(joined) = lookups.join_next().await {
-            let (index, change) =
-                joined.map_err(|e| UpstreamError::Invalid(format!("a failed lookup: {e}")))??;
-            changes[index] = Some(change);
+            let answered =
+                joined.map_err(|e| UpstreamError::Invalid(format!("a failed lookup: {e}")));
+            match answered.and_then(|lookup| lookup) {
+                Ok((index, change)) => {
+                    found.push((change.tag.clone(), change.current.clone()));
+                    changes[index] = Some(change);
+                }
+                Err(error) => return Err(self.lookup_failure(error)),
+            }
         }
-        Ok(changes.into_iter().map(|c| c.expect("every lookup answered")).collect())
+        if let Err(error) = coordinator.learn(self.repository(), generation, &found).await {
+            // Only a lost shortcut: the next change looks these up again.
+            tracing::debug!(repository = self.repository(), %error, "could not keep digests");
+        }
+        Ok(changes.into_iter().map(|c| c.expect("known or looked up")).collect())
     }
 
     /// Decide `operation` with the repository's policies; log and count the decision.
@@ -424,6 +525,7 @@ impl Exchange<'_> {
         &self,
         operation: Operation,
         pushed: Option<(String, Result<Manifest, String>)>,
+        generation: u64,
     ) -> (Request, Decision) {
         let actor = self.established.actor.clone();
         let request = Request {
@@ -453,6 +555,7 @@ impl Exchange<'_> {
                     self.shared.upstream.clone(),
                     self.shared.cache.clone(),
                     self.repository(),
+                    generation,
                     self.auth().cloned(),
                     pushed,
                     self.shared.limits.max_config_bytes,
@@ -497,25 +600,22 @@ impl Exchange<'_> {
     /// or by tag with more tags as parameters): the upstream gets the decided request first;
     /// tags it did not apply itself (CNCF distribution ignores the parameters) are written by
     /// the gate, one PUT per tag. If one write fails, the tags already written are put back as
-    /// they were.
+    /// they were. Returns the answer, whether every write sent was answered, and what each
+    /// tag is now.
     async fn apply_tags(
         &self,
+        lease: &Lease,
         push: &Push,
         media_type: &HeaderValue,
         manifest: Bytes,
-    ) -> Response<Body> {
-        let upstream = &self.shared.upstream;
-        let request = http::Request::from_parts(self.parts.clone(), full(manifest.clone()));
-        let response = match upstream.forward_write(request).await {
-            Ok(response) => response,
-            Err(error) => return upstream_failure(self.shared, error),
-        };
-        let (parts, body) = response.into_parts();
-        if !parts.status.is_success() {
-            return Response::from_parts(parts, streamed(body));
+    ) -> Result<(Response<Body>, bool, Vec<(String, TagNow)>), Response<Body>> {
+        let unknown = || push.tags.iter().map(|c| (c.tag.clone(), TagNow::Unknown)).collect();
+        let (response, answered) = self.forward_write(lease, full(manifest.clone())).await?;
+        if !response.status().is_success() {
+            return Ok((response, answered, unknown()));
         }
-        let mut applied: Vec<String> = parts
-            .headers
+        let mut applied: Vec<String> = response
+            .headers()
             .get_all("oci-tag")
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -527,11 +627,20 @@ impl Exchange<'_> {
         }
         let auth = self.auth();
         let repository = self.repository();
+        let upstream = &self.shared.upstream;
         let mut written: Vec<&TagChange> = Vec::new();
         let mut failure = None;
         for change in &push.tags {
             if applied.contains(&change.tag) || change.current.as_deref() == Some(&push.digest) {
                 continue;
+            }
+            let what = format!("PUT /v2/{repository}/manifests/{}", change.tag);
+            if let Err(error) = lease.before_write(&what).await {
+                // Nothing more may be sent, not even an undo: the intent stays, and the next
+                // holder reads the repository again.
+                let written: Vec<&str> = written.iter().map(|c| c.tag.as_str()).collect();
+                tracing::error!(repository, %error, ?written, "multi-tag push stopped");
+                return Ok((self.coordination_failure(error), false, unknown()));
             }
             match upstream
                 .put_manifest(repository, &change.tag, media_type, manifest.clone(), auth)
@@ -542,17 +651,19 @@ impl Exchange<'_> {
                     failure = Some((
                         change,
                         format!("HTTP {}: {}", response.status(), excerpt(response.body())),
+                        true,
                     ));
                     break;
                 }
                 Err(error) => {
-                    failure = Some((change, error.to_string()));
+                    let answered = !matches!(error, UpstreamError::WriteTimeout(_));
+                    failure = Some((change, error.to_string(), answered));
                     break;
                 }
             }
         }
-        if let Some((change, why)) = failure {
-            let undone = self.undo(&written, auth).await;
+        if let Some((change, why, answered)) = failure {
+            let (undone, all_answered) = self.undo(lease, &written, auth).await;
             let message = format!(
                 "tag `{}` could not be written upstream ({why}); {}",
                 change.tag,
@@ -563,7 +674,8 @@ impl Exchange<'_> {
                 }
             );
             tracing::error!(repository, %message, "multi-tag push failed");
-            return oci_error(StatusCode::BAD_GATEWAY, "UNKNOWN", &message, None);
+            let response = oci_error(StatusCode::BAD_GATEWAY, "UNKNOWN", &message, None);
+            return Ok((response, answered && all_answered, unknown()));
         }
         let mut response = Response::builder()
             .status(StatusCode::CREATED)
@@ -572,15 +684,29 @@ impl Exchange<'_> {
         for change in &push.tags {
             response = response.header("oci-tag", &change.tag);
         }
-        response.body(empty()).expect("valid headers")
+        let now = tags_now(&push.tags, true, &push.digest);
+        Ok((response.body(empty()).expect("valid headers"), true, now))
     }
 
-    /// Put tags written by a failed multi-tag push back where they were; say what happened.
-    async fn undo(&self, written: &[&TagChange], auth: Option<&HeaderValue>) -> Vec<String> {
+    /// Put tags written by a failed multi-tag push back where they were; say what happened,
+    /// and whether every write sent was answered.
+    async fn undo(
+        &self,
+        lease: &Lease,
+        written: &[&TagChange],
+        auth: Option<&HeaderValue>,
+    ) -> (Vec<String>, bool) {
         let upstream = &self.shared.upstream;
         let repository = self.repository();
         let mut report = Vec::new();
+        let mut answered = true;
         for change in written.iter().rev() {
+            let what = format!("undo of tag `{}`", change.tag);
+            if let Err(error) = lease.before_write(&what).await {
+                report.push(format!("could not undo `{}` ({error})", change.tag));
+                answered = false;
+                continue;
+            }
             let result = match &change.current {
                 Some(previous) => match upstream.manifest(repository, previous, auth).await {
                     Ok(Some((media_type, bytes))) => upstream
@@ -595,6 +721,9 @@ impl Exchange<'_> {
                     .await
                     .map(|r| r.status()),
             };
+            if matches!(result, Err(UpstreamError::WriteTimeout(_))) {
+                answered = false;
+            }
             let what = match &change.current {
                 Some(previous) => format!("restored `{}` to `{previous}`", change.tag),
                 None => format!("removed the new tag `{}`", change.tag),
@@ -605,8 +734,21 @@ impl Exchange<'_> {
                 Err(error) => format!("could not undo `{}` ({error})", change.tag),
             });
         }
-        report
+        (report, answered)
     }
+}
+
+/// What each tag of a push is after its write: the pushed digest if it succeeded, else not
+/// known.
+fn tags_now(changes: &[TagChange], succeeded: bool, digest: &str) -> Vec<(String, TagNow)> {
+    changes
+        .iter()
+        .map(|change| {
+            let now =
+                if succeeded { TagNow::Is(Some(digest.to_string())) } else { TagNow::Unknown };
+            (change.tag.clone(), now)
+        })
+        .collect()
 }
 
 /// `scope="repository:<repository>:<anything>"` in a bearer challenge, with `actions` instead;

@@ -1,23 +1,28 @@
 //! The repository state policies read through the `repository` import: fetched from the
-//! upstream only when a policy asks, reused for a short time, dropped on every write made
-//! through the gate. Per-repository locks serialize the gate's own writes.
+//! upstream only when a policy asks, reused for a short time while the repository's
+//! generation (bumped by every change through any gate, and by notifications) stays the same.
 
 use super::images;
 use super::upstream::{Upstream, UpstreamError};
 use http::HeaderValue;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tagpolicy::image::{KeyValue, Manifest, Referrer};
 use tagpolicy::push::{RepositoryView, TagEntry, TagMap};
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
+use tokio::sync::Semaphore;
 
 /// At most this many digest lookups at once when reading a repository's state.
 const LOOKUPS_IN_FLIGHT: usize = 16;
+/// Past this many cached repositories, stale entries are dropped.
+const MAX_CACHED_REPOSITORIES: usize = 4096;
+
+/// A repository's tags as read, when, and at which generation.
+type Entry = (Instant, u64, Arc<TagMap>);
 
 pub struct StateCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, Arc<TagMap>)>>,
+    entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl StateCache {
@@ -25,29 +30,42 @@ impl StateCache {
         StateCache { ttl, entries: Mutex::new(HashMap::new()) }
     }
 
-    /// The state of `repository`, from the cache when fresh.
+    /// The state of `repository` at `generation`, from the cache when fresh.
     pub async fn get(
         &self,
         upstream: &Arc<Upstream>,
         repository: &str,
+        generation: u64,
         auth: Option<&HeaderValue>,
     ) -> Result<Arc<TagMap>, UpstreamError> {
-        if let Some((at, state)) = self.lock().get(repository)
+        if let Some((at, read_at, state)) = self.lock().get(repository)
             && at.elapsed() < self.ttl
+            && *read_at == generation
         {
             return Ok(state.clone());
         }
         let state = Arc::new(fetch(upstream, repository, auth).await?);
-        self.lock().insert(repository.to_string(), (Instant::now(), state.clone()));
+        let mut entries = self.lock();
+        if entries.len() >= MAX_CACHED_REPOSITORIES {
+            entries.retain(|_, (at, _, _)| at.elapsed() < self.ttl);
+        }
+        entries.insert(repository.to_string(), (Instant::now(), generation, state.clone()));
         Ok(state)
     }
 
-    /// Forget `repository`: the gate just changed it.
-    pub fn invalidate(&self, repository: &str) {
-        self.lock().remove(repository);
+    /// Forget `repository` (it changed), or every repository (`None`: changes may have been
+    /// missed).
+    pub fn invalidate(&self, repository: Option<&str>) {
+        match repository {
+            Some(repository) => self.lock().remove(repository),
+            None => {
+                self.lock().clear();
+                None
+            }
+        };
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Arc<TagMap>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -91,6 +109,8 @@ pub struct UpstreamView {
     upstream: Arc<Upstream>,
     cache: Arc<StateCache>,
     repository: String,
+    /// The repository's generation when the decision began (under its lease).
+    generation: u64,
     auth: Option<HeaderValue>,
     state: OnceLock<Option<Arc<TagMap>>>,
     /// The digest being pushed and its manifest, read from the request body.
@@ -108,6 +128,7 @@ impl UpstreamView {
         upstream: Arc<Upstream>,
         cache: Arc<StateCache>,
         repository: &str,
+        generation: u64,
         auth: Option<HeaderValue>,
         pushed: Option<(String, Result<Manifest, String>)>,
         max_config_bytes: usize,
@@ -117,6 +138,7 @@ impl UpstreamView {
             upstream,
             cache,
             repository: repository.to_string(),
+            generation,
             auth,
             state: OnceLock::new(),
             pushed,
@@ -130,7 +152,12 @@ impl UpstreamView {
 
     fn state(&self) -> Option<&TagMap> {
         let state = self.state.get_or_init(|| {
-            let read = self.cache.get(&self.upstream, &self.repository, self.auth.as_ref());
+            let read = self.cache.get(
+                &self.upstream,
+                &self.repository,
+                self.generation,
+                self.auth.as_ref(),
+            );
             match self.runtime.block_on(read) {
                 Ok(state) => Some(state),
                 Err(error) => {
@@ -227,54 +254,5 @@ impl RepositoryView for UpstreamView {
         let read = images::referrers(&self.upstream, &self.repository, digest, self.auth.as_ref());
         let all = self.cached(&self.referrers, digest, read);
         tagpolicy::image::filter_referrers(&all, artifact_type)
-    }
-}
-
-/// One async lock per repository, so that two requests changing tags of one repository are
-/// decided and applied one after the other: two clients racing to create the same
-/// immutable tag cannot both see it absent.
-#[derive(Default)]
-pub struct RepositoryLocks {
-    locks: Mutex<HashMap<String, Weak<AsyncMutex<()>>>>,
-}
-
-impl RepositoryLocks {
-    pub async fn lock(&self, repository: &str) -> OwnedMutexGuard<()> {
-        let lock = {
-            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-            if locks.len() > 1024 {
-                locks.retain(|_, lock| lock.strong_count() > 0);
-            }
-            match locks.get(repository).and_then(Weak::upgrade) {
-                Some(lock) => lock,
-                None => {
-                    let lock = Arc::new(AsyncMutex::new(()));
-                    locks.insert(repository.to_string(), Arc::downgrade(&lock));
-                    lock
-                }
-            }
-        };
-        lock.lock_owned().await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn one_repository_is_locked_by_one_holder_at_a_time() {
-        let locks = Arc::new(RepositoryLocks::default());
-        let held = locks.lock("team/app").await;
-        let waiting = {
-            let locks = locks.clone();
-            tokio::spawn(async move { locks.lock("team/app").await })
-        };
-        // Another repository is not held up.
-        let _other = locks.lock("team/other").await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiting.is_finished());
-        drop(held);
-        waiting.await.unwrap();
     }
 }

@@ -1,0 +1,180 @@
+//! Registry notifications (CNCF distribution's webhook) of writes made around the gates:
+//! retention jobs, replication, an admin tool. They only make the gates forget what they
+//! know of the tags involved, so that the next change looks them up; they are never taken as
+//! the truth (they arrive late, unordered, and possibly more than once).
+
+use super::Shared;
+use super::coordination::TagNow;
+use super::upstream::{Body, full};
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+/// Where the registry posts its notifications.
+pub const PATH: &str = "/tagpolicy/notifications";
+/// Largest envelope read (distribution sends a few events at a time).
+const MAX_ENVELOPE_BYTES: usize = 1 << 20;
+
+#[derive(Deserialize)]
+struct Envelope {
+    events: Vec<Event>,
+}
+
+#[derive(Deserialize)]
+struct Event {
+    action: String,
+    target: Target,
+}
+
+#[derive(Deserialize)]
+struct Target {
+    repository: String,
+    #[serde(default)]
+    digest: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+}
+
+/// What an event makes the gates forget.
+#[derive(Debug, PartialEq, Eq)]
+enum Forget {
+    /// A tag was set or removed: it, unless it now points where the gates think it does.
+    Tag {
+        tag: String,
+        digest: Option<String>,
+    },
+    /// A manifest was deleted by digest: every tag that pointed at it, so all of them.
+    Repository,
+    Nothing,
+}
+
+fn forget(event: &Event) -> Forget {
+    match (event.action.as_str(), &event.target.tag) {
+        ("push", Some(tag)) => {
+            Forget::Tag { tag: tag.clone(), digest: event.target.digest.clone() }
+        }
+        ("delete", Some(tag)) => Forget::Tag { tag: tag.clone(), digest: None },
+        ("delete", None) => Forget::Repository,
+        // Pulls, mounts, and pushes by digest (blobs, manifests without a tag) change no tag.
+        _ => Forget::Nothing,
+    }
+}
+
+/// Check the registry's token, read the events, forget what they touched.
+pub async fn receive(shared: &Shared, request: http::Request<Incoming>) -> Response<Body> {
+    let expected = shared.notifications_token.as_deref().unwrap_or_default();
+    let presented = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !same(presented.as_bytes(), expected.as_bytes()) {
+        shared.metrics.notification("refused");
+        tracing::warn!("refused a notification without the configured token");
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            "a notification needs the configured bearer token\n",
+        );
+    }
+    let read = Limited::new(request.into_body(), MAX_ENVELOPE_BYTES).collect();
+    let envelope = match tokio::time::timeout(shared.limits.body_timeout, read).await {
+        Ok(Ok(body)) => serde_json::from_slice::<Envelope>(&body.to_bytes()),
+        _ => {
+            shared.metrics.notification("invalid");
+            return answer(StatusCode::BAD_REQUEST, "cannot read the notification\n");
+        }
+    };
+    let envelope = match envelope {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            shared.metrics.notification("invalid");
+            tracing::warn!(%error, "a notification that is not an event envelope");
+            return answer(StatusCode::BAD_REQUEST, &format!("not an event envelope: {error}\n"));
+        }
+    };
+    let coordinator = &shared.coordinator;
+    for event in &envelope.events {
+        let repository = event.target.repository.as_str();
+        let forgotten = match forget(event) {
+            Forget::Nothing => {
+                shared.metrics.notification("ignored");
+                continue;
+            }
+            Forget::Tag { tag, digest } => {
+                let tags = [tag.clone()];
+                // The gates' own writes come back as notifications too: one that agrees with
+                // what is known changes nothing.
+                let agrees = match (&digest, coordinator.known(repository, &tags).await) {
+                    (Some(digest), Ok(known)) => known[0] == Some(Some(digest.clone())),
+                    _ => false,
+                };
+                if agrees {
+                    shared.metrics.notification("ignored");
+                    continue;
+                }
+                coordinator.changed(repository, u64::MAX, &[(tag, TagNow::Unknown)]).await
+            }
+            Forget::Repository => coordinator.changed(repository, u64::MAX, &[]).await,
+        };
+        if let Err(error) = forgotten {
+            // The registry retries a notification that was not accepted.
+            shared.metrics.coordination_error();
+            tracing::warn!(repository, %error, "could not apply a notification");
+            return answer(StatusCode::SERVICE_UNAVAILABLE, &format!("{error}\n"));
+        }
+        shared.cache.invalidate(Some(repository));
+        shared.metrics.notification("applied");
+        tracing::info!(repository, action = %event.action, tag = ?event.target.tag, "forgot tags changed around the gate");
+    }
+    answer(StatusCode::OK, "")
+}
+
+/// Compare without leaking, through timing, how much of the token matched.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn answer(status: StatusCode, text: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "text/plain")
+        .body(full(text.to_string()))
+        .expect("valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(json: &str) -> Event {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn events_forget_the_tags_they_touch() {
+        let pushed = event(
+            r#"{"action":"push","target":{"repository":"a","digest":"sha256:1","tag":"1.0","mediaType":"x"}}"#,
+        );
+        assert_eq!(
+            forget(&pushed),
+            Forget::Tag { tag: "1.0".into(), digest: Some("sha256:1".into()) }
+        );
+        let deleted =
+            event(r#"{"action":"delete","target":{"repository":"a","digest":"sha256:1"}}"#);
+        assert_eq!(forget(&deleted), Forget::Repository);
+        let by_digest =
+            event(r#"{"action":"push","target":{"repository":"a","digest":"sha256:1"}}"#);
+        assert_eq!(forget(&by_digest), Forget::Nothing);
+        let pulled = event(r#"{"action":"pull","target":{"repository":"a","tag":"1.0"}}"#);
+        assert_eq!(forget(&pulled), Forget::Nothing);
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same(b"secret-token-123", b"secret-token-123"));
+        assert!(!same(b"secret-token-12", b"secret-token-123"));
+        assert!(!same(b"", b"x"));
+    }
+}

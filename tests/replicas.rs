@@ -1,0 +1,516 @@
+//! Several gates in front of one registry, coordinated through one Redis (started here on
+//! 127.0.0.1): races between replicas, a replica killed or paused in the middle of a change,
+//! Redis lost and back, writes around the gates reported by the registry's notifications,
+//! and replicas that disagree on their settings.
+
+mod common;
+#[path = "support/redis.rs"]
+mod redis;
+#[path = "support/registry.rs"]
+mod registry;
+#[path = "support/stand_in.rs"]
+mod stand_in;
+
+use redis::Redis;
+use registry::{Client, Gate, Registry, sha256_hex};
+use stand_in::{Answer, Seen};
+use std::collections::HashMap;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+/// Short enough for tests: a lease of 2 s, writes answered within 2 s (so a lock delay of
+/// 3 s), and a long wait for a repository held by another replica.
+fn config(redis: &Redis, extra: &str) -> String {
+    let rules = r#"rules:
+  - repositories: ["series/**"]
+    policies:
+      - policy: semver-series
+  - repositories: ["team/**"]
+    policies:
+      - policy: immutable-tags
+        settings: {mutable: ["latest"]}
+"#;
+    format!(
+        "coordination: {{redis: {}, lease: 2s}}\nauthoritative: true\n\
+         limits: {{upstream_write_timeout: 2s, lock_timeout: 30s}}\n{extra}{rules}",
+        redis.url()
+    )
+}
+
+fn replicas(count: usize, upstream: &str, redis: &Redis, extra: &str) -> Vec<Gate> {
+    (0..count).map(|_| Gate::start(upstream, &config(redis, extra))).collect()
+}
+
+/// The value of one metric line (`name{labels}`), 0 if absent.
+fn metric(gate: &Gate, line: &str) -> f64 {
+    gate.metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// `base` (a manifest naming uploaded blobs) made unique by its label.
+fn variant(base: &[u8], label: &str) -> (Vec<u8>, String) {
+    let text = String::from_utf8(base.to_vec()).unwrap();
+    let bytes = text.replace(r#""label":"base""#, &format!(r#""label":"{label}""#)).into_bytes();
+    assert_ne!(bytes, base, "the base manifest must carry the label `base`");
+    let digest = format!("sha256:{}", sha256_hex(&bytes));
+    (bytes, digest)
+}
+
+/// Push until the replicas have waited out the quiet period of a store they found empty.
+fn warm_up(gates: &[Gate], repository: &str, manifest: &[u8]) {
+    for gate in gates {
+        let reply = Client::new(&gate.url()).put_manifest(repository, "latest", manifest);
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+}
+
+#[test]
+fn concurrent_pushes_through_three_replicas_make_one_winner_per_round() {
+    let redis = Redis::start();
+    let registry = Registry::start();
+    let gates = replicas(3, &registry.url(), &redis, "");
+    let direct = Client::new(&registry.url());
+    let (base, _) = direct.image_manifest("team/race", "base");
+    warm_up(&gates, "team/race", &base);
+    let clients: Vec<Client> = gates.iter().map(|g| Client::new(&g.url())).collect();
+
+    const ROUNDS: usize = 500;
+    let started = Instant::now();
+    let mut pushes = 0;
+    for round in 0..ROUNDS {
+        let tag = format!("r{round}");
+        let contenders = 3 + round % 4;
+        let images: Vec<_> =
+            (0..contenders).map(|i| variant(&base, &format!("{tag}-{i}"))).collect();
+        let barrier = Arc::new(Barrier::new(contenders));
+        let statuses: Vec<(u16, String)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = images
+                .iter()
+                .enumerate()
+                .map(|(i, (manifest, _))| {
+                    // Spread over the replicas, a different one first each round.
+                    let client = &clients[(round + i) % clients.len()];
+                    let (barrier, tag) = (barrier.clone(), &tag);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        let reply = client.put_manifest("team/race", tag, manifest);
+                        (reply.status, reply.body)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        pushes += contenders;
+        let winners: Vec<usize> = (0..contenders).filter(|&i| statuses[i].0 == 201).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {statuses:?}");
+        for (i, (status, body)) in statuses.iter().enumerate() {
+            if i != winners[0] {
+                assert_eq!(*status, 403, "round {round}: {body}");
+                assert!(body.contains("is immutable"), "round {round}: {body}");
+            }
+        }
+        let winner = &images[winners[0]];
+        assert_eq!(direct.digest_of("team/race", &tag), Some(winner.1.clone()), "round {round}");
+        // The identical re-push (a CI retry) is fine through every replica at once.
+        std::thread::scope(|scope| {
+            for client in &clients {
+                scope.spawn(|| {
+                    let reply = client.put_manifest("team/race", &tag, &winner.0);
+                    assert_eq!(reply.status, 201, "round {round} re-push: {}", reply.body);
+                });
+            }
+        });
+    }
+    let elapsed = started.elapsed();
+
+    // What reached the registry, from its own access log: per round, the winner's write and
+    // the three identical re-pushes, nothing else.
+    std::thread::sleep(Duration::from_millis(500));
+    let log = registry.log();
+    let mut writes: HashMap<String, usize> = HashMap::new();
+    for line in log.lines().filter(|l| l.contains("\"PUT /v2/team/race/manifests/r")) {
+        let tag = line.split("/manifests/").nth(1).unwrap().split(' ').next().unwrap();
+        assert!(line.contains("HTTP/1.1\" 201 "), "a failed write reached the registry: {line}");
+        *writes.entry(tag.to_string()).or_default() += 1;
+    }
+    for round in 0..ROUNDS {
+        assert_eq!(writes.get(&format!("r{round}")), Some(&4), "round {round}");
+    }
+    let waits: f64 =
+        gates.iter().map(|g| metric(g, "tagpolicy_gate_lease_wait_seconds_count")).sum();
+    println!(
+        "{ROUNDS} rounds, {pushes} racing pushes and {} re-pushes in {elapsed:?}; \
+         {waits} leases; registry writes per round: 1 + 3 re-pushes",
+        ROUNDS * 3
+    );
+}
+
+/// A stand-in registry that keeps tags in memory and can hold one write or lookup.
+struct Upstream {
+    url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    tags: Arc<Mutex<HashMap<String, String>>>,
+    /// Requests (`METHOD tag`) to hold once, with where to send their release.
+    holds: Arc<Mutex<HashMap<String, tokio::sync::oneshot::Receiver<Answer>>>>,
+}
+
+impl Upstream {
+    fn start() -> Upstream {
+        let tags: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+        let holds: Arc<Mutex<HashMap<String, tokio::sync::oneshot::Receiver<Answer>>>> =
+            Arc::default();
+        let (state, held) = (tags.clone(), holds.clone());
+        let (url, seen) = stand_in::start(move |request| {
+            let tag = request.path.rsplit('/').next().unwrap_or_default().to_string();
+            if let Some(later) = held.lock().unwrap().remove(&format!("{} {tag}", request.method)) {
+                return Answer::Later(later);
+            }
+            let mut tags = state.lock().unwrap();
+            match request.method.as_str() {
+                "HEAD" | "GET" if request.path.contains("/manifests/") => match tags.get(&tag) {
+                    Some(digest) => Answer::Reply {
+                        status: 200,
+                        headers: vec![("docker-content-digest", digest.clone())],
+                        body: Vec::new(),
+                    },
+                    None => Answer::status(404),
+                },
+                "PUT" => {
+                    tags.insert(tag, format!("sha256:{}", sha256_hex(&request.body)));
+                    Answer::status(201)
+                }
+                "GET" => Answer::status(200),
+                _ => Answer::status(404),
+            }
+        });
+        Upstream { url, seen, tags, holds }
+    }
+
+    /// Hold the next `METHOD tag` request until the test answers or drops the sender.
+    fn hold(&self, method: &str, tag: &str) -> tokio::sync::oneshot::Sender<Answer> {
+        let (send, receive) = tokio::sync::oneshot::channel();
+        self.holds.lock().unwrap().insert(format!("{method} {tag}"), receive);
+        send
+    }
+
+    fn wait_for(&self, method: &str, tag: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.count(method, tag) < count {
+            assert!(Instant::now() < deadline, "`{method} {tag}` never reached the upstream");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn count(&self, method: &str, tag: &str) -> usize {
+        let suffix = format!("/manifests/{tag}");
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.method == method && s.path.ends_with(&suffix))
+            .count()
+    }
+
+    fn tag(&self, tag: &str) -> Option<String> {
+        self.tags.lock().unwrap().get(tag).cloned()
+    }
+}
+
+fn signal(gate: &Gate, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &gate.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Two replicas in front of a stand-in upstream, past the quiet period of their new store,
+/// and two different manifests with their digests.
+struct Pair {
+    _redis: Redis,
+    upstream: Upstream,
+    gates: Vec<Gate>,
+    first: (Vec<u8>, String),
+    second: (Vec<u8>, String),
+}
+
+impl Pair {
+    fn start() -> Pair {
+        let redis = Redis::start();
+        let upstream = Upstream::start();
+        let gates = replicas(2, &upstream.url, &redis, "");
+        warm_up(&gates, "team/app", b"warm");
+        let manifest = |image: &str| {
+            let bytes = format!(r#"{{"image":"{image}"}}"#).into_bytes();
+            let digest = format!("sha256:{}", sha256_hex(&bytes));
+            (bytes, digest)
+        };
+        Pair {
+            _redis: redis,
+            upstream,
+            gates,
+            first: manifest("first"),
+            second: manifest("second"),
+        }
+    }
+
+    /// Push the first manifest as `tag` through replica A, from another thread.
+    fn push_first_through_a(&self, tag: &str) -> std::thread::JoinHandle<registry::Reply> {
+        let (url, tag, manifest) = (self.gates[0].url(), tag.to_string(), self.first.0.clone());
+        std::thread::spawn(move || Client::new(&url).put_manifest("team/app", &tag, &manifest))
+    }
+}
+
+/// Replica A's write is held by the upstream when A is killed; the write then lands (or is
+/// dropped). A push through replica B must wait until that write has landed or never will,
+/// read the repository again, and decide on what is really there.
+fn killed_while_writing(lands: bool) {
+    let pair = Pair::start();
+    let (upstream, a, b) = (&pair.upstream, &pair.gates[0], &pair.gates[1]);
+    let ((_, first_digest), (second, second_digest)) = (pair.first.clone(), pair.second.clone());
+
+    let release = upstream.hold("PUT", "1.0.0");
+    let pusher = pair.push_first_through_a("1.0.0");
+    upstream.wait_for("PUT", "1.0.0", 1);
+    signal(a, "-KILL");
+    let killed = Instant::now();
+    let _ = pusher.join();
+    if lands {
+        // The upstream applies the write after all, within its write timeout.
+        upstream.tags.lock().unwrap().insert("1.0.0".into(), first_digest.clone());
+        let _ = release.send(Answer::status(201));
+    } else {
+        drop(release);
+    }
+
+    let (reconciled, delays) = (
+        metric(b, "tagpolicy_gate_reconciliations_total"),
+        metric(b, "tagpolicy_gate_lock_delay_waits_total"),
+    );
+    let reply = Client::new(&b.url()).put_manifest("team/app", "1.0.0", &second);
+    let waited = killed.elapsed();
+    if lands {
+        assert_eq!(reply.status, 403, "{}", reply.body);
+        assert!(reply.body.contains(&first_digest[..19]), "{}", reply.body);
+        assert_eq!(upstream.tag("1.0.0"), Some(first_digest));
+        assert_eq!(upstream.count("PUT", "1.0.0"), 1, "nothing is written twice");
+    } else {
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        assert_eq!(upstream.tag("1.0.0"), Some(second_digest));
+        assert_eq!(upstream.count("PUT", "1.0.0"), 2, "the dropped write, then B's");
+    }
+    // B waited for A's lease to run out and then for its intent: the lock delay (3 s) from
+    // when A recorded it, shortly before it was killed.
+    assert!(waited >= Duration::from_millis(2500), "B decided after {waited:?}");
+    assert_eq!(metric(b, "tagpolicy_gate_reconciliations_total"), reconciled + 1.0);
+    assert_eq!(metric(b, "tagpolicy_gate_lock_delay_waits_total"), delays + 1.0);
+    assert!(b.log().contains("a change was left in flight"), "{}", b.log());
+}
+
+#[test]
+fn a_replica_killed_while_its_write_is_in_flight_that_then_lands() {
+    killed_while_writing(true);
+}
+
+#[test]
+fn a_replica_killed_while_its_write_is_in_flight_that_is_dropped() {
+    killed_while_writing(false);
+}
+
+#[test]
+fn a_replica_paused_past_its_lease_sends_nothing_after_its_deadline() {
+    let pair = Pair::start();
+    let (upstream, a, b) = (&pair.upstream, &pair.gates[0], &pair.gates[1]);
+    let (second, second_digest) = pair.second.clone();
+
+    // A holds the repository and waits for the upstream to say where `2.0.0` points.
+    let answer = upstream.hold("HEAD", "2.0.0");
+    let pusher = pair.push_first_through_a("2.0.0");
+    upstream.wait_for("HEAD", "2.0.0", 1);
+    signal(a, "-STOP");
+    std::thread::sleep(Duration::from_millis(2500));
+    // A's lease has run out: B takes the repository and moves on.
+    let reply = Client::new(&b.url()).put_manifest("team/app", "2.0.0", &second);
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    signal(a, "-CONT");
+    // A hears the stale answer ("absent") and would allow its push: it must not send it.
+    let _ = answer.send(Answer::status(404));
+    let from_a = pusher.join().unwrap();
+    assert_eq!(from_a.status, 503, "{}", from_a.body);
+    assert!(from_a.body.contains("lease on `team/app` ran out"), "{}", from_a.body);
+    assert_eq!(upstream.count("PUT", "2.0.0"), 1, "only B's write");
+    assert_eq!(upstream.tag("2.0.0"), Some(second_digest));
+    assert_eq!(metric(a, "tagpolicy_gate_leases_lost_total"), 1.0);
+}
+
+#[test]
+fn redis_lost_and_restarted_stops_tag_changes_and_then_resumes() {
+    let mut redis = Redis::start();
+    let registry = Registry::start();
+    let gates = replicas(2, &registry.url(), &redis, "");
+    let direct = Client::new(&registry.url());
+    let (base, _) = direct.image_manifest("team/app", "base");
+    warm_up(&gates, "team/app", &base);
+    let clients: Vec<Client> = gates.iter().map(|g| Client::new(&g.url())).collect();
+
+    let push = |n: usize| {
+        let (manifest, digest) = variant(&base, &format!("n{n}"));
+        let reply = clients[n % 2].put_manifest("team/app", &format!("n{n}"), &manifest);
+        (reply.status, digest, reply.body)
+    };
+    let mut results = Vec::new();
+    for n in 0..5 {
+        results.push((n, push(n)));
+    }
+    redis.kill();
+    let mut refused = 0;
+    for n in 5..10 {
+        let (status, digest, body) = push(n);
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("cannot be reached"), "{body}");
+        refused += 1;
+        results.push((n, (status, digest, body)));
+        // Reads are not held up by the coordination store.
+        assert_eq!(clients[n % 2].get("/v2/team/app/tags/list").status, 200);
+    }
+    let metrics = gates[0].metrics();
+    assert!(metrics.contains("tagpolicy_gate_coordination_errors_total"), "{metrics}");
+    redis.restart();
+    // The store came back empty: after one lock delay, changes go through again.
+    let resumed = Instant::now();
+    for n in 10..15 {
+        let (status, digest, body) = push(n);
+        assert_eq!(status, 201, "{body}");
+        results.push((n, (status, digest, body)));
+    }
+    println!("{refused} changes refused while Redis was down; resumed in {:?}", resumed.elapsed());
+    // No tag changed without a lease: exactly the pushes answered 201 are in the registry.
+    for (n, (status, digest, _)) in &results {
+        let now = direct.digest_of("team/app", &format!("n{n}"));
+        if *status == 201 {
+            assert_eq!(now.as_ref(), Some(digest), "n{n}");
+        } else {
+            assert_eq!(now, None, "n{n} changed without a lease");
+        }
+    }
+}
+
+#[test]
+fn writes_through_one_replica_and_around_the_gates_are_seen_by_the_others() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let token = "notifications-token-0123456789";
+    let token_file = dir.path().join("notify.token");
+    std::fs::write(&token_file, token).unwrap();
+    let mut registry = Registry::start();
+    let extra = format!("notifications: {{token_file: {}}}\n", token_file.display());
+    let gates = replicas(2, &registry.url(), &redis, &extra);
+    let (a, b) = (&gates[0], &gates[1]);
+    // The registry reports every write to replica B (a load balancer in front of the gates,
+    // in production).
+    registry.stop();
+    registry.extra_config = format!(
+        "notifications:\n  endpoints:\n    - name: gates\n      url: {}/tagpolicy/notifications\n      \
+         headers: {{Authorization: [\"Bearer {token}\"]}}\n      timeout: 2s\n      threshold: 3\n      backoff: 200ms\n",
+        b.url()
+    );
+    registry.restart();
+    let direct = Client::new(&registry.url());
+    let (base, _) = direct.image_manifest("team/app", "base");
+    warm_up(&gates, "team/app", &base);
+    let (one, one_digest) = variant(&base, "one");
+    let (two, two_digest) = variant(&base, "two");
+    let (three, _) = variant(&base, "three");
+
+    // Through A; B knows at once (the identical re-push is allowed, a move would not be).
+    assert_eq!(Client::new(&a.url()).put_manifest("team/app", "1.0.0", &one).status, 201);
+    let hits = metric(b, r#"tagpolicy_gate_tag_cache_total{result="hit"}"#);
+    assert_eq!(Client::new(&b.url()).put_manifest("team/app", "1.0.0", &one).status, 201);
+    // ... from what the gates keep in Redis, not from a lookup.
+    assert_eq!(metric(b, r#"tagpolicy_gate_tag_cache_total{result="hit"}"#), hits + 1.0);
+
+    // Around the gates (an admin tool): the registry tells B, which makes both forget.
+    let applied = metric(b, r#"tagpolicy_gate_notifications_total{result="applied"}"#);
+    assert_eq!(direct.put_manifest("team/app", "1.0.0", &two).status, 201);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(b, r#"tagpolicy_gate_notifications_total{result="applied"}"#) <= applied {
+        assert!(Instant::now() < deadline, "no notification arrived:\n{}", b.metrics());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A decides on the new state: `two` is what is there (identical, allowed), and a move
+    // away from it names `two` as the current image.
+    let again = Client::new(&a.url()).put_manifest("team/app", "1.0.0", &two);
+    assert_eq!(again.status, 201, "{}", again.body);
+    let moved = Client::new(&a.url()).put_manifest("team/app", "1.0.0", &three);
+    assert_eq!(moved.status, 403, "{}", moved.body);
+    assert!(moved.body.contains(&two_digest[..19]), "{}", moved.body);
+    assert!(!moved.body.contains(&one_digest[..19]), "{}", moved.body);
+    assert_eq!(direct.digest_of("team/app", "1.0.0"), Some(two_digest));
+
+    // A notification without the token changes nothing.
+    let forged = registry::raw_request(
+        &b.address,
+        "POST",
+        "/tagpolicy/notifications",
+        &[("Authorization", "Bearer wrong"), ("Content-Type", "application/json")],
+        br#"{"events":[]}"#,
+    );
+    assert_eq!(forged.status, 401, "{}", forged.body);
+}
+
+#[test]
+fn the_repository_state_policies_read_is_fresh_on_every_replica() {
+    // Policies that read the repository (semver-series) get its tags from a cache that
+    // replicas keep for `state_cache_seconds`; a change through another replica must
+    // invalidate it at once.
+    let redis = Redis::start();
+    let registry = Registry::start();
+    let gates = replicas(2, &registry.url(), &redis, "state_cache_seconds: 600\n");
+    let (a, b) = (Client::new(&gates[0].url()), Client::new(&gates[1].url()));
+    let direct = Client::new(&registry.url());
+    let (warm, _) = direct.image_manifest("team/warm", "base");
+    warm_up(&gates, "team/warm", &warm);
+    let (base, _) = direct.image_manifest("series/app", "base");
+    let (five, _) = variant(&base, "1.2.5");
+    let (six, _) = variant(&base, "1.2.6");
+    assert_eq!(a.put_manifest("series/app", "1.2.5", &five).status, 201);
+    // A reads (and caches) the repository to decide `1.2`, which may not go to an image
+    // without the series' newest release; a denial writes nothing, so the cache stays.
+    let early = a.put_manifest("series/app", "1.2", &six);
+    assert_eq!(early.status, 403, "{}", early.body);
+    // That release, through B.
+    assert_eq!(b.put_manifest("series/app", "1.2.6", &six).status, 201);
+    // Through A, `1.2` may now follow 1.2.6, if A sees it.
+    let follows = a.put_manifest("series/app", "1.2", &six);
+    assert_eq!(follows.status, 201, "A decided on a stale view: {}", follows.body);
+    // And may not go back to 1.2.5.
+    let back = a.put_manifest("series/app", "1.2", &five);
+    assert_eq!(back.status, 403, "{}", back.body);
+}
+
+#[test]
+fn a_replica_with_other_settings_refuses_to_start() {
+    let redis = Redis::start();
+    let registry = Registry::start();
+    let _a = Gate::start(&registry.url(), &config(&redis, ""));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gate.yaml");
+    let other = config(&redis, "").replace("lease: 2s", "lease: 5s");
+    std::fs::write(&path, Gate::config_text(&registry.url(), &other)).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tagpolicy"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("TAGPOLICY_CACHE_DIR", common::workspace().join("target/test-cache"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("is used by gates with other settings"), "{stderr}");
+    assert!(
+        stderr.contains(r#""lease_ms":2000"#) && stderr.contains(r#""lease_ms":5000"#),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
+}
