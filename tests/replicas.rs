@@ -378,12 +378,20 @@ fn redis_lost_and_restarted_stops_tag_changes_and_then_resumes() {
     let metrics = gates[0].metrics();
     assert!(metrics.contains("tagpolicy_gate_coordination_errors_total"), "{metrics}");
     redis.restart();
-    // The store came back empty: after one lock delay, changes go through again.
+    // The store came back empty: once the gates have reconnected and waited one lock delay,
+    // changes go through again. Until then they are refused, and change nothing.
     let resumed = Instant::now();
     for n in 10..15 {
-        let (status, digest, body) = push(n);
-        assert_eq!(status, 201, "{body}");
-        results.push((n, (status, digest, body)));
+        loop {
+            let (status, digest, body) = push(n);
+            if status == 201 {
+                results.push((n, (status, digest, body)));
+                break;
+            }
+            assert_eq!(status, 503, "{body}");
+            assert!(resumed.elapsed() < Duration::from_secs(20), "changes did not resume: {body}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     println!("{refused} changes refused while Redis was down; resumed in {:?}", resumed.elapsed());
     // No tag changed without a lease: exactly the pushes answered 201 are in the registry.

@@ -558,7 +558,10 @@ impl RedisStore {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(STORE_TIMEOUT))
             .set_response_timeout(Some(STORE_TIMEOUT))
-            .set_number_of_retries(1);
+            .set_number_of_retries(1)
+            // Reconnect promptly once Redis is back: changes wait on it.
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
         self.connection
             .get_or_try_init(|| self.client.get_connection_manager_with_config(config))
             .await
