@@ -192,7 +192,7 @@ impl Coordinator {
         wait: Duration,
     ) -> Result<Lease, CoordinationError> {
         let started = Instant::now();
-        let lease = match &self.store {
+        let mut lease = match &self.store {
             Store::Local(local) => {
                 let guard = tokio::time::timeout(wait, local.locks.lock(repository))
                     .await
@@ -204,6 +204,7 @@ impl Coordinator {
                     repository: repository.to_string(),
                     hold: Hold::Local(guard),
                     reconciled: false,
+                    generation: local.generation(repository),
                 }
             }
             Store::Redis(store) => {
@@ -216,19 +217,9 @@ impl Coordinator {
             // about the repository is to be trusted.
             self.metrics.reconciliation();
             tracing::warn!(repository, "a change was left in flight; reading the repository again");
-            self.changed(repository, u64::MAX, &[]).await?;
+            lease.generation = self.changed(repository, u64::MAX, &[]).await?;
         }
         Ok(lease)
-    }
-
-    /// The generation of `repository`: bumped by every change through any replica and every
-    /// notification of a change around the gates. What is cached carries the generation it
-    /// was read at.
-    pub async fn generation(&self, repository: &str) -> Result<u64, CoordinationError> {
-        match &self.store {
-            Store::Local(local) => Ok(local.generation(repository)),
-            Store::Redis(store) => store.generation(repository).await,
-        }
     }
 
     /// The digests of `tags` as known (only with `authoritative`); `None` for each unknown.
@@ -270,25 +261,48 @@ impl Coordinator {
         }
     }
 
-    /// Record a change of `repository` made at `generation` (by this gate, under its lease,
-    /// or reported by a notification with `u64::MAX`): bump the generation, tell the other
-    /// replicas, and record what the tags are now. What is recorded only if nothing else
-    /// changed the repository meanwhile; otherwise the tags are forgotten. No tags: forget
-    /// every tag of the repository.
+    /// Record a change of `repository` reported from outside (a notification) or found left
+    /// in flight: bump the generation, tell the other replicas, and forget `tags` (none:
+    /// every tag). Returns the new generation.
     pub async fn changed(
         &self,
         repository: &str,
         generation: u64,
         tags: &[(String, TagNow)],
-    ) -> Result<(), CoordinationError> {
+    ) -> Result<u64, CoordinationError> {
         let authoritative = self.settings.authoritative;
         match &self.store {
-            Store::Local(local) => {
-                local.changed(repository, generation, tags, authoritative);
-                Ok(())
+            Store::Local(local) => Ok(local.changed(repository, generation, tags, authoritative)),
+            Store::Redis(store) => {
+                store.changed(repository, generation, tags, authoritative, None).await
             }
-            Store::Redis(store) => store.changed(repository, generation, tags, authoritative).await,
         }
+    }
+
+    /// End a change made under `lease`: bump the generation, tell the other replicas, record
+    /// what the tags are now (only if nothing else changed the repository since the lease was
+    /// taken; otherwise they are forgotten), then, if every write sent was `answered`, drop
+    /// the intent, and release the repository. If this fails, the intent stays and the next
+    /// holder reads the repository again.
+    pub async fn finish(
+        &self,
+        lease: Lease,
+        tags: &[(String, TagNow)],
+        answered: bool,
+    ) -> Result<(), CoordinationError> {
+        let authoritative = self.settings.authoritative;
+        let (repository, generation) = (lease.repository.as_str(), lease.generation);
+        match (&self.store, &lease.hold) {
+            (Store::Redis(store), Hold::Redis(hold)) => {
+                let holder = Some((hold, answered));
+                store.changed(repository, generation, tags, authoritative, holder).await?;
+            }
+            (Store::Local(local), _) => {
+                local.changed(repository, generation, tags, authoritative);
+            }
+            (Store::Redis(_), Hold::Local(_)) => unreachable!("leases come from their store"),
+        }
+        Ok(())
     }
 }
 
@@ -299,6 +313,9 @@ pub struct Lease {
     hold: Hold,
     /// The previous holder may have left a write in flight; what was cached was dropped.
     pub reconciled: bool,
+    /// The repository's generation when the lease was taken: what is read under the lease
+    /// is read at it.
+    pub generation: u64,
 }
 
 enum Hold {
@@ -313,13 +330,6 @@ impl Lease {
         match &self.hold {
             Hold::Local(_) => Ok(()),
             Hold::Redis(hold) => hold.before_write(&self.repository, what).await,
-        }
-    }
-
-    /// The write was answered (whatever the answer): it can no longer land later.
-    pub async fn after_write(&self) {
-        if let Hold::Redis(hold) = &self.hold {
-            hold.after_write(&self.repository).await;
         }
     }
 }
@@ -357,19 +367,26 @@ impl Local {
         }
     }
 
-    fn changed(&self, repository: &str, generation: u64, tags: &[(String, TagNow)], learn: bool) {
+    fn changed(
+        &self,
+        repository: &str,
+        generation: u64,
+        tags: &[(String, TagNow)],
+        learn: bool,
+    ) -> u64 {
         let mut generations = lock(&self.generations);
         let current = generations.entry(repository.to_string()).or_insert(0);
         let unchanged = *current == generation;
         *current += 1;
+        let now = *current;
         let mut known = lock(&self.tags);
         if tags.is_empty() {
             known.remove(repository);
-            return;
+            return now;
         }
         let entries = Self::entries(&mut known, repository);
-        for (tag, now) in tags {
-            match now {
+        for (tag, is) in tags {
+            match is {
                 TagNow::Is(digest) if learn && unchanged => {
                     entries.insert(tag.clone(), digest.clone());
                 }
@@ -378,6 +395,7 @@ impl Local {
                 }
             }
         }
+        now
     }
 
     /// The known tags of `repository`, within the bounds.
@@ -480,15 +498,17 @@ end
 return {-1, current}
 ";
 
-/// Take the lease if free; say how long an intent or a quiet period has left.
+/// Take the lease if free; say how long an intent or a quiet period has left, and the
+/// repository's generation.
 const ACQUIRE: &str = r"
 local settings = redis.call('get', KEYS[4])
-if not settings then return {-2, 0, 0} end
-if settings ~= ARGV[3] then return {-1, 0, 0} end
+if not settings then return {-2, 0, 0, 0} end
+if settings ~= ARGV[3] then return {-1, 0, 0, 0} end
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, redis.call('pttl', KEYS[2]), redis.call('pttl', KEYS[3])}
+  local generation = tonumber(redis.call('get', KEYS[5]) or '0')
+  return {1, redis.call('pttl', KEYS[2]), redis.call('pttl', KEYS[3]), generation}
 end
-return {0, redis.call('pttl', KEYS[1]), 0}
+return {0, redis.call('pttl', KEYS[1]), 0, 0}
 ";
 
 const RENEW: &str = r"
@@ -514,15 +534,6 @@ end
 return 0
 ";
 
-/// Remove our own intent (not one a later holder wrote).
-const WRITTEN: &str = r"
-local intent = redis.call('get', KEYS[1])
-if intent and string.sub(intent, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then
-  return redis.call('del', KEYS[1])
-end
-return 0
-";
-
 /// Remember looked-up digests if the repository's generation is still the one read.
 const LEARN: &str = r"
 if tonumber(redis.call('get', KEYS[1]) or '0') ~= tonumber(ARGV[1]) then return 0 end
@@ -532,15 +543,17 @@ return 1
 ";
 
 /// A change: bump the generation, record (or, if anything else changed the repository since
-/// `ARGV[1]`, forget) each tag, tell the other replicas. ARGV pairs: tag, digest ('' for
-/// absent, '?' to forget); no pairs: forget every tag.
+/// `ARGV[1]`, forget) each tag, tell the other replicas. ARGV pairs from 8: tag, digest (''
+/// for absent, '?' to forget); no pairs: forget every tag. With a holder's token (`ARGV[6]`),
+/// also release its lease and, if its writes were answered (`ARGV[7]`), remove its intent:
+/// one round trip for the end of a change.
 const CHANGED: &str = r"
 local unchanged = tonumber(redis.call('get', KEYS[1]) or '0') == tonumber(ARGV[1])
 local generation = redis.call('incr', KEYS[1])
-if #ARGV < 5 then
+if #ARGV < 8 then
   redis.call('del', KEYS[2])
 else
-  for i = 5, #ARGV, 2 do
+  for i = 8, #ARGV, 2 do
     if unchanged and ARGV[4] == '1' and ARGV[i + 1] ~= '?' then
       redis.call('hset', KEYS[2], ARGV[i], ARGV[i + 1])
     else
@@ -549,7 +562,15 @@ else
   end
   redis.call('pexpire', KEYS[2], ARGV[3])
 end
-redis.call('publish', ARGV[2], KEYS[3])
+local token = ARGV[6]
+if token ~= '' then
+  local intent = redis.call('get', KEYS[4])
+  if ARGV[7] == '1' and intent and string.sub(intent, 1, #token + 1) == token .. ' ' then
+    redis.call('del', KEYS[4])
+  end
+  if redis.call('get', KEYS[3]) == token then redis.call('del', KEYS[3]) end
+end
+redis.call('publish', ARGV[2], ARGV[5])
 return generation
 ";
 
@@ -629,6 +650,7 @@ impl RedisStore {
             self.keys.of("intent", repository),
             self.keys.quiet(),
             self.keys.settings(),
+            self.keys.of("generation", repository),
         ];
         let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let args = [token.clone(), millis(settings.lease), self.settings.clone()];
@@ -636,7 +658,7 @@ impl RedisStore {
         let mut pause = Duration::from_millis(2);
         loop {
             let sent = Instant::now();
-            let (code, first, second): (i64, i64, i64) =
+            let (code, first, second, generation): (i64, i64, i64, u64) =
                 self.run(ACQUIRE, &key_refs, &args).await?;
             match code {
                 1 => {
@@ -676,6 +698,7 @@ impl RedisStore {
                         repository: repository.to_string(),
                         hold: Hold::Redis(hold),
                         reconciled: !left.is_zero(),
+                        generation,
                     });
                 }
                 -1 => {
@@ -709,15 +732,6 @@ impl RedisStore {
             tokio::time::sleep(pause + jitter).await;
             pause = (pause * 2).min(Duration::from_millis(20));
         }
-    }
-
-    async fn generation(&self, repository: &str) -> Result<u64, CoordinationError> {
-        let mut connection = self.connection().await?;
-        let generation: Option<u64> = connection
-            .get(self.keys.of("generation", repository))
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        Ok(generation.unwrap_or(0))
     }
 
     async fn known(
@@ -763,20 +777,29 @@ impl RedisStore {
         generation: u64,
         tags: &[(String, TagNow)],
         learn: bool,
-    ) -> Result<(), CoordinationError> {
+        holder: Option<(&RedisHold, bool)>,
+    ) -> Result<u64, CoordinationError> {
         let keys = [
             self.keys.of("generation", repository),
             self.keys.of("tags", repository),
-            repository.to_string(),
+            self.keys.of("lease", repository),
+            self.keys.of("intent", repository),
         ];
         // `u64::MAX` never matches: a reported change only forgets.
         let expected =
             if generation == u64::MAX { "-1".to_string() } else { generation.to_string() };
+        let (token, answered) = match holder {
+            Some((hold, answered)) => (hold.token.clone(), answered),
+            None => (String::new(), false),
+        };
         let mut args = vec![
             expected,
             self.keys.channel(),
             millis(KNOWN_TAGS_TTL),
             u8::from(learn).to_string(),
+            repository.to_string(),
+            token,
+            u8::from(answered).to_string(),
         ];
         for (tag, now) in tags {
             args.push(tag.clone());
@@ -785,8 +808,8 @@ impl RedisStore {
                 TagNow::Unknown => "?".to_string(),
             });
         }
-        let _: i64 = self.run(CHANGED, &[&keys[0], &keys[1], &keys[2]], &args).await?;
-        Ok(())
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        self.run(CHANGED, &key_refs, &args).await
     }
 }
 
@@ -834,14 +857,6 @@ impl RedisHold {
             return Err(lost());
         }
         Ok(())
-    }
-
-    async fn after_write(&self, repository: &str) {
-        let token = std::slice::from_ref(&self.token);
-        if let Err(error) = self.store.run::<i64>(WRITTEN, &[&self.intent_key], token).await {
-            // It expires on its own; the next holder waits for it.
-            tracing::warn!(repository, %error, "could not remove a write intent");
-        }
     }
 }
 
@@ -1003,7 +1018,9 @@ mod tests {
     async fn known_tags_are_learned_only_at_the_generation_they_were_read() {
         let coordinator = Coordinator::local(settings(), Arc::new(Metrics::new()));
         let tags = ["1.0".to_string(), "latest".to_string()];
-        let generation = coordinator.generation("a").await.unwrap();
+        let wait = Duration::from_secs(1);
+        let lease = coordinator.lease("a", wait).await.unwrap();
+        let generation = lease.generation;
         coordinator
             .learn("a", generation, &[("1.0".into(), Some("sha256:1".into()))])
             .await
@@ -1013,11 +1030,9 @@ mod tests {
             [Some(Some("sha256:1".into())), None]
         );
 
-        // A change recorded by this gate at the generation it read updates what is known.
-        coordinator
-            .changed("a", generation, &[("latest".into(), TagNow::Is(Some("sha256:2".into())))])
-            .await
-            .unwrap();
+        // A change this gate finishes under the lease it read at updates what is known.
+        let latest = [("latest".into(), TagNow::Is(Some("sha256:2".into())))];
+        coordinator.finish(lease, &latest, true).await.unwrap();
         assert_eq!(
             coordinator.known("a", &tags).await.unwrap(),
             [Some(Some("sha256:1".into())), Some(Some("sha256:2".into()))]
@@ -1026,15 +1041,17 @@ mod tests {
         coordinator.learn("a", generation, &[("1.0".into(), None)]).await.unwrap();
         assert_eq!(coordinator.known("a", &tags).await.unwrap()[0], Some(Some("sha256:1".into())));
         // A change reported from outside (a notification) only forgets.
-        coordinator
-            .changed("a", u64::MAX, &[("1.0".into(), TagNow::Is(Some("sha256:9".into())))])
-            .await
-            .unwrap();
+        let reported = [("1.0".into(), TagNow::Is(Some("sha256:9".into())))];
+        coordinator.changed("a", u64::MAX, &reported).await.unwrap();
         assert_eq!(coordinator.known("a", &tags).await.unwrap()[0], None);
-        // No tags: forget the whole repository.
+        // A change finished after something else changed the repository only forgets too.
+        let stale = coordinator.lease("a", wait).await.unwrap();
         coordinator.changed("a", u64::MAX, &[]).await.unwrap();
+        coordinator.finish(stale, &latest, true).await.unwrap();
         assert_eq!(coordinator.known("a", &tags).await.unwrap(), [None, None]);
-        assert_eq!(coordinator.generation("a").await.unwrap(), generation + 3);
+        // The lease was released by `finish`, and every change bumped the generation.
+        let next = coordinator.lease("a", Duration::from_millis(50)).await.unwrap();
+        assert_eq!(next.generation, generation + 4);
     }
 
     #[tokio::test]

@@ -255,19 +255,17 @@ impl Exchange<'_> {
     }
 
     /// Hold the repository for this change (a lease shared by every replica, or this
-    /// process's lock), waiting at most `lock_timeout` for another change of it, then read
-    /// its generation.
+    /// process's lock), waiting at most `lock_timeout` for another change of it; the lease
+    /// carries the repository's generation.
     async fn lease(&self) -> Result<(Lease, u64), Response<Body>> {
-        let coordinator = &self.shared.coordinator;
         let timeout = self.limits().lock_timeout;
-        let lease = coordinator
+        let lease = self
+            .shared
+            .coordinator
             .lease(self.repository(), timeout)
             .await
             .map_err(|e| self.coordination_failure(e))?;
-        let generation = coordinator
-            .generation(self.repository())
-            .await
-            .map_err(|e| self.coordination_failure(e))?;
+        let generation = lease.generation;
         Ok((lease, generation))
     }
 
@@ -292,24 +290,14 @@ impl Exchange<'_> {
         response
     }
 
-    /// Record what the change did to `tags` (at `generation`, read under the lease), so that
-    /// every replica decides on it; then the write's intent is done with. If the record
-    /// cannot be made, the intent stays and the next holder reads the repository again.
-    async fn record(
-        &self,
-        lease: &Lease,
-        generation: u64,
-        tags: &[(String, TagNow)],
-        answered: bool,
-    ) {
+    /// Record what the change did to `tags`, so that every replica decides on it, and
+    /// release the repository. If the record cannot be made, the intent stays and the next
+    /// holder reads the repository again.
+    async fn record(&self, lease: Lease, tags: &[(String, TagNow)], answered: bool) {
         self.shared.cache.invalidate(Some(self.repository()));
-        match self.shared.coordinator.changed(self.repository(), generation, tags).await {
-            Ok(()) if answered => lease.after_write().await,
-            Ok(()) => {}
-            Err(error) => {
-                self.shared.metrics.coordination_error();
-                tracing::warn!(repository = self.repository(), %error, "could not record a change");
-            }
+        if let Err(error) = self.shared.coordinator.finish(lease, tags, answered).await {
+            self.shared.metrics.coordination_error();
+            tracing::warn!(repository = self.repository(), %error, "could not record a change");
         }
     }
 
@@ -407,7 +395,7 @@ impl Exchange<'_> {
                 Err(response) => return response,
             }
         };
-        self.record(&lease, generation, &now, answered).await;
+        self.record(lease, &now, answered).await;
         with_warnings(response, &decision)
     }
 
@@ -423,13 +411,7 @@ impl Exchange<'_> {
                         // Nothing to delete: the upstream says so in its own words.
                         return match self.forward_write(&lease, empty()).await {
                             Ok((response, answered)) => {
-                                self.record(
-                                    &lease,
-                                    generation,
-                                    &[(tag, TagNow::Unknown)],
-                                    answered,
-                                )
-                                .await;
+                                self.record(lease, &[(tag, TagNow::Unknown)], answered).await;
                                 response
                             }
                             Err(response) => response,
@@ -467,7 +449,7 @@ impl Exchange<'_> {
             .into_iter()
             .map(|tag| (tag.to_string(), if deleted { TagNow::Is(None) } else { TagNow::Unknown }))
             .collect();
-        self.record(&lease, generation, &now, answered).await;
+        self.record(lease, &now, answered).await;
         with_warnings(response, &decision)
     }
 
