@@ -46,7 +46,9 @@ pub(crate) fn is_granted(import: &str) -> bool {
 
 /// Everything a store holds for one policy instance.
 pub(crate) struct HostState {
-    wasi: WasiCtx,
+    /// Built on the first WASI call: most instances decide without making one, and building
+    /// it is part of what every fresh instance would pay.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     pub(crate) limiter: StoreLimiter,
     pub(crate) output: PolicyOutput,
@@ -90,20 +92,8 @@ impl CurrentRequest {
 impl HostState {
     pub(crate) fn new(limits: &Limits, patterns: Arc<PatternCache>) -> Self {
         let output = PolicyOutput::new(limits.output_bytes);
-        let wasi = WasiCtx::builder()
-            .stdout(output.clone())
-            .stderr(output.clone())
-            .secure_random(wasmtime_wasi::Deterministic::new(vec![0x5a]))
-            .insecure_random(wasmtime_wasi::Deterministic::new(vec![0xa5]))
-            .insecure_random_seed(0)
-            .wall_clock(FrozenClock)
-            .monotonic_clock(FrozenClock)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
         Self {
-            wasi,
+            wasi: None,
             table: ResourceTable::new(),
             limiter: StoreLimiter::new(limits),
             output,
@@ -113,6 +103,30 @@ impl HostState {
             context: CurrentRequest::default(),
         }
     }
+}
+
+impl HostState {
+    /// The WASI context, built on first use.
+    fn wasi(&mut self) -> &mut WasiCtx {
+        self.wasi.get_or_insert_with(|| grant_nothing(&self.output))
+    }
+}
+
+/// A WASI context that grants nothing: no environment, arguments or stdin, frozen clocks,
+/// fixed "randomness", stdout and stderr into `output`.
+fn grant_nothing(output: &PolicyOutput) -> WasiCtx {
+    WasiCtx::builder()
+        .stdout(output.clone())
+        .stderr(output.clone())
+        .secure_random(wasmtime_wasi::Deterministic::new(vec![0x5a]))
+        .insecure_random(wasmtime_wasi::Deterministic::new(vec![0xa5]))
+        .insecure_random_seed(0)
+        .wall_clock(FrozenClock)
+        .monotonic_clock(FrozenClock)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build()
 }
 
 /// A store for one policy instance, with its limits applied and the budget of a
@@ -141,7 +155,8 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        let ctx = self.wasi.get_or_insert_with(|| grant_nothing(&self.output));
+        WasiCtxView { ctx, table: &mut self.table }
     }
 }
 
@@ -261,9 +276,9 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostS
     wasi::cli::terminal_stdin::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
     wasi::cli::terminal_stdout::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
     wasi::cli::terminal_stderr::add_to_linker::<HostState, WasiCli>(l, HostState::cli)?;
-    wasi::random::random::add_to_linker::<HostState, WasiRandom>(l, |s| s.wasi.random())?;
-    wasi::random::insecure::add_to_linker::<HostState, WasiRandom>(l, |s| s.wasi.random())?;
-    wasi::random::insecure_seed::add_to_linker::<HostState, WasiRandom>(l, |s| s.wasi.random())?;
+    wasi::random::random::add_to_linker::<HostState, WasiRandom>(l, |s| s.wasi().random())?;
+    wasi::random::insecure::add_to_linker::<HostState, WasiRandom>(l, |s| s.wasi().random())?;
+    wasi::random::insecure_seed::add_to_linker::<HostState, WasiRandom>(l, |s| s.wasi().random())?;
     wasi::clocks::wall_clock::add_to_linker::<HostState, WasiClocks>(l, HostState::clocks)?;
     wasi::clocks::monotonic_clock::add_to_linker::<HostState, WasiClocks>(l, HostState::clocks)?;
     Ok(linker)
