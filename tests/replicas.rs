@@ -416,15 +416,6 @@ fn writes_through_one_replica_and_around_the_gates_are_seen_by_the_others() {
     let extra = format!("notifications: {{token_file: {}}}\n", token_file.display());
     let gates = replicas(2, &registry.url(), &redis, &extra);
     let (a, b) = (&gates[0], &gates[1]);
-    // The registry reports every write to replica B (a load balancer in front of the gates,
-    // in production).
-    registry.stop();
-    registry.extra_config = format!(
-        "notifications:\n  endpoints:\n    - name: gates\n      url: {}/tagpolicy/notifications\n      \
-         headers: {{Authorization: [\"Bearer {token}\"]}}\n      timeout: 2s\n      threshold: 3\n      backoff: 200ms\n",
-        b.url()
-    );
-    registry.restart();
     let direct = Client::new(&registry.url());
     let (base, _) = direct.image_manifest("team/app", "base");
     warm_up(&gates, "team/app", &base);
@@ -432,12 +423,24 @@ fn writes_through_one_replica_and_around_the_gates_are_seen_by_the_others() {
     let (two, two_digest) = variant(&base, "two");
     let (three, _) = variant(&base, "three");
 
-    // Through A; B knows at once (the identical re-push is allowed, a move would not be).
+    // Through A; B knows at once (the identical re-push is allowed, a move would not be) ...
     assert_eq!(Client::new(&a.url()).put_manifest("team/app", "1.0.0", &one).status, 201);
     let hits = metric(b, r#"tagpolicy_gate_tag_cache_total{result="hit"}"#);
     assert_eq!(Client::new(&b.url()).put_manifest("team/app", "1.0.0", &one).status, 201);
     // ... from what the gates keep in Redis, not from a lookup.
     assert_eq!(metric(b, r#"tagpolicy_gate_tag_cache_total{result="hit"}"#), hits + 1.0);
+
+    // From now on the registry reports every write to replica B (in production, to the load
+    // balancer in front of the gates). Not before: a notification of a gate's own write that
+    // arrives before the gate has recorded it makes the gates forget that tag, which is safe
+    // but would make the cache hit above a matter of timing.
+    registry.stop();
+    registry.extra_config = format!(
+        "notifications:\n  endpoints:\n    - name: gates\n      url: {}/tagpolicy/notifications\n      \
+         headers: {{Authorization: [\"Bearer {token}\"]}}\n      timeout: 2s\n      threshold: 3\n      backoff: 200ms\n",
+        b.url()
+    );
+    registry.restart();
 
     // Around the gates (an admin tool): the registry tells B, which makes both forget.
     let applied = metric(b, r#"tagpolicy_gate_notifications_total{result="applied"}"#);

@@ -231,14 +231,15 @@ impl Coordinator {
         if !self.settings.authoritative {
             return Ok(vec![None; tags.len()]);
         }
-        let known = match &self.store {
-            Store::Local(local) => local.known(repository, tags),
-            Store::Redis(store) => store.known(repository, tags).await?,
-        };
-        for entry in &known {
-            self.metrics.tag_cache(entry.is_some());
+        match &self.store {
+            Store::Local(local) => Ok(local.known(repository, tags)),
+            Store::Redis(store) => store.known(repository, tags).await,
         }
-        Ok(known)
+    }
+
+    /// Whether tag digests are kept (`authoritative`).
+    pub fn keeps_digests(&self) -> bool {
+        self.settings.authoritative
     }
 
     /// Remember digests looked up upstream at `generation` (only with `authoritative`, and
@@ -296,6 +297,7 @@ impl Coordinator {
             (Store::Redis(store), Hold::Redis(hold)) => {
                 let holder = Some((hold, answered));
                 store.changed(repository, generation, tags, authoritative, holder).await?;
+                hold.released.store(true, Ordering::SeqCst);
             }
             (Store::Local(local), _) => {
                 local.changed(repository, generation, tags, authoritative);
@@ -681,6 +683,7 @@ impl RedisStore {
                         state,
                         renewer: renewer.abort_handle(),
                         lock_delay: settings.lock_delay(),
+                        released: AtomicBool::new(false),
                     };
                     // An intent left behind, or a store that came up empty: wait until any
                     // write in flight has landed or never will.
@@ -834,6 +837,8 @@ struct RedisHold {
     state: Arc<LeaseState>,
     renewer: tokio::task::AbortHandle,
     lock_delay: Duration,
+    /// The end of the change released the lease already.
+    released: AtomicBool,
 }
 
 impl RedisHold {
@@ -863,6 +868,9 @@ impl RedisHold {
 impl Drop for RedisHold {
     fn drop(&mut self) {
         self.renewer.abort();
+        if self.released.load(Ordering::SeqCst) {
+            return;
+        }
         let (store, key, token) = (self.store.clone(), self.lease_key.clone(), self.token.clone());
         // Released in the background: the next holder polls, and an unreleased lease expires.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {

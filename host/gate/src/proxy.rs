@@ -465,6 +465,11 @@ impl Exchange<'_> {
             .known(self.repository(), tags)
             .await
             .map_err(|e| self.coordination_failure(e))?;
+        if coordinator.keeps_digests() {
+            for entry in &known {
+                self.shared.metrics.tag_cache(entry.is_some());
+            }
+        }
         let mut changes: Vec<Option<TagChange>> = tags
             .iter()
             .zip(&known)
