@@ -275,19 +275,19 @@ fn a_freeze_window_on_the_gates_clock() {
     assert_eq!(Client::new(&over.url()).put_manifest("team/app", "5.0.0", &manifest).status, 201);
 }
 
-#[test]
-fn an_oversized_config_denies_with_the_reason() {
-    let registry = Registry::start();
-    let gate = Gate::start(
-        &registry.url(),
-        r#"limits: {max_config_bytes: 4096}
+/// A gate that reads at most 4 KiB of an image config, for a rule on its labels.
+const LABELS_WITHIN_4_KIB: &str = r#"limits: {max_config_bytes: 4096}
 rules:
   - repositories: ["team/**"]
     policies:
       - policy: image-requirements
         settings: {rules: [{tags: [".*"], labels: {seed: ".+"}}]}
-"#,
-    );
+"#;
+
+#[test]
+fn an_oversized_config_denies_with_the_reason() {
+    let registry = Registry::start();
+    let gate = Gate::start(&registry.url(), LABELS_WITHIN_4_KIB);
     let images = tempfile::tempdir().unwrap();
     let padded = ImageExtras { config_padding: 16 << 10, ..ImageExtras::default() };
     let big = Layout::image_with(images.path(), 3, 512, &padded);
@@ -360,16 +360,7 @@ fn message_of(reply: &registry::Reply) -> String {
 #[test]
 fn a_config_larger_than_its_manifest_declares_is_read_only_up_to_the_limit() {
     let registry = Registry::start();
-    let gate = Gate::start(
-        &registry.url(),
-        r#"limits: {max_config_bytes: 4096}
-rules:
-  - repositories: ["team/**"]
-    policies:
-      - policy: image-requirements
-        settings: {rules: [{tags: [".*"], labels: {seed: ".+"}}]}
-"#,
-    );
+    let gate = Gate::start(&registry.url(), LABELS_WITHIN_4_KIB);
     let client = Client::new(&gate.url());
     let direct = Client::new(&registry.url());
     // An image whose config carries the label, padded with `padding` bytes, and whose
