@@ -257,16 +257,13 @@ impl Exchange<'_> {
     /// Hold the repository for this change (a lease shared by every replica, or this
     /// process's lock), waiting at most `lock_timeout` for another change of it; the lease
     /// carries the repository's generation.
-    async fn lease(&self) -> Result<(Lease, u64), Response<Body>> {
+    async fn lease(&self) -> Result<Lease, Response<Body>> {
         let timeout = self.limits().lock_timeout;
-        let lease = self
-            .shared
+        self.shared
             .coordinator
             .lease(self.repository(), timeout)
             .await
-            .map_err(|e| self.coordination_failure(e))?;
-        let generation = lease.generation;
-        Ok((lease, generation))
+            .map_err(|e| self.coordination_failure(e))
     }
 
     /// The change cannot be coordinated: 503, nothing written.
@@ -365,10 +362,11 @@ impl Exchange<'_> {
             .cloned()
             .unwrap_or(HeaderValue::from_static(tagpolicy::scenario::DEFAULT_MEDIA_TYPE));
 
-        let (lease, generation) = match self.lease().await {
-            Ok(held) => held,
+        let lease = match self.lease().await {
+            Ok(lease) => lease,
             Err(response) => return response,
         };
+        let generation = lease.generation;
         let changes = match self.current_digests(&tags, generation).await {
             Ok(changes) => changes,
             Err(response) => return response,
@@ -400,10 +398,11 @@ impl Exchange<'_> {
     }
 
     async fn delete(&mut self) -> Response<Body> {
-        let (lease, generation) = match self.lease().await {
-            Ok(held) => held,
+        let lease = match self.lease().await {
+            Ok(lease) => lease,
             Err(response) => return response,
         };
+        let generation = lease.generation;
         let operation = match self.write.reference.clone() {
             Reference::Tag(tag) => {
                 match self.current_digests(std::slice::from_ref(&tag), generation).await {
