@@ -18,6 +18,7 @@ const FORBIDDEN: &[&str] = &[
     "prometheus-client",
     "comfy-table",
     "redis",
+    "oci-client",
 ];
 
 /// Package names in `cargo tree -e normal -p tagpolicy`, each once.

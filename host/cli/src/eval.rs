@@ -23,6 +23,9 @@ pub struct Args {
     policy: PolicyOverride,
     #[command(flatten)]
     overrides: SpecOverrides,
+    /// Policies named `oci://…` in scenarios are fetched with these.
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     output: Output,
@@ -31,7 +34,8 @@ pub struct Args {
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
     let scenario = Scenario::from_file(&args.scenario)?;
     let spec = args.policy.spec()?;
-    let loader = common::loader(global)?;
+    super::registry::init_logging();
+    let loader = args.registry.source_for(common::loader(global)?)?;
     let policies = common::policy_set(&loader, &scenario, spec.as_ref(), &args.overrides)?;
     args.overrides.check_replacements_used()?;
     let results = scenario.run(&policies);

@@ -9,7 +9,11 @@ mod common;
 mod eval;
 mod inspect;
 mod new;
+mod pull;
+mod push;
+mod registry;
 mod serve;
+mod sign;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +32,7 @@ use std::process::ExitCode;
     tagpolicy test tests/scenarios\n  \
     tagpolicy new release-bot-only && tagpolicy build release-bot-only\n  \
     tagpolicy inspect immutable-tags\n  \
+    tagpolicy push floor.wasm registry.example.com/policies/floor:1.0.0 && tagpolicy sign --key ci.key registry.example.com/policies/floor:1.0.0\n  \
     tagpolicy serve --config gate.yaml")]
 struct Cli {
     #[command(subcommand)]
@@ -53,6 +58,9 @@ enum Command {
     Build(build::Args),
     Inspect(inspect::Args),
     Bench(bench::Args),
+    Push(push::Args),
+    Pull(pull::Args),
+    Sign(sign::Args),
     Serve(serve::Args),
 }
 
@@ -76,12 +84,24 @@ fn run() -> ExitCode {
         Command::Build(args) => build::run(args, &cli.global),
         Command::Inspect(args) => inspect::run(args, &cli.global),
         Command::Bench(args) => bench::run(args),
+        Command::Push(args) => push::run(args, &cli.global),
+        Command::Pull(args) => pull::run(args),
+        Command::Sign(args) => sign::run(args),
         Command::Serve(args) => serve::run(args, &cli.global),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // The chain of causes, each once: many messages already quote their cause.
+            let mut text = error.to_string();
+            for cause in error.chain().skip(1) {
+                let cause = cause.to_string();
+                if !text.contains(&cause) {
+                    text.push_str(": ");
+                    text.push_str(&cause);
+                }
+            }
+            eprintln!("error: {text}");
             ExitCode::from(Exit::Invalid as u8)
         }
     }

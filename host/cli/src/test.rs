@@ -21,6 +21,9 @@ pub struct Args {
     paths: Vec<PathBuf>,
     #[command(flatten)]
     overrides: SpecOverrides,
+    /// Policies named `oci://…` in scenarios are fetched with these.
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     output: Output,
@@ -49,7 +52,8 @@ struct Failure {
 
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
     let files = scenario_files(&args.paths)?;
-    let loader = common::loader(global)?;
+    super::registry::init_logging();
+    let loader = args.registry.source_for(common::loader(global)?)?;
     let text = args.output == Output::Text;
     let mut summary = Summary::default();
     for file in &files {

@@ -50,6 +50,15 @@ pub enum Error {
     #[error("{origin} does not match its pin: expected sha256 `{expected}`, got `{actual}`")]
     PinMismatch { origin: String, expected: String, actual: String },
 
+    #[error("cannot fetch policy `{reference}`: {message}")]
+    Fetch { reference: String, message: String },
+
+    #[error(
+        "policy `{reference}` is fetched from a registry, but nothing here fetches policies \
+         (give the loader a policy source, e.g. from the `tagpolicy-oci` crate)"
+    )]
+    NoSource { reference: String },
+
     #[error("cannot create the WebAssembly engine: {message}")]
     Engine { message: String },
 }

@@ -61,6 +61,7 @@ pub mod push;
 mod sandbox;
 pub mod scenario;
 mod snapshot;
+pub mod source;
 
 pub use decision::{Decision, Finding, Outcome, Severity};
 pub use engine::{Engine, EngineBuilder};

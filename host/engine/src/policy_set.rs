@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::limits::Limits;
 use crate::policy::{ConfiguredPolicy, Isolation, Policy};
 use crate::push::{RepositoryView, Request};
+use crate::source::{self, PolicySource};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -117,8 +118,9 @@ impl PolicySet {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySpec {
-    /// An embedded policy's name, or a path to a `.wasm` component (relative to the file
-    /// that names it).
+    /// An embedded policy's name, a path to a `.wasm` component (relative to the file
+    /// that names it), or a registry reference (`oci://host/repo@sha256:…`) that the
+    /// loader's [source](Loader::with_source) fetches.
     pub policy: String,
     /// The policy's settings; `{}` when absent.
     #[serde(default)]
@@ -227,18 +229,27 @@ impl PolicySpec {
 pub struct Loader {
     engine: Engine,
     loaded: Mutex<HashMap<String, Policy>>,
+    source: Option<Arc<dyn PolicySource>>,
 }
 
 impl Loader {
     pub fn new(engine: Engine) -> Self {
-        Self { engine, loaded: Mutex::new(HashMap::new()) }
+        Self { engine, loaded: Mutex::new(HashMap::new()), source: None }
+    }
+
+    /// Fetch references with a scheme (`oci://…`) from `source`; without one they are
+    /// refused.
+    pub fn with_source(mut self, source: Arc<dyn PolicySource>) -> Self {
+        self.source = Some(source);
+        self
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    /// Load `reference`: an embedded policy's name, or a path resolved against `base_dir`.
+    /// Load `reference`: an embedded policy's name, a path resolved against `base_dir`, or
+    /// a reference with a scheme, fetched by the [source](Loader::with_source).
     pub fn load(&self, reference: &str, base_dir: &Path) -> Result<Policy, Error> {
         self.load_pinned(reference, base_dir, None)
     }
@@ -253,6 +264,16 @@ impl Loader {
     ) -> Result<Policy, Error> {
         let (bytes, origin) = match embedded::bytes(reference) {
             Some(bytes) => (Cow::Borrowed(bytes), format!("embedded policy `{reference}`")),
+            None if source::is_remote(reference) => {
+                let Some(source) = &self.source else {
+                    return Err(Error::NoSource { reference: reference.to_string() });
+                };
+                let fetched = source.fetch(reference).map_err(|message| Error::Fetch {
+                    reference: reference.to_string(),
+                    message,
+                })?;
+                (Cow::Owned(fetched.bytes), fetched.origin)
+            }
             None => {
                 let path = base_dir.join(reference);
                 if !reference.ends_with(".wasm") && !path.exists() {

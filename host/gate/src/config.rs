@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tagpolicy::{Loader, PolicySet, PolicySpec};
+use tagpolicy_oci::config::RegistriesConfig;
 
 use super::identity::{Identity, IdentitySpec};
 use super::limits::GateLimits;
@@ -69,6 +70,10 @@ struct File {
     /// Registry notifications of writes made around the gates, which drop what is known.
     #[serde(default)]
     notifications: Option<NotificationsFile>,
+    /// Policies named `oci://…`: how registries are reached, the keys they must be signed
+    /// with, the cache, how often tags are resolved again.
+    #[serde(default)]
+    policy_registries: Option<RegistriesConfig>,
     #[serde(default)]
     rules: Vec<RuleFile>,
 }
@@ -140,6 +145,8 @@ pub struct GateConfig {
     /// The file holding the token registry notifications must carry; `None`: no
     /// notification endpoint. Read when the gate starts.
     pub notifications_token_file: Option<PathBuf>,
+    /// How `oci://` policies are fetched and verified (paths resolved).
+    pub policy_registries: RegistriesConfig,
     rules: Vec<RuleFile>,
 }
 
@@ -171,7 +178,22 @@ impl GateConfig {
         let pass_writes =
             PassWrites::new(&file.pass_writes).map_err(|e| invalid(format!("pass_writes{e}")))?;
         file.limits.check().map_err(invalid)?;
+        let verifies = file.policy_registries.as_ref().is_some_and(|p| p.verify.is_some());
         for (r, rule) in file.rules.iter().enumerate() {
+            for (p, spec) in rule.policies.iter().enumerate() {
+                if !tagpolicy::source::is_remote(&spec.policy) {
+                    continue;
+                }
+                let field = format!("rules[{r}].policies[{p}].policy");
+                let reference = tagpolicy_oci::Reference::parse(&spec.policy)
+                    .map_err(|e| invalid(format!("{field}: {e}")))?;
+                if reference.digest().is_none() && !verifies {
+                    return Err(invalid(format!(
+                        "{field}: `{reference}` names a tag without a digest: a tag is followed only with \
+                         signature verification (`policy_registries.verify.keys`); or pin it as `…@sha256:<digest>`"
+                    )));
+                }
+            }
             if rule.repositories.is_empty() {
                 return Err(invalid(format!(
                     "rules[{r}].repositories: empty; list globs such as `team/**`"
@@ -197,6 +219,7 @@ impl GateConfig {
         };
         let notifications_token_file =
             file.notifications.map(|notifications| base.join(notifications.token_file));
+        let policy_registries = file.policy_registries.unwrap_or_default().relative_to(base);
         Ok(GateConfig {
             path: path.to_path_buf(),
             listen: file.listen,
@@ -212,6 +235,7 @@ impl GateConfig {
             coordination,
             authoritative: file.authoritative,
             notifications_token_file,
+            policy_registries,
             rules: file.rules,
         })
     }

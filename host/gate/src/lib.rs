@@ -21,6 +21,7 @@ mod log;
 mod metrics;
 mod notifications;
 mod proxy;
+mod refresh;
 pub mod route;
 mod state;
 mod tls;
@@ -74,6 +75,8 @@ struct Shared {
     coordinator: Arc<Coordinator>,
     /// The token registry notifications carry (fixed at start); `None`: not accepted.
     notifications_token: Option<String>,
+    /// Fetches `oci://` policies and follows their tags (settings fixed at start).
+    fetcher: Arc<tagpolicy_oci::fetch::Fetcher>,
 }
 
 /// A loaded gate, ready to serve.
@@ -86,6 +89,15 @@ impl Gate {
     /// from a blocking context.
     pub fn load(path: &Path, loader: Loader) -> Result<Gate, ConfigError> {
         let config = GateConfig::from_file(path)?;
+        let fetcher = Arc::new(
+            config.policy_registries.fetcher(&tagpolicy_oci::config::default_cache_dir()).map_err(
+                |message| ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!("policy_registries.{message}"),
+                },
+            )?,
+        );
+        let loader = loader.with_source(fetcher.clone());
         let active = activate(config, &loader)?;
         let metrics = Arc::new(Metrics::new());
         let limits = active.config.limits.clone();
@@ -139,6 +151,7 @@ impl Gate {
                 cache,
                 coordinator: Arc::new(coordinator),
                 notifications_token,
+                fetcher,
             }),
         })
     }
@@ -201,6 +214,14 @@ impl Gate {
                 config.upstream
             ));
         }
+        let followed = self.shared.fetcher.pinned();
+        if !followed.is_empty() {
+            lines.push(format!(
+                "policy tags resolved again every {}: {}",
+                humantime::format_duration(config.policy_registries.refresh()),
+                followed.iter().map(|p| p.reference.to_string()).collect::<Vec<_>>().join(", ")
+            ));
+        }
         lines.extend(pass_writes_warning(&active.rules.pass_writes));
         lines
     }
@@ -219,6 +240,12 @@ impl Gate {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let watcher = tokio::spawn(watch(self.shared.clone()));
+        let interval = self.shared.active.load().config.policy_registries.refresh();
+        let follower = tokio::spawn(refresh::follow(
+            self.shared.clone(),
+            self.shared.fetcher.clone(),
+            interval,
+        ));
         let limits = &self.shared.limits;
         let slots = Arc::new(Semaphore::new(limits.max_connections));
         let turned_away = Arc::new(Semaphore::new(TURNED_AWAY_AT_ONCE));
@@ -249,6 +276,7 @@ impl Gate {
             tokio::spawn(connection(self.shared.clone(), stream, peer, slot));
         };
         watcher.abort();
+        follower.abort();
         result
     }
 }
@@ -488,11 +516,12 @@ fn reload(shared: &Shared) -> Result<(), ConfigError> {
             || config.upstream_ca != running.upstream_ca
             || config.upstream_client_cert != running.upstream_client_cert
             || config.limits != shared.limits
+            || config.policy_registries != running.policy_registries
         {
             tracing::warn!(
-                "`listen`, `tls`, `upstream`, `upstream_ca`, `upstream_client_cert` and `limits` \
-                 change only on restart (certificate files are re-read when they change); \
-                 keeping the running ones"
+                "`listen`, `tls`, `upstream`, `upstream_ca`, `upstream_client_cert`, `limits` \
+                 and `policy_registries` change only on restart (certificate files are re-read \
+                 when they change); keeping the running ones"
             );
         }
         let mut config = config;
@@ -502,6 +531,7 @@ fn reload(shared: &Shared) -> Result<(), ConfigError> {
         config.upstream_ca = running.upstream_ca.clone();
         config.upstream_client_cert = running.upstream_client_cert.clone();
         config.limits = shared.limits.clone();
+        config.policy_registries = running.policy_registries.clone();
         if let Some(warning) = pass_writes_warning(&config.pass_writes) {
             tracing::warn!("{warning}");
         }

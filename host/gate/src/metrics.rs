@@ -74,6 +74,8 @@ pub struct Metrics {
     tag_cache: Family<ResultLabels, Counter>,
     coordination_errors: Counter,
     notifications: Family<ResultLabels, Counter>,
+    policy_refreshes: Family<ResultLabels, Counter>,
+    policy_stale: Gauge,
 }
 
 impl Default for Metrics {
@@ -108,6 +110,19 @@ impl Metrics {
         registry.register("requests", "Requests by route", requests.clone());
         let reloads = Family::default();
         registry.register("reloads", "Configuration reloads, by result", reloads.clone());
+        let policy_refreshes = Family::default();
+        registry.register(
+            "policy_refreshes",
+            "Resolutions of policy tags again, by result (unchanged, swapped, unreachable, \
+             refused, not_loaded)",
+            policy_refreshes.clone(),
+        );
+        let policy_stale = Gauge::default();
+        registry.register(
+            "policy_stale",
+            "Policy tags whose last resolution failed, running the last verified version",
+            policy_stale.clone(),
+        );
         let refused = Family::default();
         registry.register(
             "refused",
@@ -205,6 +220,8 @@ impl Metrics {
             tag_cache,
             coordination_errors,
             notifications,
+            policy_refreshes,
+            policy_stale,
             decisions,
             decision_seconds,
             upstream_seconds,
@@ -241,6 +258,16 @@ impl Metrics {
 
     pub fn request(&self, route: &'static str) {
         self.requests.get_or_create(&RouteLabels { route }).inc();
+    }
+
+    /// One tag's refresh ended with `result`.
+    pub fn policy_refresh(&self, result: &'static str) {
+        self.policy_refreshes.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// How many policy tags run a version their registry could not confirm.
+    pub fn policy_stale(&self, count: usize) {
+        self.policy_stale.set(count as i64);
     }
 
     pub fn reload(&self, ok: bool) {

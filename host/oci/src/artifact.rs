@@ -238,6 +238,15 @@ pub fn build(component: &[u8], spec: &ArtifactSpec) -> Result<Artifact, Artifact
     Ok(Artifact { manifest, config, layer_digest, layer_size })
 }
 
+/// The digest and size of the config a manifest names, to fetch it before [`inspect`].
+pub fn config_descriptor(manifest: &[u8]) -> Result<(Digest, u64), ArtifactError> {
+    let parsed: Manifest = serde_json::from_slice(manifest).map_err(ArtifactError::ManifestJson)?;
+    if parsed.config.media_type != CONFIG_MEDIA_TYPE {
+        return Err(ArtifactError::ConfigMediaType(parsed.config.media_type));
+    }
+    Ok((parsed.config.digest, parsed.config.size))
+}
+
 /// Checks that a fetched manifest and config are a Wasm component artifact: an OCI image
 /// manifest with the Wasm config media type, a config blob matching its descriptor, with
 /// `architecture: wasm`, `os: wasip2` and `layerDigests` naming the layer, and exactly one

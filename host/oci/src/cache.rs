@@ -58,12 +58,16 @@ pub struct Resolution {
     pub digest: Digest,
     /// When the tag was resolved (to the second).
     pub resolved_at: SystemTime,
+    /// The version the artifact carried, when recorded.
+    pub version: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct RecordEntry {
     digest: Digest,
     resolved_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
 }
 
 const RECORD: &str = "tags.json";
@@ -163,6 +167,17 @@ impl Cache {
         digest: &Digest,
         at: SystemTime,
     ) -> Result<(), CacheError> {
+        self.record_version(reference, digest, None, at)
+    }
+
+    /// Like [`Cache::record_resolution`], also recording the artifact's `version`.
+    pub fn record_version(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        version: Option<&str>,
+        at: SystemTime,
+    ) -> Result<(), CacheError> {
         let key = Self::tag_key(reference)?;
         let mut record = self.read_record()?;
         record.insert(
@@ -170,6 +185,7 @@ impl Cache {
             RecordEntry {
                 digest: *digest,
                 resolved_at: humantime::format_rfc3339_seconds(at).to_string(),
+                version: version.map(str::to_owned),
             },
         );
         let bytes = serde_json::to_vec_pretty(&record).expect("record serialises");
@@ -188,7 +204,7 @@ impl Cache {
                 path,
                 source: serde::de::Error::custom(format!("`{}`: {e}", entry.resolved_at)),
             })?;
-        Ok(Some(Resolution { digest: entry.digest, resolved_at }))
+        Ok(Some(Resolution { digest: entry.digest, resolved_at, version: entry.version }))
     }
 }
 

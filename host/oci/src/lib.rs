@@ -23,7 +23,11 @@
 
 pub mod artifact;
 pub mod cache;
+pub mod client;
+pub mod config;
+pub mod credentials;
 pub mod digest;
+pub mod fetch;
 pub mod reference;
 pub mod signature;
 
