@@ -56,15 +56,22 @@ impl Registry {
     }
 
     pub fn start_with(tls: Option<(PathBuf, PathBuf)>, token_auth: Option<TokenAuth>) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        Registry::launch(tls, token_auth, None, "")
+    }
+
+    fn launch(
+        tls: Option<(PathBuf, PathBuf)>,
+        token_auth: Option<TokenAuth>,
+        client_ca: Option<PathBuf>,
+        extra: &str,
+    ) -> Registry {
         let mut registry = Registry {
-            port,
-            dir,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
             tls,
             token_auth,
-            client_ca: None,
-            extra_config: String::new(),
+            client_ca,
+            extra_config: extra.to_string(),
             child: None,
         };
         registry.restart();
@@ -73,19 +80,20 @@ impl Registry {
 
     /// Plain HTTP with `extra` added to the configuration (YAML).
     pub fn start_with_config(extra: &str) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut registry = Registry {
-            port,
-            dir,
-            tls: None,
-            token_auth: None,
-            client_ca: None,
-            extra_config: extra.to_string(),
-            child: None,
-        };
-        registry.restart();
-        registry
+        Registry::launch(None, None, None, extra)
+    }
+
+    /// HTTPS with `extra` added to the configuration (YAML), e.g. `auth: {htpasswd: …}`.
+    pub fn start_with_tls_config(tls: (PathBuf, PathBuf), extra: &str) -> Registry {
+        Registry::launch(Some(tls), None, None, extra)
+    }
+
+    /// Where distribution keeps the blob `digest` (`sha256:<hex>`) on disk.
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir
+            .path()
+            .join(format!("data/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]))
     }
 
     /// The registry's log: its own lines and one access-log line per request
@@ -96,19 +104,7 @@ impl Registry {
 
     /// HTTPS that requires a client certificate signed by `client_ca`.
     pub fn start_with_client_ca(tls: (PathBuf, PathBuf), client_ca: PathBuf) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut registry = Registry {
-            port,
-            dir,
-            tls: Some(tls),
-            token_auth: None,
-            client_ca: Some(client_ca),
-            extra_config: String::new(),
-            child: None,
-        };
-        registry.restart();
-        registry
+        Registry::launch(Some(tls), None, Some(client_ca), "")
     }
 
     pub fn url(&self) -> String {
@@ -594,6 +590,15 @@ impl Client {
 
     pub fn delete_manifest(&self, repository: &str, reference: &str) -> Reply {
         reply(self.request("DELETE", &format!("/v2/{repository}/manifests/{reference}")).call())
+    }
+
+    /// `GET` a manifest, accepting OCI manifests and indexes.
+    pub fn get_manifest(&self, repository: &str, reference: &str) -> Reply {
+        reply(
+            self.request("GET", &format!("/v2/{repository}/manifests/{reference}"))
+                .set("Accept", &format!("{MANIFEST}, {INDEX}"))
+                .call(),
+        )
     }
 
     pub fn digest_of(&self, repository: &str, reference: &str) -> Option<String> {

@@ -64,6 +64,12 @@ pub enum RegistryError {
         "`{reference}`: the registry sent {what} that does not match digest `{expected}` (got `{found}`, {size} bytes): tampered or wrong content"
     )]
     Mismatch { reference: String, what: &'static str, expected: Digest, found: Digest, size: u64 },
+    #[error(
+        "`{reference}`: the registry sent content that does not match digest (tampered or wrong content): {detail}"
+    )]
+    Tampered { reference: String, detail: String },
+    #[error("`{reference}` is not a policy component artifact: {detail}")]
+    NotAnArtifact { reference: String, detail: String },
     #[error("`{reference}`: {what} is {size} bytes, more than the {max} allowed")]
     TooLarge { reference: String, what: &'static str, size: u64, max: u64 },
     #[error("`{reference}`: the registry answered digest `{digest}`, not a sha256 digest")]
@@ -185,6 +191,9 @@ impl RegistryClient {
                     );
                 }
                 RegistryError::Unreachable { reference, detail }
+            }
+            OciDistributionError::DigestError(e) => {
+                RegistryError::Tampered { reference, detail: e.to_string() }
             }
             OciDistributionError::RequestError(e) => {
                 RegistryError::Registry { reference, detail: chain(&e) }
@@ -419,9 +428,11 @@ impl RegistryClient {
         digest: &Digest,
     ) -> Result<(Vec<u8>, Vec<u8>), RegistryError> {
         let manifest = self.manifest(reference, digest, &[MANIFEST_MEDIA_TYPE]).await?;
-        let (config_digest, config_size) = artifact::config_descriptor(&manifest).map_err(|e| {
-            RegistryError::Registry { reference: reference.to_string(), detail: e.to_string() }
-        })?;
+        let (config_digest, config_size) =
+            artifact::config_descriptor(&manifest).map_err(|e| RegistryError::NotAnArtifact {
+                reference: reference.with_digest(*digest).to_string(),
+                detail: e.to_string(),
+            })?;
         let config = self.blob(reference, &config_digest, config_size, MAX_DOCUMENT_BYTES).await?;
         Ok((manifest, config))
     }
