@@ -310,7 +310,9 @@ fn plain_http_only_for_registries_listed_as_insecure() {
 /// What the gate does with a tag moved to another image in `team/app`: `min-tags` allows it
 /// (201), `immutable-tags` denies it (403).
 struct Probe {
-    through_gate: Client,
+    /// The gate's URL: each move uses a new connection, since a kept-alive one may have been
+    /// closed by the gate's idle timeout while the test waited (and a PUT is not retried).
+    gate: String,
     first: Vec<u8>,
     second: Vec<u8>,
 }
@@ -323,24 +325,21 @@ impl Probe {
         let direct = Client::new(&upstream.url());
         let (first, _) = direct.image_manifest("team/app", "first");
         let (second, _) = direct.image_manifest("team/app", "second");
-        Probe { through_gate: Client::new(&gate.url()), first, second }
+        Probe { gate: gate.url(), first, second }
     }
 
     fn with_gate(&self, gate: &Gate) -> Probe {
-        Probe {
-            through_gate: Client::new(&gate.url()),
-            first: self.first.clone(),
-            second: self.second.clone(),
-        }
+        Probe { gate: gate.url(), first: self.first.clone(), second: self.second.clone() }
     }
 
     /// The status of moving a freshly created tag.
     fn move_status(&self) -> u16 {
         let round = ROUND.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tag = format!("r{round}");
-        let created = self.through_gate.put_manifest("team/app", &tag, &self.first);
+        let through_gate = Client::new(&self.gate);
+        let created = through_gate.put_manifest("team/app", &tag, &self.first);
         assert_eq!(created.status, 201, "{}", created.body);
-        self.through_gate.put_manifest("team/app", &tag, &self.second).status
+        through_gate.put_manifest("team/app", &tag, &self.second).status
     }
 }
 
