@@ -76,9 +76,12 @@ fn every_configuration_shown_parses_and_loads() {
                 let path = workspace().join(&block.file);
                 let config = tagpolicy_gate::GateConfig::from_yaml(&block.text, &path)
                     .unwrap_or_else(|e| panic!("{}: {e}", block.at()));
-                // Examples that name key and password files are loaded by the tests that run
-                // them, with those files made.
-                if config.identity.is_none() && config.tls.is_none() {
+                // Examples that name key and password files, or policies in a registry, are
+                // loaded by the tests that run them, with those files and the registry made.
+                if config.identity.is_none()
+                    && config.tls.is_none()
+                    && config.policy_registries == Default::default()
+                {
                     config.load(&loader).unwrap_or_else(|e| panic!("{}: {e}", block.at()));
                 }
             }
@@ -270,6 +273,18 @@ fn the_tls_example_runs() {
     write_config(&config, stage.dir.path(), "gate-tls.yaml", &pairs);
     run_block(&block, stage.dir.path(), &pairs);
     assert_eq!(stage.direct().digest_of("team/app", "1.0.0"), Some(stage.image.digest.clone()));
+}
+
+#[test]
+fn the_registry_page_commands_run() {
+    let stage = Stage::new();
+    let [block] = doc::run_by(workspace(), "the_registry_page_commands_run").try_into().unwrap();
+    stage.run(&block);
+    let direct = stage.direct();
+    let digest = direct.digest_of("policies/immutable-tags", "stable").expect("pushed");
+    let signatures = format!("sha256-{}.sig", digest.strip_prefix("sha256:").unwrap());
+    assert!(direct.digest_of("policies/immutable-tags", &signatures).is_some(), "signed");
+    assert!(stage.dir.path().join("policy-cache/tags.json").is_file(), "the gate cached it");
 }
 
 #[test]

@@ -255,6 +255,20 @@ fn push_then_pull_round_trips_and_skopeo_reads_the_artifact() {
     assert_eq!(inspected["artifact"]["digest"], digest);
     assert_eq!(inspected["sha256"], component_sha256);
 
+    // A scenario file names the policy by digest; `tagpolicy test` fetches it.
+    let scenario = fixture.path("release.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "repository: team/app\npolicies:\n  - policy: oci://{}@{digest}\n    sha256: {component_sha256}\nstate:\n  \"1.0.0\": app-1\npushes:\n  - name: a release tag does not move\n    image: app-2\n    tags: [\"1.0.0\"]\n    expect: deny\n  - name: a new tag is fine\n    image: app-2\n    tags: [\"1.0.1\"]\n    expect: allow\n",
+            fixture.repository("immutable-tags")
+        ),
+    )
+    .unwrap();
+    let out = fixture.tagpolicy(&["test", p(&scenario)]);
+    assert!(out.status.success(), "test: {}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 passed"), "{}", text(&out));
+
     // Wrong or no credentials: refused, saying so.
     for credentials in [Some((USER, "wrong")), None] {
         let out = fixture.tagpolicy_with(&["pull", &reference], credentials, "cache-2");
@@ -420,6 +434,13 @@ fn gates_load_policies_by_digest_and_by_signed_tag_and_follow_the_tag() {
         gate.log().matches("rollback").count() > refused_before
     });
     assert_eq!(probe.move_status(), 403, "the newer version stays");
+    drop(gate);
+
+    // Restarted while the tag still names the older version: the recorded newer one is kept.
+    let gate = Gate::start(&upstream.url(), &format!("{settings}{}", rules(&by_tag)));
+    assert!(gate.log().contains("refused as a rollback"), "{}", gate.log());
+    assert_eq!(probe.with_gate(&gate).move_status(), 403, "still 1.1.0 after a restart");
+    let probe = probe.with_gate(&gate);
 
     // The registry goes away: the verified version stays, and the gate says so.
     fixture.registry.stop();

@@ -35,6 +35,9 @@ use tagpolicy_gate::Gate;
       jwt: {public_key: signer.pem, issuer: my-issuer, audience: my-registry, groups_claim: groups}\n    \
       trusted_header: {name: X-Forwarded-User, from: [\"127.0.0.1/32\"]}\n    \
       anonymous: allow                     # or deny: 401 for anonymous tag changes\n  \
+    policy_registries:                     # optional: for policies named oci://…\n    \
+      verify: {keys: [release.pub], threshold: 1}\n    \
+      refresh: 5m                          # tags are resolved again this often\n  \
     rules:                                 # the first rule whose globs match applies\n    \
     - repositories: [\"team/**\", \"library/*\"]\n      \
       policies:                            # as in scenario files\n        \

@@ -417,6 +417,38 @@ mod tests {
     }
 
     #[test]
+    fn registry_policies_need_a_digest_or_keys() {
+        let rules = |policy: &str| {
+            format!(
+                "listen: 127.0.0.1:5000\nupstream: http://x:1\nrules:\n  - repositories: [a]\n    policies:\n      - policy: {policy}\n"
+            )
+        };
+        let tag = parse(&rules("oci://registry.example.com/policies/floor:stable"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            tag.contains("rules[0].policies[0].policy") && tag.contains("signature verification"),
+            "{tag}"
+        );
+        let bad = parse(&rules("oci://Registry/UPPER:1")).unwrap_err().to_string();
+        assert!(bad.contains("rules[0].policies[0].policy"), "{bad}");
+        let digest = format!("oci://registry.example.com/policies/floor@sha256:{}", "a".repeat(64));
+        parse(&rules(&digest)).unwrap();
+        let with_keys = parse(&format!(
+            "policy_registries: {{verify: {{keys: [ci.pub]}}, refresh: 30s}}\n{}",
+            rules("oci://registry.example.com/policies/floor:stable")
+        ))
+        .unwrap();
+        let verify = with_keys.policy_registries.verify.as_ref().unwrap();
+        assert_eq!(verify.keys, [Path::new("/etc/tagpolicy/ci.pub")], "relative to the file");
+        assert_eq!(with_keys.policy_registries.refresh(), Duration::from_secs(30));
+        let short = parse(&format!("policy_registries: {{refresh: 10ms}}\n{}", rules(&digest)))
+            .unwrap_err()
+            .to_string();
+        assert!(short.contains("shorter than 1s"), "{short}");
+    }
+
+    #[test]
     fn errors_name_the_file_and_field() {
         let unknown = parse("listen: 127.0.0.1:5000\nupstream: http://x:1\nrulez: []\n");
         let message = unknown.unwrap_err().to_string();

@@ -197,3 +197,65 @@ impl RegistriesConfig {
         self.refresh.unwrap_or(DEFAULT_REFRESH)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> RegistriesConfig {
+        serde_yaml_ng::from_str::<RegistriesConfig>(yaml).unwrap().relative_to(Path::new("/etc/tp"))
+    }
+
+    #[test]
+    fn errors_name_the_field_and_file() {
+        let missing_key = parse("verify: {keys: [nope.pub]}").keyring().unwrap_err();
+        assert!(
+            missing_key.contains("verify.keys[0]") && missing_key.contains("/etc/tp/nope.pub"),
+            "{missing_key}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_key = dir.path().join("x.pub");
+        std::fs::write(&not_a_key, "hello").unwrap();
+        let config = RegistriesConfig {
+            verify: Some(VerifySpec { keys: vec![not_a_key], threshold: 1 }),
+            ..Default::default()
+        };
+        let error = config.keyring().unwrap_err();
+        assert!(error.contains("verify.keys[0]") && error.contains("x.pub"), "{error}");
+        let insecure = parse("insecure: [\"http://r.example.com\"]").access().unwrap_err();
+        assert!(insecure.contains("insecure: `http://r.example.com`"), "{insecure}");
+        let both = parse("credentials: {r.example.com: {username: u}}").access().unwrap_err();
+        assert!(
+            both.contains("credentials.`r.example.com`") && both.contains("exactly one"),
+            "{both}"
+        );
+        let unset = parse("credentials: {r.example.com: {username: u, password_env: TAGPOLICY_TEST_UNSET_VARIABLE}}")
+            .access()
+            .unwrap_err();
+        assert!(unset.contains("TAGPOLICY_TEST_UNSET_VARIABLE"), "{unset}");
+        let ca = parse("ca: [missing.pem]").access().unwrap_err();
+        assert!(ca.contains("ca[0]") && ca.contains("/etc/tp/missing.pem"), "{ca}");
+        let unknown =
+            serde_yaml_ng::from_str::<RegistriesConfig>("verfy: {}").unwrap_err().to_string();
+        assert!(unknown.contains("verfy"), "{unknown}");
+        let duration =
+            serde_yaml_ng::from_str::<RegistriesConfig>("refresh: soon").unwrap_err().to_string();
+        assert!(duration.contains("`soon` is not a duration"), "{duration}");
+    }
+
+    #[test]
+    fn a_password_file_and_the_threshold_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "t0ken\n").unwrap();
+        let config: RegistriesConfig =
+            serde_yaml_ng::from_str("credentials: {\"r.example.com:5000\": {username: ci, password_file: pw}}\nverify: {keys: [], threshold: 2}")
+                .unwrap();
+        let config = config.relative_to(dir.path());
+        let access = config.access().unwrap();
+        let credential =
+            access.credentials.lookup("r.example.com:5000", "team/x").unwrap().unwrap();
+        assert_eq!((credential.username.as_str(), credential.password.as_str()), ("ci", "t0ken"));
+        let threshold = config.keyring().unwrap_err();
+        assert!(threshold.contains("threshold of 2"), "{threshold}");
+    }
+}

@@ -283,18 +283,44 @@ impl Fetcher {
             }
             Err(error) => return Err(error.into()),
         };
-        let (verified, component) = self.verify(Some(&client), reference, &digest).await?;
-        match &recorded {
-            Some(recorded) if recorded.digest != digest => {
-                check_newer(reference, &recorded.digest, recorded.version.as_deref(), &verified)?
+        let checked = match self.verify(Some(&client), reference, &digest).await {
+            Ok((verified, component)) => {
+                let order = match &recorded {
+                    Some(recorded) if recorded.digest != digest => check_newer(
+                        reference,
+                        &recorded.digest,
+                        recorded.version.as_deref(),
+                        &verified,
+                    ),
+                    _ => semver_of(&verified).map(|_| ()).ok_or_else(|| FetchError::Unversioned {
+                        reference: reference.to_string(),
+                        digest,
+                    }),
+                };
+                order.map(|()| (verified, component))
             }
-            _ => {
-                semver_of(&verified).ok_or_else(|| FetchError::Unversioned {
-                    reference: reference.to_string(),
-                    digest,
-                })?;
+            Err(error) => Err(error),
+        };
+        let (verified, component) = match (checked, recorded) {
+            (Ok(found), _) => found,
+            // The tag names something refused (a rollback, unsigned, not a policy) while a
+            // verified version is recorded: keep that one, as a refresh would.
+            (Err(refused), Some(recorded)) if recorded.digest != digest => {
+                let why = refused.to_string();
+                let kept =
+                    self.verify_lazily(reference, &recorded.digest).await.map_err(|_| refused)?;
+                tracing::error!(
+                    reference = %reference,
+                    refused = %digest,
+                    %why,
+                    kept = %recorded.digest,
+                    "policy tag names something refused: keeping the last verified version"
+                );
+                self.pin(reference, kept.0.clone());
+                return Ok(kept);
             }
-        }
+            (Err(refused), _) => return Err(refused),
+        };
         tracing::info!(
             reference = %reference,
             digest = %digest,

@@ -1,9 +1,30 @@
-//! Policy components shipped through OCI registries, without the network: policy
-//! [references](reference) (`oci://host[:port]/repo:tag@sha256:…`), the CNCF TAG-Runtime
-//! [Wasm artifact layout](artifact), cosign-compatible key-pair [signatures](signature)
-//! (simple signing, verified offline against operator keys with a threshold; no transparency
-//! log) and a content-addressed [cache] of blobs and tag resolutions. Pushing and pulling
-//! over the network builds on these.
+//! Policy components shipped through OCI registries: policy [references](reference)
+//! (`oci://host[:port]/repo:tag@sha256:…`), the CNCF TAG-Runtime [Wasm artifact
+//! layout](artifact), cosign-compatible key-pair [signatures](signature) (simple signing,
+//! verified against the operator's keys with a threshold; no transparency log), a
+//! content-addressed [cache], [credentials] where podman and docker keep them, a registry
+//! [client] on `oci-client`, and the [fetcher](fetch::Fetcher) that gives the engine its
+//! `oci://` policies: verified, cached, tags followed without rollbacks.
+//!
+//! The one entry point for an embedder: settings (as under `policy_registries` in a gate
+//! configuration) make a fetcher, and the engine's loader fetches through it.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tagpolicy_oci::config::RegistriesConfig;
+//! # let dir = tempfile::tempdir()?;
+//! let settings: RegistriesConfig = serde_yaml_ng::from_str("insecure: [\"127.0.0.1:1\"]")?;
+//! let fetcher = Arc::new(settings.fetcher(dir.path())?);
+//! let loader = tagpolicy::Loader::new(tagpolicy::Engine::new()?).with_source(fetcher);
+//! // Nothing listens on port 1 and nothing is cached: refused, saying why.
+//! let digest = "sha256:".to_string() + &"0".repeat(64);
+//! let loaded = loader.load(&format!("oci://127.0.0.1:1/policies/floor@{digest}"), "".as_ref());
+//! let Err(error) = loaded else { panic!("loaded from nowhere") };
+//! assert!(error.to_string().contains("cannot be reached"), "{error}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Without the network, artifacts are built and checked like this:
 //!
 //! ```
 //! use tagpolicy_oci::{artifact, reference::Reference};
