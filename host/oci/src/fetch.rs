@@ -476,8 +476,18 @@ fn unpinned(reference: &Reference) -> Reference {
 }
 
 fn semver_of(policy: &VerifiedPolicy) -> Option<semver::Version> {
-    let version = policy.version.as_deref()?;
-    semver::Version::parse(version.strip_prefix('v').unwrap_or(version)).ok()
+    parse_version(policy.version.as_deref()?)
+}
+
+fn parse_version(text: &str) -> Option<semver::Version> {
+    semver::Version::parse(text.strip_prefix('v').unwrap_or(text)).ok()
+}
+
+/// Whether a tag may move from `old` to `new`. A current pin without a version (recorded
+/// before versions were required) yields to any versioned one. Build metadata (`+…`) does
+/// not order versions (semver §10): a rebuild under the same version is not newer.
+fn moves_forward(new: &semver::Version, old: Option<&semver::Version>) -> bool {
+    old.is_none_or(|old| new.cmp_precedence(old).is_gt())
 }
 
 /// A tag may only move to a newer semver version than the verified one.
@@ -491,11 +501,8 @@ fn check_newer(
         reference: reference.to_string(),
         digest: found.digest,
     })?;
-    let old =
-        current_version.and_then(|v| semver::Version::parse(v.strip_prefix('v').unwrap_or(v)).ok());
-    // A current pin without a version (recorded before versions were required) yields to
-    // any versioned one.
-    if old.is_none_or(|old| new > old) {
+    let old = current_version.and_then(parse_version);
+    if moves_forward(&new, old.as_ref()) {
         return Ok(());
     }
     Err(FetchError::Rollback {
@@ -514,5 +521,27 @@ impl PolicySource for Fetcher {
         let parsed = Reference::parse(reference).map_err(|e| e.to_string())?;
         let (verified, bytes) = Fetcher::fetch(self, &parsed).map_err(|e| e.to_string())?;
         Ok(Fetched { bytes, origin: verified.origin() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_moves_only_to_a_higher_precedence() {
+        let forward = |new: &str, old: Option<&str>| {
+            moves_forward(&parse_version(new).unwrap(), old.and_then(parse_version).as_ref())
+        };
+        assert!(forward("1.1.0", Some("1.0.0")));
+        assert!(forward("v2.0.0", Some("1.9.9")));
+        assert!(forward("1.0.0", Some("1.0.0-rc.1")));
+        assert!(forward("1.0.0", None));
+        assert!(!forward("1.0.0", Some("1.0.0")));
+        assert!(!forward("1.0.0-rc.2", Some("1.0.0")));
+        assert!(!forward("0.9.0", Some("1.0.0")));
+        // Build metadata does not order: `+b` is not newer than `+a`.
+        assert!(!forward("1.0.0+b", Some("1.0.0+a")));
+        assert!(!forward("1.0.0+build.2", Some("1.0.0")));
     }
 }
