@@ -77,6 +77,10 @@ struct Shared {
     notifications_token: Option<String>,
     /// Fetches `oci://` policies and follows their tags (settings fixed at start).
     fetcher: Arc<tagpolicy_oci::fetch::Fetcher>,
+    /// Held while a configuration is loaded and swapped in: a file-change reload and a
+    /// followed tag's swap must not finish in the wrong order (one loaded with the old pin
+    /// stored after one loaded with the new).
+    reloading: std::sync::Mutex<()>,
 }
 
 /// A loaded gate, ready to serve.
@@ -152,6 +156,7 @@ impl Gate {
                 coordinator: Arc::new(coordinator),
                 notifications_token,
                 fetcher,
+                reloading: std::sync::Mutex::new(()),
             }),
         })
     }
@@ -507,6 +512,12 @@ fn pass_writes_warning(pass: &route::PassWrites) -> Option<String> {
 }
 
 fn reload(shared: &Shared) -> Result<(), ConfigError> {
+    let _reloading = shared.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    reload_locked(shared)
+}
+
+/// [`reload`], for a caller that holds `shared.reloading`.
+fn reload_locked(shared: &Shared) -> Result<(), ConfigError> {
     let current = shared.active.load_full();
     let result = GateConfig::from_file(&current.config.path).and_then(|config| {
         let running = &current.config;

@@ -30,6 +30,9 @@ pub async fn follow(shared: Arc<Shared>, fetcher: Arc<Fetcher>, interval: Durati
 
 /// One round: resolve, swap in what moved, count and log.
 fn refresh(shared: &Shared, fetcher: &Fetcher) {
+    // The whole round, pins included, under the reload lock: a file-change reload cannot
+    // load with the old pins and be stored after the swap, nor with new pins being undone.
+    let _reloading = shared.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let reports = match fetcher.refresh() {
         Ok(reports) => reports,
         Err(error) => {
@@ -57,7 +60,7 @@ fn refresh(shared: &Shared, fetcher: &Fetcher) {
     }
     if !moved.is_empty() {
         // The fetcher already answers with the new digests: load every rule with them.
-        match super::reload(shared) {
+        match super::reload_locked(shared) {
             Ok(()) => {
                 for (reference, from, to) in &moved {
                     shared.metrics.policy_refresh("swapped");
