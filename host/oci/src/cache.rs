@@ -7,6 +7,11 @@
 //! Every read re-hashes the blob; one that does not match its digest is removed and reported
 //! as absent.
 //!
+//! Blobs are checked against their digests, but the tag record is trusted: it holds the
+//! versions below which a followed tag may not move. So directories are created private
+//! (0700), and a record that another user owns or could write (it, or the cache directory)
+//! is refused rather than read.
+//!
 //! ```
 //! use tagpolicy_oci::cache::Cache;
 //! # let dir = tempfile::tempdir()?;
@@ -46,6 +51,10 @@ pub enum CacheError {
     },
     #[error("reference `{0}` names no tag: only tag resolutions are recorded")]
     NoTag(String),
+    #[error(
+        "tag record `{path}` is not trusted: {why}; the versions it holds guard against rollbacks (make the cache directory private to the gate's user, or configure another `cache`)"
+    )]
+    Untrusted { path: PathBuf, why: String },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
@@ -144,6 +153,7 @@ impl Cache {
 
     fn read_record(&self) -> Result<BTreeMap<String, RecordEntry>, CacheError> {
         let path = self.record_path();
+        check_private(&self.dir, &path)?;
         match fs::read(&path) {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|source| CacheError::Record { path, source })
@@ -211,11 +221,59 @@ impl Cache {
 /// Writes `bytes` to a new temporary file in `dir` (created if missing), flushes it and renames
 /// it to `path`.
 fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
-    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    create_private_dir_all(dir).map_err(io_error(dir))?;
     let mut file =
         tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(io_error(dir))?;
     file.write_all(bytes).map_err(io_error(file.path()))?;
     file.as_file().sync_all().map_err(io_error(path))?;
     file.persist(path).map_err(|e| io_error(path)(e.error))?;
+    Ok(())
+}
+
+fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Refuses a record (if there is one) that another user owns or can write, or that sits in
+/// such a directory: whoever can write it can choose the versions a tag may not go below,
+/// and the pins a gate starts from when the registry is down.
+fn check_private(dir: &Path, record: &Path) -> Result<(), CacheError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = match fs::metadata(record) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error(record)(e)),
+        };
+        // The process's user: the owner of /proc/self (Linux); elsewhere only modes are checked.
+        let me = fs::metadata("/proc/self").ok().map(|m| m.uid());
+        let untrusted = |why: String| CacheError::Untrusted { path: record.to_owned(), why };
+        for (what, path, meta) in [
+            ("the record", record, meta),
+            ("the cache directory", dir, fs::metadata(dir).map_err(io_error(dir))?),
+        ] {
+            if meta.mode() & 0o022 != 0 {
+                return Err(untrusted(format!(
+                    "{what} `{}` is writable by other users (mode {:o})",
+                    path.display(),
+                    meta.mode() & 0o7777
+                )));
+            }
+            if let Some(me) = me.filter(|&me| me != meta.uid()) {
+                return Err(untrusted(format!(
+                    "{what} `{}` belongs to user {}, not to this process's user {me}",
+                    path.display(),
+                    meta.uid()
+                )));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (dir, record);
     Ok(())
 }

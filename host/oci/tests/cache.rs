@@ -141,3 +141,40 @@ fn corrupt_tag_record_is_an_error() {
     assert!(matches!(err, CacheError::Record { .. }), "{err}");
     assert!(err.to_string().contains("tags.json"), "{err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_record_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode();
+    let chmod = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path().join("policies"));
+    let reference = Reference::parse("oci://r.example.com/p/floor:stable").unwrap();
+    let digest = Digest::of(b"v1");
+    cache.record_version(&reference, &digest, Some("1.0.0"), SystemTime::now()).unwrap();
+    assert_eq!(mode(cache.dir()) & 0o777, 0o700, "the cache directory is created private");
+    let record = cache.dir().join("tags.json");
+    assert_eq!(mode(&record) & 0o077, 0, "the record is private");
+    assert_eq!(cache.resolution(&reference).unwrap().unwrap().version.as_deref(), Some("1.0.0"));
+
+    chmod(cache.dir(), 0o777);
+    let error = cache.resolution(&reference).unwrap_err();
+    assert!(matches!(error, CacheError::Untrusted { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("the cache directory") && message.contains("writable by other users"),
+        "{message}"
+    );
+    let error = cache.record_resolution(&reference, &digest, SystemTime::now()).unwrap_err();
+    assert!(matches!(error, CacheError::Untrusted { .. }), "writing reads first: {error}");
+
+    chmod(cache.dir(), 0o700);
+    chmod(&record, 0o664);
+    let message = cache.resolution(&reference).unwrap_err().to_string();
+    assert!(message.contains("the record") && message.contains("mode 664"), "{message}");
+    chmod(&record, 0o600);
+    assert!(cache.resolution(&reference).unwrap().is_some());
+}
