@@ -40,6 +40,10 @@ pub fn default_cache_dir() -> PathBuf {
 /// How often a gate resolves tags again unless configured.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
 
+/// The longest `refresh` accepted: a tag checked less often than weekly is better pinned by
+/// digest.
+pub const MAX_REFRESH: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// The settings as written; relative paths are resolved against the file that holds them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,6 +106,9 @@ fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, 
     })?;
     if duration < Duration::from_secs(1) {
         return Err(serde::de::Error::custom(format!("`{text}` is shorter than 1s")));
+    }
+    if duration > MAX_REFRESH {
+        return Err(serde::de::Error::custom(format!("`{text}` is longer than 7 days")));
     }
     Ok(Some(duration))
 }
@@ -241,6 +248,14 @@ mod tests {
         let duration =
             serde_yaml_ng::from_str::<RegistriesConfig>("refresh: soon").unwrap_err().to_string();
         assert!(duration.contains("`soon` is not a duration"), "{duration}");
+        for (text, why) in [("500ms", "shorter than 1s"), ("1000years", "longer than 7 days")] {
+            let error = serde_yaml_ng::from_str::<RegistriesConfig>(&format!("refresh: {text}"))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(&format!("`{text}` is {why}")), "{error}");
+        }
+        let week: RegistriesConfig = serde_yaml_ng::from_str("refresh: 7days").unwrap();
+        assert_eq!(week.refresh(), MAX_REFRESH);
     }
 
     #[test]
