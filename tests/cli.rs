@@ -167,6 +167,41 @@ fn invalid_input_exits_2_naming_file_push_and_field() {
 }
 
 #[test]
+fn push_refuses_bad_versions_and_times_before_reaching_a_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 9 on 127.0.0.1 answers nothing: each case must be refused before any connection.
+    let target = "127.0.0.1:9/policies/immutable-tags:1";
+    let cases: [(&[&str], Option<&str>, &str); 4] = [
+        (&["--policy-version", "latest"], None, "version `latest` is not a semantic version"),
+        (
+            &["--annotation", "org.opencontainers.image.version=9.9.9"],
+            None,
+            "give the version with `--policy-version`",
+        ),
+        (&[], Some("soon"), "SOURCE_DATE_EPOCH `soon` is not a number of seconds"),
+        (
+            &[],
+            Some("99999999999999999"),
+            "SOURCE_DATE_EPOCH `99999999999999999` is after the year 9999",
+        ),
+    ];
+    for (extra, epoch, wanted) in cases {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tagpolicy"));
+        command.args(["push", "immutable-tags", target]).args(extra).current_dir(dir.path());
+        command.env("TAGPOLICY_CACHE_DIR", workspace().join("target").join("test-cache"));
+        match epoch {
+            Some(epoch) => command.env("SOURCE_DATE_EPOCH", epoch),
+            None => command.env_remove("SOURCE_DATE_EPOCH"),
+        };
+        let out = command.output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?} {epoch:?}: {stderr}");
+        assert!(stderr.contains(wanted), "wanted `{wanted}` in: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("127.0.0.1:9"), "{stderr}");
+    }
+}
+
+#[test]
 fn inspect_shows_metadata_and_refuses_what_is_not_a_policy() {
     let out = tagpolicy(&["inspect", "semver-series", "--output", "json"], workspace());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

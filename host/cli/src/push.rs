@@ -68,7 +68,12 @@ fn created() -> anyhow::Result<String> {
         .trim()
         .parse()
         .with_context(|| format!("SOURCE_DATE_EPOCH `{epoch}` is not a number of seconds"))?;
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+    // humantime formats years up to 9999; later (or unrepresentable) times are refused.
+    const LAST: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let at = (seconds <= LAST)
+        .then(|| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(seconds)))
+        .flatten()
+        .with_context(|| format!("SOURCE_DATE_EPOCH `{epoch}` is after the year 9999"))?;
     Ok(humantime::format_rfc3339_seconds(at).to_string())
 }
 
@@ -95,6 +100,10 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
         ("org.opencontainers.image.title".to_owned(), metadata.name.clone()),
         ("org.opencontainers.image.description".to_owned(), metadata.description.clone()),
     ]);
+    if let Some((key, _)) = args.annotation.iter().find(|(key, _)| key == VERSION_ANNOTATION) {
+        // Gates compare this one to refuse rollbacks: it has one source, checked above.
+        bail!("`--annotation {key}=…` is not accepted: give the version with `--policy-version`");
+    }
     annotations.extend(args.annotation.iter().cloned());
     let spec = ArtifactSpec {
         created: args.created.clone().map_or_else(created, Ok)?,
