@@ -169,6 +169,14 @@ impl RegistryClient {
             OciDistributionError::ServerError { code: code @ (401 | 403), url, .. } => {
                 RegistryError::Unauthorized { reference, detail: format!("{code} from {url}") }
             }
+            // A load balancer with no healthy registry behind it, or a registry shedding
+            // load, is down for our purposes: the last verified version keeps running.
+            OciDistributionError::ServerError { code: code @ (429 | 500..=599), url, message } => {
+                RegistryError::Unreachable {
+                    reference,
+                    detail: format!("{code} from {url}: {message}"),
+                }
+            }
             OciDistributionError::UnauthorizedError { url } => {
                 RegistryError::Unauthorized { reference, detail: format!("401 from {url}") }
             }
@@ -513,5 +521,29 @@ impl tokio::io::AsyncWrite for Bounded {
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(code: u16) -> RegistryError {
+        let url = "https://registry.example/v2/team/policy/manifests/v1".to_owned();
+        RegistryClient::error(
+            "registry.example/team/policy:v1",
+            OciDistributionError::ServerError { code, url, message: "status".into() },
+        )
+    }
+
+    #[test]
+    fn overloaded_or_failing_registries_count_as_unreachable() {
+        for code in [429, 500, 502, 503, 504] {
+            assert!(server_error(code).is_unreachable(), "{code}: {}", server_error(code));
+        }
+        assert!(matches!(server_error(404), RegistryError::NotFound { .. }));
+        assert!(matches!(server_error(403), RegistryError::Unauthorized { .. }));
+        // A request the registry calls malformed is an answer, not an outage.
+        assert!(matches!(server_error(400), RegistryError::Registry { .. }));
     }
 }
