@@ -68,12 +68,12 @@ fn created() -> anyhow::Result<String> {
         .trim()
         .parse()
         .with_context(|| format!("SOURCE_DATE_EPOCH `{epoch}` is not a number of seconds"))?;
-    // humantime formats years up to 9999; later (or unrepresentable) times are refused.
+    // humantime formats years up to 9999 (and panics past them).
     const LAST: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-    let at = (seconds <= LAST)
-        .then(|| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(seconds)))
-        .flatten()
-        .with_context(|| format!("SOURCE_DATE_EPOCH `{epoch}` is after the year 9999"))?;
+    if seconds > LAST {
+        bail!("SOURCE_DATE_EPOCH `{epoch}` is after the year 9999");
+    }
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
     Ok(humantime::format_rfc3339_seconds(at).to_string())
 }
 
@@ -81,6 +81,10 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
     registry::init_logging();
     let reference = registry::reference(&args.reference)?;
     registry::require_tag(&reference)?;
+    if let Some((key, _)) = args.annotation.iter().find(|(key, _)| key == VERSION_ANNOTATION) {
+        // Gates compare this one to refuse rollbacks: it has one source, `--policy-version`.
+        bail!("`--annotation {key}=…` is not accepted: give the version with `--policy-version`");
+    }
     let loader = common::loader(global)?;
     let policy = loader.load(&args.policy, Path::new(""))?;
     let component = match tagpolicy::embedded::bytes(&args.policy) {
@@ -90,7 +94,7 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
     };
     let metadata = policy.metadata();
     let version = args.policy_version.clone().unwrap_or_else(|| metadata.version.clone());
-    if semver::Version::parse(version.strip_prefix('v').unwrap_or(&version)).is_err() {
+    if artifact::parse_version(&version).is_none() {
         bail!(
             "version `{version}` is not a semantic version (such as `1.2.0`): gates that follow a tag compare versions; give `--policy-version`"
         );
@@ -100,10 +104,6 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
         ("org.opencontainers.image.title".to_owned(), metadata.name.clone()),
         ("org.opencontainers.image.description".to_owned(), metadata.description.clone()),
     ]);
-    if let Some((key, _)) = args.annotation.iter().find(|(key, _)| key == VERSION_ANNOTATION) {
-        // Gates compare this one to refuse rollbacks: it has one source, checked above.
-        bail!("`--annotation {key}=…` is not accepted: give the version with `--policy-version`");
-    }
     annotations.extend(args.annotation.iter().cloned());
     let spec = ArtifactSpec {
         created: args.created.clone().map_or_else(created, Ok)?,

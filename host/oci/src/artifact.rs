@@ -23,6 +23,12 @@ pub const LAYER_MEDIA_TYPE: &str = "application/wasm";
 /// The annotation conventionally carrying the version of what is shipped.
 pub const VERSION_ANNOTATION: &str = "org.opencontainers.image.version";
 
+/// How a [`VERSION_ANNOTATION`] is read: semver, with an optional leading `v`. One reading for
+/// what `push` accepts and what a gate compares to refuse rollbacks.
+pub fn parse_version(text: &str) -> Option<semver::Version> {
+    semver::Version::parse(text.strip_prefix('v').unwrap_or(text)).ok()
+}
+
 /// Why a manifest and config are not a Wasm component artifact, or cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {

@@ -20,7 +20,7 @@ use std::time::SystemTime;
 
 use tagpolicy::source::{Fetched, PolicySource};
 
-use crate::artifact::{self, ArtifactError, ArtifactInfo};
+use crate::artifact::{self, ArtifactError, ArtifactInfo, parse_version};
 use crate::cache::{Cache, CacheError};
 use crate::client::{
     Access, MAX_COMPONENT_BYTES, MAX_DOCUMENT_BYTES, RegistryClient, RegistryError,
@@ -477,10 +477,6 @@ fn unpinned(reference: &Reference) -> Reference {
 
 fn semver_of(policy: &VerifiedPolicy) -> Option<semver::Version> {
     parse_version(policy.version.as_deref()?)
-}
-
-fn parse_version(text: &str) -> Option<semver::Version> {
-    semver::Version::parse(text.strip_prefix('v').unwrap_or(text)).ok()
 }
 
 /// Whether a tag may move from `old` to `new`. A current pin without a version (recorded
