@@ -1,6 +1,8 @@
 //! The `tagpolicy` binary as users and CI run it: exit codes, output, error messages.
 
 mod common;
+#[path = "support/doc.rs"]
+mod doc;
 
 use common::workspace;
 use std::path::Path;
@@ -147,6 +149,7 @@ fn invalid_input_exits_2_naming_file_push_and_field() {
         (base.replace("{policy: immutable-tags}", "{policy: immutable-tags, sha256: \"0000000000000000000000000000000000000000000000000000000000000000\"}"), "does not match its pin"),
         ("repository: [\n".to_string(), "`bad.yaml`: "),
         (format!("{base}images:\n  a: {{labels: {{x: y}}, colour: red}}\n"), "`bad.yaml`: images.a: unknown field `colour`"),
+        (base.replace("{policy: immutable-tags}", "{policy: immutable-tags, limits: {lookups_ms: 0}}"), "`bad.yaml`: policies[0]: limits.lookups_ms: must be between 1 and 600000"),
         (format!("{base}images:\n  a: {{referrers: [{{artifact_type: t, colour: red}}]}}\n"), "`bad.yaml`: images.a.referrers[0]: unknown field `colour`"),
     ];
     for (yaml, wanted) in cases {
@@ -164,6 +167,252 @@ fn invalid_input_exits_2_naming_file_push_and_field() {
     assert!(text(&out.stderr).contains("cannot read scenario `nowhere.yaml`"));
     let out = tagpolicy(&["eval", "bad.yaml", "--settings", "x.yaml"], dir.path());
     assert_eq!(out.status.code(), Some(2), "--settings needs --policy");
+}
+
+/// A state file of `tags` tags, as a busy repository holds them: CI tags on their own images
+/// (some named by digest), 400 series of 25 releases each with their series tags, and the
+/// series 7.3 whose newest release, `7.3.41`, is neither the last by name (`7.3.9` is) nor
+/// the only shape (`v7.3.40`, `7.3.42-rc1`).
+fn large_state_file(tags: usize) -> String {
+    let mut lines = vec![
+        "# the tags of team/app: `tag image`, the image a label or a digest".to_string(),
+        String::new(),
+    ];
+    for major in 0..20 {
+        for minor in 0..20 {
+            let last = if (major, minor) == (7, 3) { 41 } else { 24 };
+            for patch in 0..=last {
+                let v = if (major, minor, patch) == (7, 3, 40) { "v" } else { "" };
+                lines.push(format!("{v}{major}.{minor}.{patch} rel-{major}.{minor}.{patch}"));
+            }
+            lines.push(format!("{major}.{minor} rel-{major}.{minor}.{last}"));
+        }
+        lines.push(format!("{major} rel-{major}.19.24"));
+    }
+    lines.push("7.3.42-rc1 rel-7.3.42-rc1".into());
+    lines.push("latest rel-19.19.24".into());
+    let mut build = 0;
+    while lines.iter().filter(|l| !l.is_empty() && !l.starts_with('#')).count() < tags {
+        let image = if build % 10 == 0 {
+            tagpolicy::scenario::label_digest(&format!("img-{build}"))
+        } else {
+            format!("img-{build}")
+        };
+        lines.push(format!("build-{build} {image}"));
+        build += 1;
+    }
+    lines.join("\n") + "\n"
+}
+
+/// Pushes into a repository of 200,000 tags, each expected to be decided as in a small one.
+const LARGE_SCENARIO: &str = r#"repository: team/app
+policies:
+  - policy: semver-series
+  - policy: min-tags
+    settings: {min_tags: 2, required: ["v?\\d+\\.\\d+\\.\\d+"]}
+  - policy: immutable-tags
+    settings: {mutable: [latest, "\\d+\\.\\d+"], grace: {period: 15m}}
+state_file: tags.txt
+history:
+  build-189000: {changed: "2026-12-04T09:55:00Z", by: ci-bot}
+time: "2026-12-04T10:00:00Z"
+pushes:
+  - name: 7.3 back to an older release
+    image: rel-7.3.39
+    tags: ["7.3"]
+    expect: deny
+    reason: "must point at the newest release of series 7.3 (7.3.41), but this image carries only 7.3.39"
+  - name: a release with its series tag
+    image: app-7.3.43
+    tags: ["7.3.43", "7.3"]
+    actor: ci-bot
+    expect: allow
+  - name: 7.3 stays on the release just pushed
+    image: rel-7.3.41
+    tags: ["7.3"]
+    expect: deny
+    reason: "series 7.3 (7.3.43)"
+  - name: latest only on the newest release
+    image: rel-7.3.41
+    tags: [latest]
+    expect: deny
+    reason: "newest release of the repository (19.19.24)"
+  - name: a new image with one tag
+    image: ci-new-1
+    tags: [build-900001]
+    actor: ci-bot
+    expect: deny
+    reason: "a new image must arrive with at least 2 tags"
+  - name: a new image with a release
+    image: ci-new-2
+    tags: [build-900002, "20.0.0"]
+    actor: ci-bot
+    expect: allow
+  - name: latest follows it
+    image: ci-new-2
+    tags: [latest]
+    expect: allow
+  - name: another tag on an image of the state file, named by digest there
+    image: img-120
+    tags: [promoted-120]
+    expect: allow
+  - name: a release of the state file never moves
+    image: img-121
+    tags: ["3.4.5"]
+    actor: ci-bot
+    expect: deny
+    reason: "tag `3.4.5` is immutable (matches no pattern and the default is immutable): it cannot move from"
+  - name: another actor may not move a CI tag in its grace period
+    image: img-122
+    tags: [build-189000]
+    actor: alice
+    expect: deny
+    reason: "only `ci-bot`, who created it, may move it in its 15m grace period"
+  - name: its creator may
+    image: img-122
+    tags: [build-189000]
+    actor: ci-bot
+    expect: allow
+  - name: a CI tag older than the records may not move
+    image: img-122
+    tags: [build-42]
+    actor: ci-bot
+    expect: deny
+    reason: "its creation is not on record"
+"#;
+
+#[test]
+fn eval_and_test_decide_as_well_in_a_repository_of_200000_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = large_state_file(200_000);
+    assert_eq!(state.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count(), 200_000);
+    std::fs::write(dir.path().join("tags.txt"), state).unwrap();
+    let file = scenario(dir.path(), "large.yaml", LARGE_SCENARIO);
+
+    let out = tagpolicy(&["test", &file], dir.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.ends_with("12 passed, 0 failed\n"), "{stdout}");
+
+    let out = tagpolicy(&["eval", &file, "--output", "json"], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let outcomes: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "deny", "allow", "deny", "deny", "deny", "allow", "allow", "allow", "deny", "deny",
+            "allow", "deny"
+        ]
+    );
+    // Each denial comes from the policy whose rule it is, and only from it.
+    let policies = |index: usize| -> Vec<&str> {
+        let findings = report["results"][index]["findings"].as_array().unwrap();
+        let mut policies: Vec<&str> =
+            findings.iter().map(|f| f["policy"].as_str().unwrap()).collect();
+        policies.dedup();
+        policies
+    };
+    assert_eq!(policies(0), ["semver-series"]);
+    assert_eq!(policies(4), ["min-tags"]);
+    assert_eq!(policies(8), ["immutable-tags"]);
+    assert_eq!(report["results"][7]["image"], "img-120");
+
+    // The expectations tell the rules from a stand-in that allows everything.
+    std::fs::write(dir.path().join("allow-all.wasm"), tagpolicy::embedded::FLOOR).unwrap();
+    let replaced: Vec<String> = ["semver-series", "min-tags", "immutable-tags"]
+        .iter()
+        .flat_map(|name| ["--replace".to_string(), format!("{name}=allow-all.wasm")])
+        .collect();
+    let mut args: Vec<&str> = vec!["test"];
+    args.extend(replaced.iter().map(String::as_str));
+    args.push(&file);
+    let out = tagpolicy(&args, dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).ends_with("5 passed, 7 failed\n"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn a_bad_state_file_line_or_history_entry_exits_2_naming_the_file_and_the_line_or_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "repository: team/app\npolicies: [{policy: immutable-tags}]\nstate_file: tags.txt\n";
+    let pushes = "pushes:\n  - {image: a, tags: [\"1.0.1\"]}\n";
+    let good = "# comment\n\n1.0.0 a\nlatest sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a\n";
+    let cases = [
+        (
+            format!("{good}build-1\n"),
+            "",
+            "`bad.yaml`: state_file: `tags.txt` line 5: `build-1`: expected `tag image` (a label or a digest)",
+        ),
+        (
+            format!("{good}build-1 img-1 extra\n"),
+            "",
+            "`tags.txt` line 5: `build-1 img-1 extra`: expected `tag image`",
+        ),
+        (format!("{good}-x img-1\n"), "", "`tags.txt` line 5: `-x` is not a valid tag"),
+        (
+            format!("{good}build-2 sha256:12\n"),
+            "",
+            "`tags.txt` line 5: `build-2`: `sha256:12` is not a valid digest",
+        ),
+        (
+            good.to_string(),
+            "history:\n  \"1.0.0\": {changed: yesterday}\n",
+            "`bad.yaml`: history.1.0.0.changed: `yesterday` is not an RFC 3339 time",
+        ),
+        (
+            good.to_string(),
+            "history:\n  \"1.0.0\": {changed: \"2026-12-04T10:00:00Z\", created: \"2026-12-05T10:00:00Z\"}\n",
+            "`bad.yaml`: history.1.0.0.created: `2026-12-05T10:00:00Z` is after `changed`",
+        ),
+        (
+            good.to_string(),
+            "history:\n  \"1.0.0\": {changed: \"2026-12-04T10:00:00Z\", created: unknown, created_by: ci-bot}\n",
+            "`bad.yaml`: history.1.0.0.created_by: not with `created: unknown`",
+        ),
+        (
+            good.to_string(),
+            "history:\n  \"2.0.0\": {changed: \"2026-12-04T10:00:00Z\"}\n",
+            "`bad.yaml`: history.2.0.0: `2.0.0` is not a tag of the state",
+        ),
+        (
+            good.to_string(),
+            "history:\n  \"1.0.0\": {changed: \"2026-12-04T10:00:00Z\", colour: red}\n",
+            "`bad.yaml`: history.1.0.0: unknown field `colour`",
+        ),
+    ];
+    for (state, history, wanted) in cases {
+        std::fs::write(dir.path().join("tags.txt"), state).unwrap();
+        scenario(dir.path(), "bad.yaml", &format!("{head}{history}{pushes}"));
+        for command in ["eval", "test"] {
+            let out = tagpolicy(&[command, "bad.yaml"], dir.path());
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command} {wanted}: {stderr}");
+            assert!(stderr.contains(wanted), "{command}: wanted `{wanted}` in: {stderr}");
+            assert!(!stderr.contains("panicked"), "{stderr}");
+        }
+    }
+    // The same files without the bad line or entry are valid.
+    std::fs::write(dir.path().join("tags.txt"), good).unwrap();
+    let history = "history:\n  \"1.0.0\": {changed: \"2026-12-04T10:00:00Z\", by: ci-bot, created: unknown}\n";
+    scenario(dir.path(), "good.yaml", &format!("{head}{history}{pushes}"));
+    let out = tagpolicy(&["eval", "good.yaml"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    let out = tagpolicy(&["eval", "nowhere.yaml"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_file(dir.path().join("tags.txt")).unwrap();
+    let out = tagpolicy(&["eval", "good.yaml"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("`good.yaml`: state_file: cannot read `tags.txt`"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -207,7 +456,7 @@ fn inspect_shows_metadata_and_refuses_what_is_not_a_policy() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["metadata"]["name"], "semver-series");
-    assert_eq!(info["exports"], serde_json::json!(["tagpolicy:policy/policy@0.2.0"]));
+    assert_eq!(info["exports"], serde_json::json!(["tagpolicy:policy/policy@0.3.0"]));
     assert!(info["size"].as_u64().unwrap() > 10_000);
 
     let out = tagpolicy(&["inspect", "immutable-tags"], workspace());
@@ -365,8 +614,82 @@ fn bench_reports_every_measure_as_json() {
     }
     // Rust instances do not grow: replaced only every `recycle_after` (10,000) decisions.
     assert_eq!(memory["replaced"], 10, "{report}");
+    // Without `--tags`, the 200-tag repository of every earlier measurement.
+    assert_eq!(report["tags"], 200, "{report}");
+    let decided = &report["decided"];
+    let total: u64 =
+        ["allowed", "warned", "denied"].iter().map(|k| decided[k].as_u64().unwrap()).sum();
+    assert_eq!(total, 1000, "{report}");
     let out = tagpolicy(&["bench", "--seconds", "0"], workspace());
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_repository_size_commands_run() {
+    // The commands of docs/performance.md, "Decisions at any repository size", in a
+    // repository of 1,000 tags and one second per measure instead of 1,000,000 and ten.
+    let marker = "run by tests/cli.rs: the_repository_size_commands_run";
+    let [block]: [doc::Block; 1] = doc::blocks(workspace(), "docs/performance.md")
+        .into_iter()
+        .filter(|b| b.marker.as_deref() == Some(marker))
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("one block of docs/performance.md is marked `<!-- run by tests/cli.rs: the_repository_size_commands_run -->`");
+    let script = doc::script(&block, workspace(), &[("--tags 1000000", "--tags 1000 --seconds 1")]);
+    let out = doc::run(&script, workspace(), Path::new(env!("CARGO_BIN_EXE_tagpolicy")));
+    assert!(out.status.success(), "{script}\n{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("bench: indexing 1000 tags"), "progress on stderr");
+    let reports: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("one JSON document per command");
+    let policies: Vec<&str> = reports.iter().map(|r| r["policy"].as_str().unwrap()).collect();
+    assert_eq!(policies, ["semver-series 0.1.0", "min-tags 0.1.0", "immutable-tags 0.1.0"]);
+    for report in &reports {
+        assert_eq!((report["tags"].as_u64(), report["pushes"].as_u64()), (Some(1000), Some(1000)));
+        assert!(report["repository"].as_str().unwrap().starts_with("1000 tags on "), "{report}");
+        assert!(!report["pushes_are"].as_str().unwrap().is_empty(), "{report}");
+        // What the policy decided: some pushes of each kind, every push once.
+        let decided = &report["decided"];
+        let count = |key: &str| decided[key].as_u64().unwrap();
+        assert!(count("allowed") > 0 && count("denied") > 0, "{report}");
+        assert_eq!(count("allowed") + count("warned") + count("denied"), 1000, "{report}");
+        assert!(report["index_build_ms"].as_f64().unwrap() > 0.0, "{report}");
+        let resident = report["resident_bytes"].as_u64().expect("VmRSS on Linux");
+        assert!(report["peak_resident_bytes"].as_u64().unwrap() >= resident, "{report}");
+        assert!(report["index_resident_bytes"].is_u64(), "{report}");
+        assert!(report["reused_ns"].as_f64().unwrap() > 0.0, "{report}");
+        // A native baseline only where there is one: immutable-tags with its own settings.
+        let native = report["policy"] == "immutable-tags 0.1.0";
+        assert_eq!(report["native_ns"].is_f64(), native, "{report}");
+        assert_eq!(report["reused_vs_native"].is_f64(), native, "{report}");
+    }
+    assert_eq!(reports[2]["settings"]["grace"]["period"], "15m", "moves read tag histories");
+    assert_eq!(reports[1]["settings"]["min_tags"], 2);
+
+    // People read that there is no baseline, not a ratio to another rule's.
+    let args = ["bench", "--policy", "semver-series", "--tags", "100", "--seconds", "1"];
+    let out = tagpolicy(&args, workspace());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for line in [
+        "semver-series 0.1.0 on 1000 synthetic pushes, in a repository of 100 tags",
+        "  pushes: series-tag pushes",
+        "  decided: ",
+        "  index of 100 tags ",
+        "  native baseline          none",
+        "  process memory ",
+    ] {
+        assert!(stdout.contains(line), "`{line}` in:\n{stdout}");
+    }
+    assert!(!stdout.contains("native\n") && !stdout.contains("× native"), "{stdout}");
+    let out = tagpolicy(&["bench", "--tags", "99"], workspace());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--tags: 99; give between 100 and 10000000"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -46,7 +46,7 @@ fn wasm_policies_agree_with_native_models_on_100k_requests() {
             let decision = immutable.evaluate(&request, view.clone()).unwrap();
             let wasm_denied: BTreeSet<String> =
                 decision.denials().filter_map(|f| f.tag.clone()).collect();
-            let model_denied = immutable_model.denied(&request);
+            let model_denied = immutable_model.denied(&request, &state);
             assert_eq!(
                 wasm_denied,
                 model_denied,
@@ -137,4 +137,29 @@ fn image_and_freeze_policies_agree_with_native_models_on_20k_requests_each() {
     for count in denied {
         assert!((2_000..18_000).contains(&count), "denials {denied:?} of {checked}");
     }
+}
+
+#[test]
+fn semver_series_agrees_with_a_native_model_on_20k_pushes() {
+    let engine = Engine::new().unwrap();
+    let mut rng = Rng(0x5e3e_5e21_e5d0_0d1e);
+    let mut denied = 0;
+    for variant in 0..20 {
+        let model = SemverModel { latest: variant % 4 != 0 };
+        let settings = serde_json::json!({ "latest": model.latest });
+        let policy = configure(&engine, "semver-series", &settings);
+        for i in 0..1000 {
+            let (state, request) = random_semver_case(&mut rng);
+            let expected = model.denied(&request, &state);
+            let decision = policy.evaluate(&request, Arc::new(state.clone())).unwrap();
+            assert_eq!(
+                denied_tags(&decision),
+                expected,
+                "variant {variant} push {i} {settings}\nrequest: {request:?}\nstate: {:?}",
+                state.iter().collect::<Vec<_>>()
+            );
+            denied += usize::from(!expected.is_empty());
+        }
+    }
+    assert!((2_000..18_000).contains(&denied), "{denied} of 20,000 denied");
 }

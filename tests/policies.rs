@@ -34,7 +34,7 @@ fn embedded_policies_load_with_metadata_and_only_granted_imports() {
         let example: serde_json::Value = serde_json::from_str(&metadata.settings_example).unwrap();
         // The advertised example must itself be accepted.
         policy.configure(&example).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(policy.exports(), ["tagpolicy:policy/policy@0.2.0"]);
+        assert_eq!(policy.exports(), ["tagpolicy:policy/policy@0.3.0"]);
         for import in policy.imports() {
             let allowed =
                 ["tagpolicy:policy/", "wasi:io/", "wasi:cli/", "wasi:random/", "wasi:clocks/"];
@@ -113,25 +113,29 @@ fn bad_components_are_refused_with_precise_errors() {
     let empty_component = b"\0asm\x0d\0\x01\0";
     let error = engine.load_bytes(empty_component, "empty.wasm").err().unwrap();
     assert!(matches!(error, Error::WrongWorld { .. }), "{error}");
-    assert!(error.to_string().contains("tagpolicy:policy/policy@0.2.0"), "{error}");
+    assert!(error.to_string().contains("tagpolicy:policy/policy@0.3.0"), "{error}");
 
-    // A policy built for the first version of the contract: refused with what to do.
-    let old = wat::parse_str(
-        r#"(component
-             (import "tagpolicy:policy/repository@0.1.0" (instance))
-             (core module $m (func (export "f")))
-             (core instance $i (instantiate $m))
-             (func $f (canon lift (core func $i "f")))
-             (instance $policy (export "metadata" (func $f)))
-             (export "tagpolicy:policy/policy@0.1.0" (instance $policy)))"#,
-    )
-    .unwrap();
-    let error = engine.load_bytes(&old, "old.wasm").err().unwrap();
-    assert_eq!(
-        error.to_string(),
-        "`old.wasm` targets the contract `tagpolicy:policy@0.1.0`, but this host runs `@0.2.0`: \
-         rebuild the policy with the current SDK (`tagpolicy build`)"
-    );
+    // Policies built for earlier versions of the contract: refused with what to do.
+    for version in ["0.1.0", "0.2.0"] {
+        let old = wat::parse_str(format!(
+            r#"(component
+                 (import "tagpolicy:policy/repository@{version}" (instance))
+                 (core module $m (func (export "f")))
+                 (core instance $i (instantiate $m))
+                 (func $f (canon lift (core func $i "f")))
+                 (instance $policy (export "metadata" (func $f)))
+                 (export "tagpolicy:policy/policy@{version}" (instance $policy)))"#
+        ))
+        .unwrap();
+        let error = engine.load_bytes(&old, "old.wasm").err().unwrap();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "`old.wasm` targets the contract `tagpolicy:policy@{version}`, but this host runs \
+                 `@0.3.0`: rebuild the policy with the current SDK (`tagpolicy build`)"
+            )
+        );
+    }
 
     let real = tagpolicy::embedded::bytes("min-tags").unwrap();
     let error = engine.load_bytes(&real[..real.len() / 2], "truncated.wasm").err().unwrap();

@@ -293,3 +293,53 @@ fn fuel_stops_a_loop_after_the_same_work_on_any_machine() {
     assert!(isolated.from_snapshot());
     assert_eq!(isolated.evaluate(&request, empty()).unwrap().outcome, Outcome::Allow);
 }
+
+/// A repository whose every answer takes `delay`, as a gate's index or registry can.
+struct Slow {
+    delay: Duration,
+    tags: TagMap,
+}
+
+impl tagpolicy::RepositoryView for Slow {
+    fn find_tags(&self, query: &tagpolicy::TagQuery) -> Vec<tagpolicy::TagEntry> {
+        std::thread::sleep(self.delay);
+        self.tags.find(query)
+    }
+    fn count_tags(&self) -> u64 {
+        std::thread::sleep(self.delay);
+        self.tags.len() as u64
+    }
+    fn digest_of(&self, tag: &str) -> Option<String> {
+        std::thread::sleep(self.delay);
+        tagpolicy::RepositoryView::digest_of(&self.tags, tag)
+    }
+    fn tags_of(&self, digest: &str) -> Vec<String> {
+        std::thread::sleep(self.delay);
+        tagpolicy::RepositoryView::tags_of(&self.tags, digest)
+    }
+}
+
+#[test]
+fn the_hosts_time_on_a_policys_behalf_is_not_the_policys() {
+    // `semver-series` asks for the image's tags and the newest release of the series: two
+    // answers of 100 ms each, four times its 50 ms deadline, all of it the host's.
+    let state: TagMap = [("1.2.3", common::digest("a"))].into_iter().collect();
+    let view = Arc::new(Slow { delay: Duration::from_millis(100), tags: state });
+    let request = push("a", &[("1.2", None)]);
+    let decide = |lookups_deadline: Duration| {
+        let limits = Limits {
+            evaluate_deadline: Duration::from_millis(50),
+            lookups_deadline,
+            ..Limits::default()
+        };
+        let engine = Engine::with_limits(limits).unwrap();
+        let policy = engine.load_embedded("semver-series").unwrap().configure(&json!({})).unwrap();
+        policy.evaluate(&request, view.clone())
+    };
+    let decision = decide(Duration::from_secs(10)).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(decision.outcome, Outcome::Allow, "{}", decision.summary());
+    // The host's own budget still bounds a policy that keeps it asking.
+    let failure = decide(Duration::from_millis(150)).unwrap_err();
+    assert_eq!(failure, tagpolicy::Failure::Lookups(Duration::from_millis(150)), "{failure}");
+    assert!(failure.to_string().contains("kept the host busy"), "{failure}");
+}

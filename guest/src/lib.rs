@@ -47,7 +47,11 @@
 //! engine of its own and its syntax is the same in every language. The repository as it is
 //! before the request can be read with the functions in [`repository`], the facts of its
 //! images (annotations, config labels, signatures and SBOMs) with those in [`image`], and the
-//! time of the request is `request.time` ([`time`] reads it as a calendar date).
+//! time of the request is `request.time` ([`time`] reads it as a calendar date). The
+//! repository is asked questions, never listed whole: the tags matching a pattern
+//! ([`repository::tags_matching`], [`repository::newest`]), a tag's digest or history, the
+//! tags of a digest. The host answers them from its index at the same cost whatever the
+//! size of the repository.
 
 /// The policies shown in docs/policies.md, compiled by `cargo test` so that the page cannot
 /// drift from the SDK.
@@ -61,6 +65,7 @@ extern crate self as tagpolicy_guest;
 mod change;
 mod findings;
 mod pattern;
+pub mod repository;
 mod settings;
 pub mod tags;
 pub mod time;
@@ -82,16 +87,12 @@ pub mod bindings {
 
 pub use bindings::tagpolicy::policy::types::{
     Actor, Descriptor, Instant, KeyValue, Manifest, ManifestDeletion, Operation, Platform,
-    PolicyMetadata, Push, Referrer, Request, TagChange, TagEntry,
+    PolicyMetadata, Push, Referrer, Request, Stamp, TagChange, TagEntry, TagHistory, TagOrder,
+    TagQuery,
 };
 pub use change::{Change, ChangeKind};
 pub use findings::{Decision, Finding, Findings};
 pub use pattern::{Pattern, Patterns};
-
-/// Read-only view of the repository named in the request, as it is before the request.
-pub mod repository {
-    pub use crate::bindings::tagpolicy::policy::repository::{digest_of, list_tags, tags_of};
-}
 
 /// The facts of the repository's images: manifests, config labels, referrers. Each call can
 /// cost the host a registry request; call only what the rule needs.

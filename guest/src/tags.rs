@@ -4,6 +4,12 @@
 //! Numbers are canonical (no leading zeros, as in SemVer), so `1.02.3` is neither a release
 //! nor a series tag. The optional `v` is not part of the version: `v1.2` and `1.2` name the
 //! same series.
+//!
+//! [`newest_release`] asks the host for the newest release of a series among the
+//! repository's tags, at the same cost in a repository of any size.
+
+use crate::repository;
+use crate::{TagOrder, TagQuery};
 
 /// A release version `major.minor.patch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -57,6 +63,43 @@ pub fn series(tag: &str) -> Option<Series> {
         [major] => Some(Series { major, minor: None }),
         [major, minor] => Some(Series { major, minor: Some(minor) }),
         _ => None,
+    }
+}
+
+/// The pattern of the release tags of `series` (of every release for `None`), with or
+/// without a leading `v`: `v?1\.2\.(?:0|[1-9][0-9]*)` for `1.2`.
+pub fn release_pattern(series: Option<Series>) -> String {
+    const NUMBER: &str = "(?:0|[1-9][0-9]*)";
+    match series {
+        Some(Series { major, minor: Some(minor) }) => format!(r"v?{major}\.{minor}\.{NUMBER}"),
+        Some(Series { major, minor: None }) => format!(r"v?{major}\.{NUMBER}\.{NUMBER}"),
+        None => format!(r"v?{NUMBER}\.{NUMBER}\.{NUMBER}"),
+    }
+}
+
+/// The newest release of `series` (of the whole repository for `None`) among the
+/// repository's tags as they are before the request: a query of the host's index, read from
+/// the newest down.
+pub fn newest_release(series: Option<Series>) -> Option<Version> {
+    // The newest tag alone first (almost always a release); past tags whose numbers
+    // overflow, pages of 8.
+    let mut query = TagQuery {
+        pattern: release_pattern(series),
+        order: TagOrder::NewestFirst,
+        limit: 1,
+        after: None,
+    };
+    loop {
+        let page = repository::find_tags(&query);
+        // A tag the pattern matches is a release unless a number overflows: skip it.
+        if let Some(version) = page.iter().find_map(|entry| release(&entry.tag)) {
+            return Some(version);
+        }
+        if page.len() < query.limit as usize {
+            return None;
+        }
+        query.after = page.last().map(|entry| entry.tag.clone());
+        query.limit = 8;
     }
 }
 

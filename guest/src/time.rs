@@ -1,5 +1,5 @@
 //! The request's time in calendar terms (UTC), and the parsing of times in settings: RFC 3339
-//! instants, weekdays and times of day. A policy has no clock; `request.time` is the only
+//! instants, weekdays, times of day and periods (`15m`). A policy has no clock; `request.time` is the only
 //! time it sees, given by the host (a scenario fixes it, a gate uses its clock).
 
 use crate::Instant;
@@ -214,6 +214,68 @@ impl<'de> Deserialize<'de> for Instant {
     }
 }
 
+/// A length of time in settings: numbers with units `d`, `h`, `m` or `s`, largest first
+/// (`90s`, `15m`, `1h30m`, `7d`), at most 366 days.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Period {
+    pub seconds: i64,
+    /// As written, for messages.
+    text: String,
+}
+
+impl Period {
+    const MAX_SECONDS: i64 = 366 * 86_400;
+
+    pub fn parse(text: &str) -> Result<Period, String> {
+        let invalid = || format!("`{text}` is not a period such as `90s`, `15m`, `1h30m` or `7d`");
+        let units = [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
+        // The unit read last: each must be smaller than the one before.
+        let (mut seconds, mut rest, mut last) = (0i64, text, None);
+        while !rest.is_empty() {
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+            let number: i64 = rest[..digits].parse().map_err(|_| invalid())?;
+            let unit = rest[digits..].chars().next().ok_or_else(invalid)?;
+            let position = units.iter().position(|(name, _)| *name == unit).ok_or_else(invalid)?;
+            if last.is_some_and(|last| position <= last) {
+                return Err(invalid());
+            }
+            last = Some(position);
+            seconds = number
+                .checked_mul(units[position].1)
+                .and_then(|part| seconds.checked_add(part))
+                .filter(|total| *total <= Self::MAX_SECONDS)
+                .ok_or_else(|| format!("`{text}` is longer than 366 days"))?;
+            rest = &rest[digits + 1..];
+        }
+        if seconds == 0 {
+            return Err(format!("`{text}` is no time at all; give a period such as `15m`"));
+        }
+        Ok(Period { seconds, text: text.to_string() })
+    }
+
+    /// Whether `since` is at most this long before `now` (and not after it).
+    pub fn contains(&self, since: Instant, now: Instant) -> bool {
+        // In i128: the seconds of two instants centuries apart overflow i64 as nanoseconds.
+        let nanos =
+            |at: Instant| i128::from(at.seconds) * 1_000_000_000 + i128::from(at.nanoseconds);
+        let age = nanos(now) - nanos(since);
+        (0..=i128::from(self.seconds) * 1_000_000_000).contains(&age)
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Period {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Period::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 fn is_leap(year: i64) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
 }
@@ -281,6 +343,27 @@ mod tests {
             let (y, m, d) = civil_from_days(day - 500_000);
             assert_eq!(days_from_civil(y, m, d), day - 500_000);
         }
+    }
+
+    #[test]
+    fn periods_read_units_largest_first() {
+        assert_eq!(Period::parse("15m").unwrap().seconds, 900);
+        assert_eq!(Period::parse("1h30m").unwrap().seconds, 5400);
+        assert_eq!(Period::parse("7d").unwrap().seconds, 604_800);
+        assert_eq!(Period::parse("1h30m").unwrap().to_string(), "1h30m");
+        for bad in
+            ["", "15", "m", "15x", "30m1h", "1m1m", "-5m", "0s", "367d", "99999999999999999999s"]
+        {
+            assert!(Period::parse(bad).is_err(), "{bad:?}");
+        }
+        let period = Period::parse("15m").unwrap();
+        let at = |seconds| Instant { seconds, nanoseconds: 0 };
+        assert!(period.contains(at(1000), at(1900)));
+        assert!(!period.contains(at(1000), at(1901)));
+        assert!(!period.contains(at(1000), at(999)), "not before it began");
+        // Centuries apart: no overflow makes an old creation look recent.
+        assert!(!period.contains(at(0), at(18_446_744_074)));
+        assert!(!period.contains(at(i64::MIN / 2), at(i64::MAX / 2)));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tagpolicy::{
     Actor, ImageFacts, Images, Instant, KeyValue, Manifest, ManifestDeletion, Operation, Push,
-    Referrer, RepositoryState, RepositoryView, Request, TagChange, TagMap,
+    Referrer, RepositoryState, RepositoryView, Request, Stamp, TagChange, TagHistory, TagMap,
 };
 /// A small deterministic generator (xorshift64*), so that a failure can be replayed.
 pub struct Rng(pub u64);
@@ -82,12 +82,17 @@ pub fn whole(pattern: &str) -> Regex {
     Regex::new(&format!("^(?:{pattern})$")).unwrap()
 }
 
+/// The time around which random histories and requests are set (2027-01-15T08:00:00Z).
+pub const BASE_TIME: i64 = 1_800_000_000;
+
 /// The immutable-tags rules, from the README.
 pub struct ImmutableModel {
     default_immutable: bool,
     mutable: Vec<Regex>,
     immutable: Vec<Regex>,
     owners: Vec<(Regex, Vec<String>)>,
+    /// The grace period in seconds, and whether only the creator may use it.
+    grace: Option<(i64, bool)>,
 }
 
 impl ImmutableModel {
@@ -108,19 +113,42 @@ impl ImmutableModel {
                 (rng.pick(PATTERNS).to_string(), actors)
             })
             .collect();
-        let settings = json!({
+        let mut settings = json!({
             "default": default,
             "mutable": mutable,
             "immutable": immutable,
             "owners": owners.iter().map(|(p, a)| json!({"pattern": p, "actors": a})).collect::<Vec<_>>(),
+        });
+        let grace = rng.chance(40).then(|| {
+            let (text, seconds) = rng.pick(&[("90s", 90), ("15m", 900), ("1h", 3600)]);
+            let same_actor = rng.pick(&[None, Some(true), Some(false)]);
+            settings["grace"] = match same_actor {
+                Some(same) => json!({"period": text, "same_actor": same}),
+                None => json!({"period": text}),
+            };
+            (seconds, same_actor.unwrap_or(true))
         });
         let model = ImmutableModel {
             default_immutable: default == "immutable",
             mutable: mutable.iter().map(|p| whole(p)).collect(),
             immutable: immutable.iter().map(|p| whole(p)).collect(),
             owners: owners.iter().map(|(p, a)| (whole(p), a.clone())).collect(),
+            grace,
         };
         (settings, model)
+    }
+
+    /// Whether moving `tag` now falls within its grace period.
+    fn in_grace(&self, tag: &str, request: &Request, state: &TagMap) -> bool {
+        let Some((seconds, same_actor)) = self.grace else { return false };
+        let Some(created) = state.history_of(tag).and_then(|history| history.created) else {
+            return false;
+        };
+        let nanos =
+            |at: Instant| i128::from(at.seconds) * 1_000_000_000 + i128::from(at.nanoseconds);
+        let age = nanos(request.time) - nanos(created.at);
+        let actor_ok = !same_actor || created.actor.is_some() && created.actor == request.actor.id;
+        (0..=i128::from(seconds) * 1_000_000_000).contains(&age) && actor_ok
     }
 
     pub fn is_immutable(&self, tag: &str) -> bool {
@@ -133,8 +161,8 @@ impl ImmutableModel {
         self.default_immutable
     }
 
-    /// The tags it refuses.
-    pub fn denied(&self, request: &Request) -> BTreeSet<String> {
+    /// The tags it refuses, with `state` as the repository before the request.
+    pub fn denied(&self, request: &Request, state: &TagMap) -> BTreeSet<String> {
         // (tag, before, after) for every touched tag.
         let changes: Vec<(String, Option<String>, Option<String>)> = match &request.operation {
             Operation::Push(p) => p
@@ -159,7 +187,8 @@ impl ImmutableModel {
                 pattern.is_match(&tag) && !actor.is_some_and(|a| actors.iter().any(|x| x == a))
             });
             let moves_or_deletes = before.is_some();
-            if owned_elsewhere || moves_or_deletes && self.is_immutable(&tag) {
+            let graced = after.is_some() && self.in_grace(&tag, request, state);
+            if owned_elsewhere || moves_or_deletes && self.is_immutable(&tag) && !graced {
                 denied.insert(tag);
             }
         }
@@ -193,12 +222,37 @@ impl MinTagsModel {
     }
 }
 
+/// Some of [`TAGS`] on random images; half of them with a recorded history (set within the
+/// two hours before [`BASE_TIME`], by a random actor; created then, earlier, or before the
+/// records began).
 pub fn random_state(rng: &mut Rng) -> TagMap {
+    random_state_before(rng, BASE_TIME)
+}
+
+/// [`random_state`] with histories set in the two hours before `latest` (seconds).
+pub fn random_state_before(rng: &mut Rng, latest: i64) -> TagMap {
     let mut state = TagMap::new();
     for tag in rng.subset(TAGS, 40) {
-        state.set(tag, &digest(rng.pick(IMAGES)));
+        let digest = digest(rng.pick(IMAGES));
+        let history = rng.chance(50).then(|| random_history(rng, latest));
+        state.set_with_history(tag, &digest, history);
     }
     state
+}
+
+fn random_stamp(rng: &mut Rng, latest: i64) -> Stamp {
+    let at = Instant { seconds: latest - rng.below(7200) as i64, nanoseconds: rng.pick(&[0, 1]) };
+    Stamp { at, actor: rng.pick(ACTORS).map(String::from) }
+}
+
+pub fn random_history(rng: &mut Rng, latest: i64) -> TagHistory {
+    let changed = random_stamp(rng, latest);
+    let created = match rng.below(3) {
+        0 => Some(changed.clone()),
+        1 => Some(random_stamp(rng, changed.at.seconds)),
+        _ => None,
+    };
+    TagHistory { changed, created }
 }
 
 pub fn random_request(rng: &mut Rng, state: &TagMap) -> Request {
@@ -225,7 +279,9 @@ pub fn random_request(rng: &mut Rng, state: &TagMap) -> Request {
             Operation::DeleteManifest(ManifestDeletion { tags: state.tags_of(&digest), digest })
         }
     };
-    Request { repository: "team/app".into(), actor, operation, time: tagpolicy::Instant::EPOCH }
+    // Within a grace period of some recorded creations, past it for others.
+    let time = Instant { seconds: BASE_TIME + rng.below(1200) as i64, nanoseconds: 0 };
+    Request { repository: "team/app".into(), actor, operation, time }
 }
 
 pub const SIGNATURE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
@@ -497,10 +553,127 @@ impl ChangeFreezeModel {
 /// groups and a time in the four weeks after [`FREEZE_EPOCH`]: every input any reference
 /// policy reads.
 pub fn random_case(rng: &mut Rng) -> (RepositoryState, Request) {
-    let state = RepositoryState { tags: random_state(rng), images: Arc::new(random_images(rng)) };
+    let time = FREEZE_EPOCH + rng.below(FOUR_WEEKS as usize) as i64;
+    // Histories within the two hours before the request, some within a grace period.
+    let latest = time + rng.below(1200) as i64;
+    let tags = random_state_before(rng, latest);
+    let state = RepositoryState { tags: Arc::new(tags), images: Arc::new(random_images(rng)) };
     let mut request = random_request(rng, &state.tags);
     request.actor.groups = rng.subset(GROUPS, 20).iter().map(|g| g.to_string()).collect();
-    request.time =
-        Instant { seconds: FREEZE_EPOCH + rng.below(FOUR_WEEKS as usize) as i64, nanoseconds: 0 };
+    request.time = Instant { seconds: time + rng.below(1200) as i64, nanoseconds: 0 };
+    (state, request)
+}
+
+/// The semver-series rules, from docs/policies.md: a series tag (`X`, `X.Y`, with or without
+/// `v`) and `latest` (unless `latest: false`) may only be pushed onto an image that carries,
+/// after the push, the newest release of the series (of the repository for `latest`).
+pub struct SemverModel {
+    pub latest: bool,
+}
+
+/// `(major, minor, patch)` of a release tag: canonical numbers, optional `v`.
+fn release_of(tag: &str) -> Option<(u64, u64, u64)> {
+    let captures = whole(r"v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)").captures(tag)?;
+    let number = |i: usize| captures[i].parse::<u64>().ok();
+    Some((number(1)?, number(2)?, number(3)?))
+}
+
+/// `(major, minor)` of a series tag.
+fn series_of(tag: &str) -> Option<(u64, Option<u64>)> {
+    let captures = whole(r"v?(0|[1-9][0-9]*)(?:\.(0|[1-9][0-9]*))?").captures(tag)?;
+    let major = captures[1].parse::<u64>().ok()?;
+    let minor = match captures.get(2) {
+        Some(minor) => Some(minor.as_str().parse::<u64>().ok()?),
+        None => None,
+    };
+    Some((major, minor))
+}
+
+impl SemverModel {
+    /// The tags it refuses.
+    pub fn denied(&self, request: &Request, state: &TagMap) -> BTreeSet<String> {
+        let Operation::Push(push) = &request.operation else { return BTreeSet::new() };
+        let mut after: BTreeMap<String, String> =
+            state.iter().map(|(tag, digest)| (tag.to_string(), digest.to_string())).collect();
+        for change in &push.tags {
+            after.insert(change.tag.clone(), push.digest.clone());
+        }
+        let mut denied = BTreeSet::new();
+        for change in &push.tags {
+            if change.current.as_deref() == Some(push.digest.as_str()) {
+                continue;
+            }
+            let follows: Option<(u64, Option<u64>)> = match series_of(&change.tag) {
+                Some(series) => Some(series),
+                None if self.latest && change.tag == "latest" => None,
+                None => continue,
+            };
+            let member = |(major, minor, _): (u64, u64, u64)| match follows {
+                Some((m, n)) => major == m && n.is_none_or(|n| n == minor),
+                None => true,
+            };
+            let newest =
+                after.keys().filter_map(|tag| release_of(tag)).filter(|v| member(*v)).max();
+            let carried = after
+                .iter()
+                .filter(|(_, digest)| **digest == push.digest)
+                .filter_map(|(tag, _)| release_of(tag));
+            let carries = newest.is_some_and(|newest| carried.into_iter().any(|v| v == newest));
+            if !carries {
+                denied.insert(change.tag.clone());
+            }
+        }
+        denied
+    }
+}
+
+/// Tags for semver-series cases: releases with and without `v` (some not canonical, some
+/// too large, some pre-releases), series tags, `latest` and others.
+pub fn semver_tags(rng: &mut Rng) -> Vec<String> {
+    let mut tags = Vec::new();
+    for _ in 0..rng.below(40) {
+        let (major, minor, patch) = (rng.below(3), rng.below(3), rng.below(12));
+        let v = if rng.chance(25) { "v" } else { "" };
+        tags.push(match rng.below(20) {
+            0 => format!("{major}.{minor}.{patch}-rc{}", rng.below(3)),
+            1 => format!("0{major}.{minor}.{patch}"),
+            2 => "99999999999999999999.0.0".to_string(),
+            3 => format!("build-2026120{major}"),
+            _ => format!("{v}{major}.{minor}.{patch}"),
+        });
+    }
+    tags
+}
+
+/// A semver-series case: a state of [`semver_tags`] and a push of releases, series tags and
+/// `latest` onto one of [`IMAGES`].
+pub fn random_semver_case(rng: &mut Rng) -> (TagMap, Request) {
+    let mut state = TagMap::new();
+    for tag in semver_tags(rng) {
+        state.set(&tag, &digest(rng.pick(IMAGES)));
+    }
+    let image = digest(rng.pick(IMAGES));
+    let mut tags: BTreeSet<String> = semver_tags(rng).into_iter().take(rng.below(3)).collect();
+    for _ in 0..1 + rng.below(3) {
+        let v = if rng.chance(20) { "v" } else { "" };
+        tags.insert(match rng.below(3) {
+            0 => "latest".to_string(),
+            1 => format!("{v}{}", rng.below(3)),
+            _ => format!("{v}{}.{}", rng.below(3), rng.below(3)),
+        });
+    }
+    let push = Push {
+        tags: tags
+            .into_iter()
+            .map(|tag| TagChange { current: state.digest_of(&tag), tag })
+            .collect(),
+        digest: image,
+    };
+    let request = Request {
+        repository: "team/app".into(),
+        actor: Actor::anonymous(),
+        operation: Operation::Push(push),
+        time: Instant::EPOCH,
+    };
     (state, request)
 }

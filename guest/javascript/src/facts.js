@@ -2,9 +2,15 @@
  * The repository as it is before the request, and the facts of its images (manifests,
  * config labels, referrers such as signatures and SBOMs). Each call is a host call, and an
  * image fact can cost the host a registry request: call only what the rule needs.
+ *
+ * The repository is asked questions, never listed whole: the tags matching a pattern
+ * (`repository.tagsMatching`, `repository.newest`), a tag's digest or history, the tags of a
+ * digest. The host answers them from its index at the same cost whatever the size of the
+ * repository.
  * @module
  */
-import { host } from './host.js';
+import { host, hostError } from './host.js';
+import { Instant } from './time.js';
 
 /** @typedef {{ key: string, value: string }} KeyValue */
 /** @typedef {{ os: string, architecture: string, variant: string | undefined }} Platform */
@@ -35,13 +41,90 @@ import { host } from './host.js';
  * @property {KeyValue[]} annotations
  */
 
-/** Read-only view of the repository named in the request, as it is before the request. */
+/**
+ * @typedef {object} TagEntry
+ * @property {string} tag
+ * @property {string} digest
+ */
+/**
+ * How `repository.findTags` orders its answer (the WIT enum `tag-order`, which
+ * componentize-js passes as its case name): {@link TagOrder}.
+ * @typedef {'name' | 'newest-first'} TagOrderName
+ */
+/**
+ * A question about the repository's tags: which match `pattern`, in `order`, a page at a time.
+ * @typedef {object} TagQuery
+ * @property {string} pattern a regular expression the WHOLE tag must match (the host's syntax)
+ * @property {TagOrderName} order
+ * @property {number} limit the most entries to answer (u32); the host answers at most 1000
+ * @property {string | undefined} [after] continue after this tag: the last entry of the
+ *   previous page (of the same query)
+ */
+/**
+ * When a tag was set, and by whom, as the hosts recorded it.
+ * @typedef {object} Stamp
+ * @property {Instant} at
+ * @property {string | undefined} actor the actor's id; `undefined` for an anonymous actor
+ */
+/**
+ * What the hosts know of a tag's past: only changes made through them.
+ * @typedef {object} TagHistory
+ * @property {Stamp} changed when the tag got the digest it points at now, and who set it
+ * @property {Stamp | undefined} created when the tag was created, and who created it: the
+ *   same as `changed` for a tag that never moved; `undefined` for a tag created before the
+ *   records begin (and moved since)
+ */
+
+/**
+ * The orders of `repository.findTags` (the WIT enum `tag-order`, as componentize-js passes it).
+ * @readonly
+ */
+export const TagOrder = Object.freeze({
+  /** By name, byte by byte, ascending: the order of a registry's tag list. */
+  Name: /** @type {'name'} */ ('name'),
+  /**
+   * Newest version first: by the numbers in the tag, compared one after the other as
+   * numbers, highest first (`1.10.0` before `1.9.3`, `2` before `1.12`, `1.2.3` before
+   * `1.2`), then by name, descending. Text between the numbers does not order tags, so give
+   * a pattern that matches only the tags you compare (`v?1\.2\.\d+`).
+   */
+  NewestFirst: /** @type {'newest-first'} */ ('newest-first'),
+});
+
+/** Tags a page holds when `repository.tagsMatching` reads a repository (the host's largest page). */
+const PAGE = 1000;
+
+/** @param {{ at: { seconds: bigint | number, nanoseconds: number }, actor: string | undefined }} stamp */
+const toStamp = (stamp) => ({ at: new Instant(stamp.at.seconds, stamp.at.nanoseconds), actor: stamp.actor });
+
+/**
+ * Queries on the repository named in the request, as it is before the request. The host
+ * answers each from its index at about the same cost whatever the size of the repository;
+ * ask for what the rule needs, not for every tag.
+ */
 export const repository = {
   /**
-   * Every tag of the repository with its digest, ordered by tag name.
-   * @returns {{ tag: string, digest: string }[]}
+   * One page of the tags matching a query: see {@link TagQuery}. Most rules want
+   * `tagsMatching` or `newest` instead.
+   * @param {TagQuery} query
+   * @returns {TagEntry[]}
+   * @throws {Error} if the host refuses the query (an invalid pattern, a limit of 0): the
+   *   pattern is the policy's own, and a policy that cannot ask its question must not answer
+   *   (the host then denies, saying why)
    */
-  listTags: () => host().repository.listTags(),
+  findTags(query) {
+    const { pattern, order, limit, after } = query;
+    try {
+      return host().repository.findTags({ pattern, order, limit, after });
+    } catch (error) {
+      throw new Error(`the query \`${pattern}\` was refused: ${hostError(error)}`);
+    }
+  },
+  /**
+   * How many tags the repository has (the WIT `u64`, as a number).
+   * @returns {number}
+   */
+  countTags: () => Number(host().repository.countTags()),
   /**
    * The digest `tag` points at, or `undefined` if the tag does not exist.
    * @param {string} tag
@@ -54,6 +137,47 @@ export const repository = {
    * @returns {string[]}
    */
   tagsOf: (digest) => host().repository.tagsOf(digest),
+  /**
+   * What the hosts recorded of `tag` (times as {@link Instant}s), or `undefined` when the tag
+   * does not exist or its last change is not known (it is older than the records, or it was
+   * changed around the hosts).
+   * @param {string} tag
+   * @returns {TagHistory | undefined}
+   */
+  historyOf(tag) {
+    const history = host().repository.historyOf(tag);
+    if (history === undefined) return undefined;
+    return {
+      changed: toStamp(history.changed),
+      created: history.created === undefined ? undefined : toStamp(history.created),
+    };
+  },
+  /**
+   * The tag matching `pattern` (whole) with the highest version (see {@link TagOrder}), if
+   * any: `newest('v?1\\.2\\.\\d+')` is the newest `1.2.x` release, however many tags there
+   * are.
+   * @param {string} pattern
+   * @returns {TagEntry | undefined}
+   */
+  newest: (pattern) =>
+    repository.findTags({ pattern, order: TagOrder.NewestFirst, limit: 1, after: undefined })[0],
+  /**
+   * Every tag matching `pattern` (whole), in `order`, read from the host a page at a time as
+   * the iterator is consumed: stop early and the rest is never read.
+   * @param {string} pattern
+   * @param {TagOrderName} order
+   * @returns {Generator<TagEntry, void, undefined>}
+   */
+  *tagsMatching(pattern, order) {
+    /** @type {string | undefined} */
+    let after;
+    for (;;) {
+      const page = repository.findTags({ pattern, order, limit: PAGE, after });
+      yield* page;
+      if (page.length < PAGE) return;
+      after = page[page.length - 1].tag;
+    }
+  },
 };
 
 /** The facts of the repository's images. */

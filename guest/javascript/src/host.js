@@ -11,10 +11,20 @@
  * object whose `payload` is the error text.
  * @typedef {object} Host
  * @property {{ repositoryName(): string, requestedBy(): import('./request.js').Actor }} context
- * @property {{ listTags(): {tag: string, digest: string}[], digestOf(tag: string): string | undefined, tagsOf(digest: string): string[] }} repository
+ * @property {{ findTags(query: RawTagQuery): import('./facts.js').TagEntry[], countTags(): bigint, digestOf(tag: string): string | undefined, tagsOf(digest: string): string[], historyOf(tag: string): RawTagHistory | undefined }} repository
  * @property {{ manifestOf(digest: string): import('./facts.js').Manifest | undefined, labelsOf(digest: string): import('./facts.js').KeyValue[], referrersOf(digest: string, artifactType?: string): import('./facts.js').Referrer[] }} image
  * @property {{ fullMatch(pattern: string, text: string): boolean, find(pattern: string, text: string): boolean, prepareSet(patterns: string[]): number, firstInSet(set: number, text: string): number | undefined }} patterns
  * @property {{ deny(tag: string | undefined, reason: string): void, warn(tag: string | undefined, reason: string): void }} verdict
+ */
+
+/**
+ * The WIT `tag-query` as componentize-js passes it (`order` is the enum case's name).
+ * @typedef {{ pattern: string, order: 'name' | 'newest-first', limit: number, after: string | undefined }} RawTagQuery
+ */
+/**
+ * The WIT `tag-history` as componentize-js passes it (`s64` seconds are bigints).
+ * @typedef {{ at: { seconds: bigint, nanoseconds: number }, actor: string | undefined }} RawStamp
+ * @typedef {{ changed: RawStamp, created: RawStamp | undefined }} RawTagHistory
  */
 
 /** @type {Host | undefined} */

@@ -8,7 +8,7 @@
  * @module
  */
 import { Pattern, Patterns } from './pattern.js';
-import { Instant, TimeOfDay, parseWeekday } from './time.js';
+import { Instant, Period, TimeOfDay, parseWeekday } from './time.js';
 
 /** @typedef {(string | number)[]} Path keys and indexes from the root of the settings */
 
@@ -277,4 +277,10 @@ export function timeOfDay() {
 export function instant() {
   const text = string();
   return (value, path) => Instant.parse(text(value, path));
+}
+
+/** @returns {Reader<Period>} a period such as `15m` or `1h30m` (units d, h, m, s; at most 366 days) */
+export function period() {
+  const text = string();
+  return (value, path) => Period.parse(text(value, path));
 }

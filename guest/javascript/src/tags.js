@@ -5,8 +5,12 @@
  * Numbers are canonical (no leading zeros, as in SemVer), so `1.02.3` is neither a release
  * nor a series tag. The optional `v` is not part of the version: `v1.2` and `1.2` name the
  * same series. Numbers are bigints, as they may use all 64 bits.
+ *
+ * {@link newestRelease} asks the host for the newest release of a series among the
+ * repository's tags, at the same cost in a repository of any size.
  * @module
  */
+import { TagOrder, repository } from './facts.js';
 
 const U64_MAX = 0xffff_ffff_ffff_ffffn;
 
@@ -84,6 +88,49 @@ export function series(tag) {
   if (n?.length === 1) return new Series(n[0]);
   if (n?.length === 2) return new Series(n[0], n[1]);
   return undefined;
+}
+
+/** A canonical number, as the pattern of a release tag spells it. */
+const NUMBER = '(?:0|[1-9][0-9]*)';
+
+/**
+ * The pattern of the release tags of `series` (of every release for `undefined`), with or
+ * without a leading `v`: `v?1\.2\.(?:0|[1-9][0-9]*)` for `1.2`.
+ * @param {Series | undefined} series
+ * @returns {string}
+ */
+export function releasePattern(series) {
+  if (series === undefined) return `v?${NUMBER}\\.${NUMBER}\\.${NUMBER}`;
+  if (series.minor === undefined) return `v?${series.major}\\.${NUMBER}\\.${NUMBER}`;
+  return `v?${series.major}\\.${series.minor}\\.${NUMBER}`;
+}
+
+/**
+ * The newest release of `series` (of the whole repository for `undefined`) among the
+ * repository's tags as they are before the request: a query of the host's index, read from
+ * the newest down.
+ * @param {Series | undefined} series
+ * @returns {Version | undefined}
+ */
+export function newestRelease(series) {
+  const PAGE = 8;
+  const pattern = releasePattern(series);
+  /** @type {string | undefined} */
+  let after;
+  // The newest tag alone first (almost always a release); past tags whose numbers
+  // overflow, pages of 8.
+  let limit = 1;
+  for (;;) {
+    const page = repository.findTags({ pattern, order: TagOrder.NewestFirst, limit, after });
+    // A tag the pattern matches is a release unless a number overflows: skip it.
+    for (const entry of page) {
+      const version = release(entry.tag);
+      if (version !== undefined) return version;
+    }
+    if (page.length < limit) return undefined;
+    after = page[page.length - 1].tag;
+    limit = PAGE;
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * The request's time in calendar terms (UTC), and the parsing of times in settings: RFC 3339
- * instants, weekdays and times of day. A policy has no clock; `request.time` is the only time
+ * instants, weekdays, times of day and periods (`15m`). A policy has no clock; `request.time` is the only time
  * it sees, given by the host (a scenario fixes it, a gate uses its clock). Mirrors the Rust
  * SDK's `time` module, error texts included.
  * @module
@@ -188,6 +188,79 @@ export class Instant {
     const t = this.dateTime();
     const pad = (n, width = 2) => String(n).padStart(width, '0');
     return `${pad(t.year, 4)}-${pad(t.month)}-${pad(t.day)}T${pad(t.hour)}:${pad(t.minute)}:${pad(t.second)}Z`;
+  }
+}
+
+/** The units of a period, largest first, in seconds. */
+const PERIOD_UNITS = /** @type {const} */ ([
+  ['d', 86_400],
+  ['h', 3_600],
+  ['m', 60],
+  ['s', 1],
+]);
+const I64_MAX = 0x7fff_ffff_ffff_ffffn;
+
+/**
+ * A length of time in settings: numbers with units `d`, `h`, `m` or `s`, largest first
+ * (`90s`, `15m`, `1h30m`, `7d`), at most 366 days.
+ */
+export class Period {
+  /** The longest period, in seconds: 366 days. */
+  static MAX_SECONDS = 366 * 86_400;
+
+  /** @type {string} */
+  #text;
+
+  /**
+   * @param {number} seconds
+   * @param {string} text as written, for messages
+   */
+  constructor(seconds, text) {
+    /** The length in seconds. */
+    this.seconds = seconds;
+    this.#text = text;
+  }
+
+  /**
+   * @param {string} text e.g. `15m`, `1h30m`
+   * @returns {Period}
+   * @throws {string} why it is not such a period
+   */
+  static parse(text) {
+    const invalid = `\`${text}\` is not a period such as \`90s\`, \`15m\`, \`1h30m\` or \`7d\``;
+    // The unit read last: each must be smaller than the one before.
+    let [seconds, rest, last] = [0n, text, -1];
+    while (rest !== '') {
+      const digits = /^[0-9]*/.exec(rest)[0];
+      // A number as Rust's `i64` parses it: some digits, at most i64::MAX.
+      if (digits === '' || digits === rest || BigInt(digits) > I64_MAX) throw invalid;
+      const position = PERIOD_UNITS.findIndex(([name]) => name === rest[digits.length]);
+      if (position < 0 || position <= last) throw invalid;
+      last = position;
+      seconds += BigInt(digits) * BigInt(PERIOD_UNITS[position][1]);
+      if (seconds > BigInt(Period.MAX_SECONDS)) throw `\`${text}\` is longer than 366 days`;
+      rest = rest.slice(digits.length + 1);
+    }
+    if (seconds === 0n) throw `\`${text}\` is no time at all; give a period such as \`15m\``;
+    return new Period(Number(seconds), text);
+  }
+
+  /**
+   * Whether `since` is at most this long before `now` (and not after it), to the nanosecond.
+   * @param {Instant} since
+   * @param {Instant} now
+   * @returns {boolean}
+   */
+  contains(since, now) {
+    const age =
+      (BigInt(now.seconds) - BigInt(since.seconds)) * 1_000_000_000n +
+      BigInt(now.nanoseconds - since.nanoseconds);
+    return age >= 0n && age <= BigInt(this.seconds) * 1_000_000_000n;
+  }
+
+  /** @returns {string} the period as written, e.g. `1h30m` */
+  toString() {
+    return this.#text;
   }
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Series, Version, release, series } from '../src/sdk.js';
+import { Series, Version, newestRelease, release, releasePattern, series } from '../src/sdk.js';
+import { DIGEST, fakeHost } from './fake-host.js';
 
 const v = (a, b, c) => new Version(BigInt(a), BigInt(b), BigInt(c));
 
@@ -27,4 +28,46 @@ test('series membership and order', () => {
   assert.ok(v(1, 2, 10).compare(v(1, 2, 9)) > 0, 'numeric, not lexical, order');
   assert.equal(`${minor}`, '1.2');
   assert.equal(`${v(1, 2, 3)}`, '1.2.3');
+});
+
+test('release patterns, as the Rust SDK writes them', () => {
+  const number = '(?:0|[1-9][0-9]*)';
+  assert.equal(releasePattern(series('1.2')), String.raw`v?1\.2\.` + number);
+  assert.equal(releasePattern(series('v3')), String.raw`v?3\.` + number + String.raw`\.` + number);
+  assert.equal(releasePattern(undefined), `v?${number}\\.${number}\\.${number}`);
+  assert.equal(releasePattern(new Series(18446744073709551615n, 0n)), String.raw`v?18446744073709551615\.0\.` + number);
+});
+
+test('newestRelease asks the host for the newest release of a series', () => {
+  const tags = ['1.2.9', 'v1.2.10', '1.2.11-rc1', '1.3.0', '2.0.0', '1.2', 'v2', 'latest', '1.02.99'];
+  const host = fakeHost({ tags: Object.fromEntries(tags.map((tag) => [tag, DIGEST(1)])) });
+  assert.deepEqual(newestRelease(series('1.2')), v(1, 2, 10));
+  assert.deepEqual(host.queries, [
+    { pattern: releasePattern(series('1.2')), order: 'newest-first', limit: 1, after: undefined },
+  ]);
+  assert.deepEqual(newestRelease(series('1')), v(1, 3, 0));
+  assert.deepEqual(newestRelease(undefined), v(2, 0, 0));
+  assert.equal(newestRelease(series('3')), undefined);
+  assert.equal(newestRelease(series('1.1')), undefined);
+});
+
+test('newestRelease skips tags whose numbers overflow: the newest alone, then pages of 8', () => {
+  // Ten tags of the 1.2 pattern above u64, then the real newest release.
+  const huge = Array.from({ length: 10 }, (_, i) => `1.2.${18446744073709551616n + BigInt(i)}`);
+  const host = fakeHost({ tags: Object.fromEntries([...huge, '1.2.7', '1.2.3'].map((tag) => [tag, DIGEST(1)])) });
+  assert.deepEqual(newestRelease(series('1.2')), v(1, 2, 7));
+  assert.deepEqual(host.queries.map((q) => [q.limit, q.after]), [
+    [1, undefined],
+    [8, huge[9]],
+    [8, huge[1]],
+  ]);
+  // Only overflowing tags: read to the end, no release.
+  const only = fakeHost({ tags: Object.fromEntries(huge.map((tag) => [tag, DIGEST(1)])) });
+  assert.equal(newestRelease(series('1.2')), undefined);
+  assert.equal(only.queries.length, 3);
+  // The newest and then exactly a full page of them: one more (empty) page to know there is
+  // no more.
+  const nine = fakeHost({ tags: Object.fromEntries(huge.slice(0, 9).map((tag) => [tag, DIGEST(1)])) });
+  assert.equal(newestRelease(series('1.2')), undefined);
+  assert.equal(nine.queries.length, 3);
 });

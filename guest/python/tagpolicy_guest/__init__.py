@@ -33,16 +33,22 @@ componentize-py. Regular expressions (:class:`Pattern`) are evaluated by the hos
 syntax is the same in every language. The repository as it is before the request is read
 with :mod:`tagpolicy_guest.repository`, the facts of its images with
 :mod:`tagpolicy_guest.image`, and the time of the request is ``request.time``
-(:mod:`tagpolicy_guest.time` reads it as a calendar date).
+(:mod:`tagpolicy_guest.time` reads it as a calendar date). The repository is asked
+questions, never listed whole: the tags matching a pattern
+(:func:`~tagpolicy_guest.repository.tags_matching`,
+:func:`~tagpolicy_guest.repository.newest`), a tag's digest or history, the tags of a
+digest. The host answers them from its index at the same cost whatever the size of the
+repository.
 """
 
 from . import image, repository, tags, text, time
 from .findings import Decision, Finding, Findings
 from .pattern import Pattern, Patterns
 from .policy import Policy, export
+from .repository import TagOrder
 from .request import Change, ChangeKind, Request
 from .settings import U32, U64, NoSettings, SettingsError, read_as
-from .time import DateTime, Instant, TimeOfDay, Weekday
+from .time import DateTime, Instant, Period, TimeOfDay, Weekday
 
 __all__ = [
     "U32",
@@ -57,9 +63,11 @@ __all__ = [
     "NoSettings",
     "Pattern",
     "Patterns",
+    "Period",
     "Policy",
     "Request",
     "SettingsError",
+    "TagOrder",
     "TimeOfDay",
     "Weekday",
     "export",

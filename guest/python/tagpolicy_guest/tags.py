@@ -4,15 +4,22 @@ tags that follow them (``1.2``, ``1``, ``v1.2``).
 Numbers are canonical (no leading zeros, as in SemVer), so ``1.02.3`` is neither a release
 nor a series tag. The optional ``v`` is not part of the version: ``v1.2`` and ``1.2`` name
 the same series.
+
+:func:`newest_release` asks the host for the newest release of a series among the
+repository's tags, at the same cost in a repository of any size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Series", "Version", "release", "series"]
+from . import repository
+
+__all__ = ["Series", "Version", "newest_release", "release", "release_pattern", "series"]
 
 _U64_MAX = 2**64 - 1
+#: Tags :func:`newest_release` reads at a time, newest first.
+_NEWEST_PAGE = 8
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -53,6 +60,39 @@ def series(tag: str) -> Series | None:
     """The series a series tag names (``X``, ``X.Y``, ``vX``, ``vX.Y``)."""
     numbers = _numbers(tag)
     return Series(*numbers) if numbers is not None and len(numbers) in (1, 2) else None
+
+
+def release_pattern(series: Series | None) -> str:
+    """The pattern of the release tags of ``series`` (of every release for None), with or
+    without a leading ``v``: ``v?1\\.2\\.(?:0|[1-9][0-9]*)`` for ``1.2``."""
+    number = "(?:0|[1-9][0-9]*)"
+    if series is None:
+        return rf"v?{number}\.{number}\.{number}"
+    if series.minor is None:
+        return rf"v?{series.major}\.{number}\.{number}"
+    return rf"v?{series.major}\.{series.minor}\.{number}"
+
+
+def newest_release(series: Series | None) -> Version | None:
+    """The newest release of ``series`` (of the whole repository for None) among the
+    repository's tags as they are before the request: a query of the host's index, read from
+    the newest down."""
+    # The newest tag alone first (almost always a release); past tags whose numbers
+    # overflow, pages of 8.
+    pattern, after, limit = release_pattern(series), None, 1
+    while True:
+        query = repository.TagQuery(
+            pattern=pattern, order=repository.TagOrder.NEWEST_FIRST, limit=limit, after=after
+        )
+        page = repository.find_tags(query)
+        # A tag the pattern matches is a release unless a number overflows: skip it.
+        for entry in page:
+            version = release(entry.tag)
+            if version is not None:
+                return version
+        if len(page) < limit:
+            return None
+        after, limit = page[-1].tag, _NEWEST_PAGE
 
 
 def _numbers(tag: str) -> list[int] | None:

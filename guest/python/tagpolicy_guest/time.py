@@ -1,5 +1,5 @@
 """The request's time in calendar terms (UTC), and the parsing of times in settings: RFC 3339
-instants, weekdays and times of day.
+instants, weekdays, times of day and periods (``15m``).
 
 A policy has no clock; ``request.time`` is the only time it sees, given by the host (a
 scenario fixes it, a gate uses its clock). The calendar arithmetic is written out (no
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .settings import read_as
 
-__all__ = ["DateTime", "Instant", "TimeOfDay", "Weekday"]
+__all__ = ["DateTime", "Instant", "Period", "TimeOfDay", "Weekday"]
 
 
 @read_as(str, via="parse")
@@ -155,6 +155,61 @@ class Instant:
         return f"{t.year:04}-{t.month:02}-{t.day:02}T{t.hour:02}:{t.minute:02}:{t.second:02}Z"
 
 
+@read_as(str, via="parse")
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A length of time in settings: numbers with units ``d``, ``h``, ``m`` or ``s``, largest
+    first (``90s``, ``15m``, ``1h30m``, ``7d``), at most 366 days. ``str()`` gives it as
+    written, for messages."""
+
+    #: The length, in seconds (1 to 366 days).
+    seconds: int
+    #: As written.
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        """Parse a period such as ``1h30m``; the error says what is expected."""
+
+        def invalid() -> ValueError:
+            return ValueError(f"`{text}` is not a period such as `90s`, `15m`, `1h30m` or `7d`")
+
+        seconds, rest = 0, text
+        # The unit read last: each must be smaller than the one before.
+        last: int | None = None
+        while rest:
+            digits = next((i for i, c in enumerate(rest) if not "0" <= c <= "9"), None)
+            if digits is None:
+                raise invalid()
+            number = _parse_i64(rest[:digits])
+            position = _PERIOD_UNITS.get(rest[digits])
+            if number is None or position is None or (last is not None and position <= last):
+                raise invalid()
+            last = position
+            seconds += number * _PERIOD_SECONDS[position]
+            if seconds > _PERIOD_MAX_SECONDS:
+                raise ValueError(f"`{text}` is longer than 366 days")
+            rest = rest[digits + 1 :]
+        if seconds == 0:
+            raise ValueError(f"`{text}` is no time at all; give a period such as `15m`")
+        return cls(seconds, text)
+
+    def contains(self, since: Instant, now: Instant) -> bool:
+        """Whether ``since`` is at most this long before ``now`` (and not after it), to the
+        nanosecond. Takes any two instants with ``.seconds`` and ``.nanoseconds``."""
+        age = (now.seconds - since.seconds) * 1_000_000_000 + (now.nanoseconds - since.nanoseconds)
+        return 0 <= age <= self.seconds * 1_000_000_000
+
+    def __str__(self) -> str:
+        return self.text
+
+
+#: The units of a period, largest first: their position, and their length in seconds.
+_PERIOD_UNITS = {"d": 0, "h": 1, "m": 2, "s": 3}
+_PERIOD_SECONDS = (86_400, 3_600, 60, 1)
+_PERIOD_MAX_SECONDS = 366 * 86_400
+
+
 def _ascii_lower(text: str) -> str:
     return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
 
@@ -174,6 +229,14 @@ def _parse_u32(text: str) -> int | None:
         return None
     value = int(digits)
     return value if value <= 0xFFFF_FFFF else None
+
+
+def _parse_i64(text: str) -> int | None:
+    """Rust's ``str::parse::<i64>`` of ASCII digits: at most 2^63 - 1."""
+    if not _all_digits(text):
+        return None
+    value = int(text)
+    return value if value <= 2**63 - 1 else None
 
 
 def _is_leap(year: int) -> bool:

@@ -10,6 +10,8 @@ to test the SDK's plumbing, not the dialect (the SDK itself never uses ``re``).
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import re
 import sys
 import types as pytypes
@@ -87,6 +89,31 @@ class TagEntry:
     digest: str
 
 
+class TagOrder(enum.Enum):
+    NAME = 0
+    NEWEST_FIRST = 1
+
+
+@dataclass
+class TagQuery:
+    pattern: str
+    order: TagOrder
+    limit: int
+    after: Optional[str]
+
+
+@dataclass
+class Stamp:
+    at: Instant
+    actor: Optional[str]
+
+
+@dataclass
+class TagHistory:
+    changed: Stamp
+    created: Optional[Stamp]
+
+
 @dataclass
 class KeyValue:
     key: str
@@ -131,6 +158,8 @@ class FakeHost:
         self.actor = Actor(None, [])
         #: tag -> digest
         self.tags: dict[str, str] = {}
+        #: tag -> what the hosts recorded of it (answered only for tags in `tags`)
+        self.histories: dict[str, TagHistory] = {}
         self.manifests: dict[str, Manifest] = {}
         self.labels: dict[str, dict[str, str]] = {}
         self.referrers: dict[str, list[Referrer]] = {}
@@ -190,9 +219,30 @@ class FakeHost:
         return self.repository_name
 
     # repository
-    def list_tags(self) -> list[TagEntry]:
-        self._call("list_tags")
-        return [TagEntry(t, d) for t, d in sorted(self.tags.items())]
+    def find_tags(self, query: TagQuery) -> list[TagEntry]:
+        """As the host: the tags whose whole name matches, in the query's order, at most
+        `limit` (and 1000) of them, after the cursor."""
+        self._call("find_tags", dataclasses.replace(query))
+        if query.limit == 0:
+            raise Err("limit: 0; ask for at least one tag")
+        pattern = self._compile(query.pattern)
+        found = [tag for tag in self.tags if re.fullmatch(pattern, tag)]
+        if query.order is TagOrder.NAME:
+            found.sort(key=str.encode)
+            if query.after is not None:
+                found = [tag for tag in found if tag.encode() > query.after.encode()]
+        elif query.order is TagOrder.NEWEST_FIRST:
+            found.sort(key=newest_first_key, reverse=True)
+            if query.after is not None:
+                after = newest_first_key(query.after)
+                found = [tag for tag in found if newest_first_key(tag) < after]
+        else:
+            raise TypeError(f"not a TagOrder: {query.order!r}")
+        return [TagEntry(tag, self.tags[tag]) for tag in found[: min(query.limit, 1000)]]
+
+    def count_tags(self) -> int:
+        self._call("count_tags")
+        return len(self.tags)
 
     def digest_of(self, tag: str) -> Optional[str]:
         self._call("digest_of", tag)
@@ -200,7 +250,11 @@ class FakeHost:
 
     def tags_of(self, digest: str) -> list[str]:
         self._call("tags_of", digest)
-        return sorted(t for t, d in self.tags.items() if d == digest)
+        return sorted((t for t, d in self.tags.items() if d == digest), key=str.encode)
+
+    def history_of(self, tag: str) -> Optional[TagHistory]:
+        self._call("history_of", tag)
+        return self.histories.get(tag) if tag in self.tags else None
 
     # image
     def manifest_of(self, digest: str) -> Optional[Manifest]:
@@ -215,6 +269,13 @@ class FakeHost:
         self._call("referrers_of", digest, artifact_type)
         found = self.referrers.get(digest, [])
         return [r for r in found if artifact_type is None or r.artifact_type == artifact_type]
+
+
+def newest_first_key(tag: str) -> tuple[tuple[int, ...], bytes]:
+    """How the host orders tags newest first (descending): by the runs of ASCII digits in
+    the tag, compared one after the other as numbers (fewer numbers sort lower when the rest
+    are equal), then by the name's bytes."""
+    return tuple(int(run) for run in re.findall("[0-9]+", tag)), tag.encode()
 
 
 HOST = FakeHost()
@@ -232,8 +293,8 @@ def _module() -> pytypes.ModuleType:
         **{
             c.__name__: c
             for c in (Actor, TagChange, Push, ManifestDeletion, Operation_Push, Operation_DeleteTags,
-                      Operation_DeleteManifest, Instant, Request, TagEntry, KeyValue, Manifest, Referrer,
-                      PolicyMetadata)
+                      Operation_DeleteManifest, Instant, Request, TagEntry, TagOrder, TagQuery, Stamp,
+                      TagHistory, KeyValue, Manifest, Referrer, PolicyMetadata)
         }
     )
     module.patterns = pytypes.SimpleNamespace(  # type: ignore[attr-defined]
@@ -244,7 +305,11 @@ def _module() -> pytypes.ModuleType:
         repository_name=HOST.get_repository_name, requested_by=HOST.requested_by
     )
     module.repository = pytypes.SimpleNamespace(  # type: ignore[attr-defined]
-        list_tags=HOST.list_tags, digest_of=HOST.digest_of, tags_of=HOST.tags_of
+        find_tags=HOST.find_tags,
+        count_tags=HOST.count_tags,
+        digest_of=HOST.digest_of,
+        tags_of=HOST.tags_of,
+        history_of=HOST.history_of,
     )
     module.image = pytypes.SimpleNamespace(  # type: ignore[attr-defined]
         manifest_of=HOST.manifest_of, labels_of=HOST.labels_of, referrers_of=HOST.referrers_of
@@ -255,6 +320,11 @@ def _module() -> pytypes.ModuleType:
 if "tagpolicy_guest" in sys.modules and "tagpolicy_guest._host" not in sys.modules:
     raise RuntimeError("import fakehost before tagpolicy_guest")
 sys.modules.setdefault("tagpolicy_guest._host", _module())
+
+
+def stamp(at: int, actor: Optional[str], nanoseconds: int = 0) -> Stamp:
+    """A record of a change at ``at`` (seconds) by ``actor`` (None: anonymous)."""
+    return Stamp(Instant(at, nanoseconds), actor)
 
 
 def push(digest: str, *tags: str, at: int = 0) -> Request:

@@ -70,7 +70,7 @@ class RequestTest(unittest.TestCase):
         self.assertEqual(request.repository(), "team/app")
         self.assertEqual(repository.tags_of("sha256:a"), ["1.0", "latest"])
         self.assertEqual(repository.digest_of("dev"), "sha256:b")
-        self.assertEqual([e.tag for e in repository.list_tags()], ["1.0", "dev", "latest"])
+        self.assertEqual(repository.count_tags(), 3)
 
     def test_image_helpers(self) -> None:
         HOST.manifests["sha256:a"] = Manifest("m", annotations=[KeyValue("k", "v")])

@@ -26,7 +26,7 @@ use tagpolicy_oci::artifact::{self, ArtifactSpec, VERSION_ANNOTATION};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     tagpolicy push policies/release-bot-only/target/release-bot-only.wasm registry.example.com/policies/release-bot-only:1.0.0\n  \
-    tagpolicy push immutable-tags localhost:5000/policies/immutable-tags:0.2.0 --insecure-registry localhost:5000\n  \
+    tagpolicy push immutable-tags localhost:5000/policies/immutable-tags:0.3.0 --insecure-registry localhost:5000\n  \
     tagpolicy push floor.wasm registry.example.com/policies/floor:stable --policy-version 1.4.0 --output json")]
 pub struct Args {
     /// A `.wasm` component, or the name of an embedded policy.

@@ -3,16 +3,20 @@
 //! a reused instance of a rule without patterns (the crossing alone), a fresh pooled
 //! instance from the configured snapshot, one configured anew, one allocated
 //! on demand, compiling a policy, loading it from the compile cache, and wasmtime's
-//! deserialization alone. `cargo bench -p tagpolicy`; compare the ratios, not the times.
+//! deserialization alone; and in repositories of 100 and 1,000,000 tags (`repository/`), the
+//! host's index queries alone and `semver-series` deciding the series-tag pushes of
+//! `tagpolicy bench --tags`. `cargo bench -p tagpolicy`; compare the ratios, not the times.
 
+// Shared with `tagpolicy bench`, which uses all of it.
+#[allow(dead_code)]
 #[path = "../../cli/src/bench/workload.rs"]
 mod workload;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::sync::Arc;
-use tagpolicy::{ConfiguredPolicy, Engine, Isolation, RepositoryView, TagMap};
-use workload::{MUTABLE, NativeImmutableTags, synthetic_pushes};
+use tagpolicy::{ConfiguredPolicy, Engine, Isolation, RepositoryView, TagMap, TagOrder, TagQuery};
+use workload::{MUTABLE, NativeImmutableTags, Pushes, synthetic_pushes};
 
 fn configured(engine: &Engine, isolation: Isolation, snapshot: bool) -> ConfiguredPolicy {
     configured_with(engine, isolation, snapshot, serde_json::json!({ "mutable": MUTABLE }))
@@ -45,7 +49,7 @@ fn decisions(c: &mut Criterion) {
     group.bench_function("native", |b| {
         b.iter(|| {
             next = (next + 1) % pushes.len();
-            black_box(native.outcome(&pushes[next]))
+            black_box(native.outcome(&pushes[next], state.as_ref()))
         })
     });
     let policies = [
@@ -113,5 +117,42 @@ fn loading(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decisions, loading);
+/// What does and does not grow with the repository: the index's queries alone, and a policy
+/// that asks them, at 100 and at 1,000,000 tags.
+fn repository(c: &mut Criterion) {
+    let engine = Engine::new().unwrap();
+    let semver =
+        engine.load_embedded("semver-series").unwrap().configure(&serde_json::json!({})).unwrap();
+    let mut group = c.benchmark_group("repository");
+    // The queries `semver-series` makes: the newest release of a series, and of the repository
+    // (the guest SDK's `release_pattern`), a page of 8.
+    let number = "(?:0|[1-9][0-9]*)";
+    let series =
+        TagQuery::new(&format!(r"v?7\.3\.{number}"), TagOrder::NewestFirst, 8, None).unwrap();
+    let every =
+        TagQuery::new(&format!(r"v?{number}\.{number}\.{number}"), TagOrder::NewestFirst, 8, None)
+            .unwrap();
+    for size in [100, 1_000_000] {
+        let workload = workload::sized(size, Pushes::SeriesTags);
+        let state: Arc<TagMap> = Arc::new(workload::index(&workload.entries));
+        group.bench_function(format!("newest_of_series/{size}"), |b| {
+            b.iter(|| black_box(state.find(&series)))
+        });
+        group.bench_function(format!("newest_release/{size}"), |b| {
+            b.iter(|| black_box(state.find(&every)))
+        });
+        let view: Arc<dyn RepositoryView> = state.clone();
+        let pushes = &workload.pushes;
+        let mut next = 0;
+        group.bench_function(format!("semver_series/{size}"), |b| {
+            b.iter(|| {
+                next = (next + 1) % pushes.len();
+                black_box(semver.evaluate(&pushes[next], view.clone()).unwrap())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decisions, loading, repository);
 criterion_main!(benches);

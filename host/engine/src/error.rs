@@ -69,6 +69,10 @@ pub enum Error {
 pub enum Failure {
     #[error("exceeded its {} ms deadline", .0.as_millis())]
     Deadline(Duration),
+    /// The host spent more than [`Limits::lookups_deadline`](crate::Limits) answering the
+    /// policy's queries and lookups in one call.
+    #[error("kept the host busy with queries and lookups for over {} ms", .0.as_millis())]
+    Lookups(Duration),
     #[error("exceeded its {} MiB memory limit", .0 >> 20)]
     Memory(usize),
     #[error("ran out of its {0} units of fuel")]

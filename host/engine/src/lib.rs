@@ -58,10 +58,12 @@ mod patterns;
 pub mod policy;
 mod policy_set;
 pub mod push;
+pub mod query;
 mod sandbox;
 pub mod scenario;
 mod snapshot;
 pub mod source;
+mod tag_map;
 
 pub use decision::{Decision, Finding, Outcome, Severity};
 pub use engine::{Engine, EngineBuilder};
@@ -72,15 +74,16 @@ pub use policy::{ConfiguredPolicy, Isolation, Metadata, Policy};
 pub use policy_set::{Enforcement, FailMode, LimitsSpec, Loader, Mode, PolicySet, PolicySpec};
 pub use push::{
     Actor, Instant, ManifestDeletion, Operation, Push, RepositoryState, RepositoryView, Request,
-    TagChange, TagEntry, TagMap,
+    Stamp, TagChange, TagEntry, TagHistory, TagMap,
 };
+pub use query::{TagOrder, TagQuery};
 pub use scenario::{Scenario, ScenarioError};
 
 /// The WIT world every policy component must implement.
-pub const WORLD: &str = "tagpolicy:policy/tag-policy@0.2.0";
+pub const WORLD: &str = "tagpolicy:policy/tag-policy@0.3.0";
 
 /// The version of the contract, as components name it in their imports and exports.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 // The Rust examples of the README and of the engine's pages are compiled and run as doc tests.
 #[cfg(doctest)]

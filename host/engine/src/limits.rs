@@ -2,14 +2,20 @@
 //! policy that loops, allocates without end or recurses too deep is stopped and its
 //! request denied, while the host goes on.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use wasmtime::UpdateDeadline;
 
 /// Resource limits for one policy. The defaults suit the reference policies with a wide
 /// margin: they decide in microseconds and use well under 2 MiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Wall-clock budget of one `evaluate` call (epoch interruption).
+    /// Wall-clock budget of one `evaluate` call (epoch interruption): the policy's own time,
+    /// without the time the host spends answering its queries and lookups.
     pub evaluate_deadline: Duration,
+    /// Wall-clock budget of the host's work on behalf of one call: index queries, registry
+    /// lookups. A host that reads a registry bounds each lookup with its own timeout; this
+    /// bounds a policy that asks for too many.
+    pub lookups_deadline: Duration,
     /// Budget of `metadata` + `configure` at load time, which may validate many patterns.
     pub configure_deadline: Duration,
     /// Linear memory the policy may grow to, in bytes.
@@ -30,6 +36,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             evaluate_deadline: Duration::from_millis(50),
+            lookups_deadline: Duration::from_secs(10),
             configure_deadline: Duration::from_secs(1),
             memory_bytes: 64 << 20,
             table_elements: 20_000,
@@ -90,6 +97,56 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 pub(crate) fn ticks(deadline: Duration) -> u64 {
     let tick = EPOCH_TICK.as_nanos();
     (deadline.as_nanos().div_ceil(tick) as u64).max(1)
+}
+
+/// The time of the call in progress, split between the policy and the host: the epoch
+/// deadline is set for the policy's whole budget, and when it passes the host's time is
+/// given back (the deadline is extended by what the policy has left).
+#[derive(Debug)]
+pub(crate) struct CallBudget {
+    started: Instant,
+    deadline: Duration,
+    host: Duration,
+    host_deadline: Duration,
+    /// The host's time ran out (rather than the policy's).
+    pub(crate) host_exceeded: bool,
+}
+
+impl CallBudget {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        CallBudget {
+            started: Instant::now(),
+            deadline: limits.evaluate_deadline,
+            host: Duration::ZERO,
+            host_deadline: limits.lookups_deadline,
+            host_exceeded: false,
+        }
+    }
+
+    /// A call with `deadline` for the policy's own time starts now.
+    pub(crate) fn start(&mut self, deadline: Duration) {
+        self.started = Instant::now();
+        self.deadline = deadline;
+        self.host = Duration::ZERO;
+        self.host_exceeded = false;
+    }
+
+    pub(crate) fn add_host_time(&mut self, spent: Duration) {
+        self.host += spent;
+    }
+
+    /// The epoch deadline passed: stop, or go on for what the policy has left.
+    pub(crate) fn at_deadline(&mut self) -> UpdateDeadline {
+        if self.host >= self.host_deadline {
+            self.host_exceeded = true;
+            return UpdateDeadline::Interrupt;
+        }
+        let own = self.started.elapsed().saturating_sub(self.host);
+        match self.deadline.checked_sub(own) {
+            Some(left) if !left.is_zero() => UpdateDeadline::Continue(ticks(left)),
+            _ => UpdateDeadline::Interrupt,
+        }
+    }
 }
 
 /// The store-side enforcement of [`Limits`]; remembers whether a limit was hit so that the
@@ -168,6 +225,25 @@ mod tests {
         assert_eq!(ticks(Duration::from_millis(50)), 10);
         assert_eq!(ticks(Duration::from_millis(51)), 11);
         assert_eq!(ticks(Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn the_hosts_time_is_given_back_to_the_policy() {
+        let limits = Limits { lookups_deadline: Duration::from_secs(10), ..Limits::default() };
+        let mut budget = CallBudget::new(&limits);
+        budget.start(Duration::from_millis(50));
+        budget.add_host_time(Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(60));
+        // 60 ms passed, all of it the host's (as the call says): the policy goes on.
+        assert!(matches!(budget.at_deadline(), UpdateDeadline::Continue(_)));
+        budget.start(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(matches!(budget.at_deadline(), UpdateDeadline::Interrupt));
+        assert!(!budget.host_exceeded);
+        budget.start(Duration::from_millis(50));
+        budget.add_host_time(Duration::from_secs(10));
+        assert!(matches!(budget.at_deadline(), UpdateDeadline::Interrupt));
+        assert!(budget.host_exceeded, "the host's own budget ran out");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Host side of the `patterns` interface: one regex dialect for policies in every language,
 //! each pattern compiled once per loaded policy.
 
+use crate::query::QueryPattern;
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -31,6 +32,8 @@ pub(crate) struct PatternCache {
     whole: RwLock<HashMap<String, Compiled>>,
     anywhere: RwLock<HashMap<String, Compiled>>,
     sets: RwLock<Sets>,
+    /// Patterns of `find-tags`, compiled and planned.
+    queries: RwLock<HashMap<String, Result<Arc<QueryPattern>, String>>>,
 }
 
 /// Prepared pattern sets: a handle is an index into `compiled`.
@@ -86,6 +89,21 @@ impl PatternCache {
             .ok_or_else(|| format!("no pattern set {handle} was prepared"))?;
         // Set indices come back in ascending order; they fit in u32, as the list did.
         Ok(set.matches(text).iter().next().map(|index| index as u32))
+    }
+
+    /// `pattern` compiled for whole matches and planned for index queries.
+    pub(crate) fn query(&self, pattern: &str) -> Result<Arc<QueryPattern>, String> {
+        if let Some(hit) = self.queries.read().unwrap_or_else(|e| e.into_inner()).get(pattern) {
+            return hit.clone();
+        }
+        let planned = self
+            .get(Anchoring::Whole, pattern)
+            .map(|regex| Arc::new(QueryPattern::new(pattern, Regex::clone(&regex))));
+        let mut cache = self.queries.write().unwrap_or_else(|e| e.into_inner());
+        if cache.len() < MAX_CACHED {
+            cache.insert(pattern.to_string(), planned.clone());
+        }
+        planned
     }
 
     pub(crate) fn find(&self, pattern: &str, text: &str) -> Result<bool, String> {

@@ -447,7 +447,7 @@ impl Instance {
         settings: &str,
     ) -> Result<Self, ConfigureError> {
         let mut instance = Self::new(pre, limits, patterns).map_err(ConfigureError::Failed)?;
-        instance.store.set_epoch_deadline(ticks(limits.configure_deadline));
+        instance.arm(limits.configure_deadline, limits);
         match instance
             .bindings
             .tagpolicy_policy_policy()
@@ -465,6 +465,7 @@ impl Instance {
 
     /// Set the budget of the next call: its deadline, and its fuel if the engine counts fuel.
     fn arm(&mut self, deadline: Duration, limits: &Limits) {
+        self.store.data_mut().budget.start(deadline);
         self.store.set_epoch_deadline(ticks(deadline));
         if let Some(fuel) = limits.fuel {
             let _ = self.store.set_fuel(fuel);
@@ -489,6 +490,9 @@ fn classify(
     }
     let trap = error.downcast_ref::<Trap>();
     match trap {
+        Some(Trap::Interrupt) if state.budget.host_exceeded => {
+            return Failure::Lookups(limits.lookups_deadline);
+        }
         Some(Trap::Interrupt) => return Failure::Deadline(deadline),
         Some(Trap::StackOverflow) => return Failure::StackOverflow,
         Some(Trap::OutOfFuel) => return Failure::Fuel(limits.fuel.unwrap_or_default()),

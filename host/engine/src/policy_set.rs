@@ -170,6 +170,9 @@ pub struct LimitsSpec {
     pub configure_ms: Option<u64>,
     /// Linear memory cap, in MiB.
     pub memory_mib: Option<usize>,
+    /// Deadline of the host's work on behalf of one evaluation (index queries, image facts
+    /// read from a registry), in milliseconds: [`Limits::lookups_deadline`].
+    pub lookups_ms: Option<u64>,
 }
 
 impl LimitsSpec {
@@ -182,6 +185,9 @@ impl LimitsSpec {
         }
         if let Some(mib) = self.memory_mib {
             limits.memory_bytes = mib << 20;
+        }
+        if let Some(ms) = self.lookups_ms {
+            limits.lookups_deadline = Duration::from_millis(ms);
         }
         limits
     }
@@ -196,6 +202,9 @@ impl LimitsSpec {
         }
         if !in_range(self.memory_mib.map(|m| m as u64), 4096) {
             return Err("limits.memory_mib: must be between 1 and 4096".into());
+        }
+        if !in_range(self.lookups_ms, 600_000) {
+            return Err("limits.lookups_ms: must be between 1 and 600000".into());
         }
         Ok(())
     }
@@ -329,5 +338,38 @@ impl Loader {
             set.push(self.configure(spec, base_dir).map_err(|e| (index, e))?, spec.enforcement());
         }
         Ok(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> Result<PolicySpec, String> {
+        let spec: PolicySpec = serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())?;
+        spec.check()?;
+        Ok(spec)
+    }
+
+    #[test]
+    fn lookups_ms_sets_the_hosts_deadline_and_is_checked_like_the_others() {
+        let limited =
+            spec("policy: semver-series\nlimits: {lookups_ms: 250, evaluate_ms: 20}\n").unwrap();
+        let limits = limited.limits.unwrap().apply(Limits::default());
+        assert_eq!(limits.lookups_deadline, Duration::from_millis(250));
+        assert_eq!(limits.evaluate_deadline, Duration::from_millis(20));
+        // What is not given keeps the default.
+        let other = spec("policy: semver-series\nlimits: {memory_mib: 32}\n").unwrap();
+        let limits = other.limits.unwrap().apply(Limits::default());
+        assert_eq!(limits.lookups_deadline, Limits::default().lookups_deadline);
+
+        for ms in ["0", "600001"] {
+            let error = spec(&format!("policy: semver-series\nlimits: {{lookups_ms: {ms}}}\n"))
+                .unwrap_err();
+            assert_eq!(error, "limits.lookups_ms: must be between 1 and 600000", "{ms}");
+        }
+        assert!(spec("policy: semver-series\nlimits: {lookups_ms: 600000}\n").is_ok());
+        let error = spec("policy: semver-series\nlimits: {lookups_ms: -1}\n").unwrap_err();
+        assert!(error.contains("lookups_ms"), "{error}");
     }
 }

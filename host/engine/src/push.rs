@@ -1,7 +1,7 @@
 //! What a policy decides on: the request, and the repository as it is before it.
 
 use crate::image::{Images, KeyValue, Manifest, Referrer};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::query::TagQuery;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -9,6 +9,7 @@ pub use crate::bindings::TagEntry;
 pub use crate::bindings::tagpolicy::policy::types::{
     Actor, Instant, ManifestDeletion, Operation, Push, TagChange,
 };
+pub use crate::tag_map::{Stamp, TagHistory, TagMap};
 
 /// One request to decide: where, who, what and when. A policy receives what is asked and
 /// when; it asks the host for the repository and the actor if it needs them.
@@ -87,16 +88,27 @@ impl Request {
 }
 
 /// Read-only access to a repository, answered for the policy's `repository` and `image`
-/// imports: its tags, and the facts of its images. The CLI answers from a scenario
-/// ([`RepositoryState`]); a gate answers from the registry. The image facts default to
-/// "unknown", for hosts that know only tags ([`TagMap`]).
+/// imports: queries on its tags, and the facts of its images. The CLI answers from a
+/// scenario ([`RepositoryState`]); a gate answers from its index of the registry. The image
+/// facts default to "unknown" and the history to "not recorded", for hosts that know only
+/// tags ([`TagMap`] alone).
+///
+/// Every method should cost about the same whatever the size of the repository:
+/// [`TagMap`] shows how (and implements [`SortedTags`](crate::query::SortedTags), which
+/// runs a [`TagQuery`] on two sorted lists).
 pub trait RepositoryView: Send + Sync {
-    /// Every tag with its digest, ordered by tag.
-    fn list_tags(&self) -> Vec<TagEntry>;
+    /// The tags `query` asks for, with their digests, in its order, at most its limit.
+    fn find_tags(&self, query: &TagQuery) -> Vec<TagEntry>;
+    /// How many tags the repository has.
+    fn count_tags(&self) -> u64;
     /// The digest `tag` points at.
     fn digest_of(&self, tag: &str) -> Option<String>;
     /// The tags pointing at `digest`, ordered by tag.
     fn tags_of(&self, digest: &str) -> Vec<String>;
+    /// When `tag` got its current digest and who set it, and when it was created, if known.
+    fn history_of(&self, _tag: &str) -> Option<TagHistory> {
+        None
+    }
     /// The manifest `digest`; for the digest being pushed, the manifest being pushed.
     fn manifest(&self, _digest: &str) -> Option<Manifest> {
         None
@@ -114,19 +126,25 @@ pub trait RepositoryView: Send + Sync {
 /// A repository in memory: its tags and what is known of its images.
 #[derive(Debug, Clone, Default)]
 pub struct RepositoryState {
-    pub tags: TagMap,
+    pub tags: Arc<TagMap>,
     pub images: Arc<Images>,
 }
 
 impl RepositoryView for RepositoryState {
-    fn list_tags(&self) -> Vec<TagEntry> {
-        self.tags.list_tags()
+    fn find_tags(&self, query: &TagQuery) -> Vec<TagEntry> {
+        self.tags.find(query)
+    }
+    fn count_tags(&self) -> u64 {
+        self.tags.count_tags()
     }
     fn digest_of(&self, tag: &str) -> Option<String> {
         self.tags.digest_of(tag)
     }
     fn tags_of(&self, digest: &str) -> Vec<String> {
         self.tags.tags_of(digest)
+    }
+    fn history_of(&self, tag: &str) -> Option<TagHistory> {
+        self.tags.history_of(tag)
     }
     fn manifest(&self, digest: &str) -> Option<Manifest> {
         self.images.manifest(digest)
@@ -136,128 +154,5 @@ impl RepositoryView for RepositoryState {
     }
     fn referrers(&self, digest: &str, artifact_type: Option<&str>) -> Vec<Referrer> {
         self.images.referrers(digest, artifact_type)
-    }
-}
-
-/// A repository's tags in memory, with an index from digest to tags.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TagMap {
-    by_tag: BTreeMap<String, String>,
-    by_digest: BTreeMap<String, BTreeSet<String>>,
-}
-
-impl TagMap {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Point `tag` at `digest`, moving it if it existed.
-    pub fn set(&mut self, tag: &str, digest: &str) {
-        self.remove(tag);
-        self.by_tag.insert(tag.to_string(), digest.to_string());
-        self.by_digest.entry(digest.to_string()).or_default().insert(tag.to_string());
-    }
-
-    /// Remove `tag`; returns the digest it pointed at.
-    pub fn remove(&mut self, tag: &str) -> Option<String> {
-        let digest = self.by_tag.remove(tag)?;
-        if let Some(tags) = self.by_digest.get_mut(&digest) {
-            tags.remove(tag);
-            if tags.is_empty() {
-                self.by_digest.remove(&digest);
-            }
-        }
-        Some(digest)
-    }
-
-    /// Remove every tag pointing at `digest`; returns them.
-    pub fn remove_digest(&mut self, digest: &str) -> Vec<String> {
-        let tags: Vec<String> =
-            self.by_digest.remove(digest).unwrap_or_default().into_iter().collect();
-        for tag in &tags {
-            self.by_tag.remove(tag);
-        }
-        tags
-    }
-
-    /// Apply an allowed request, as the registry would.
-    pub fn apply(&mut self, request: &Request) {
-        match &request.operation {
-            Operation::Push(push) => {
-                for change in &push.tags {
-                    self.set(&change.tag, &push.digest);
-                }
-            }
-            Operation::DeleteTags(tags) => {
-                for change in tags {
-                    self.remove(&change.tag);
-                }
-            }
-            Operation::DeleteManifest(deletion) => {
-                self.remove_digest(&deletion.digest);
-            }
-        }
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.by_tag.iter().map(|(tag, digest)| (tag.as_str(), digest.as_str()))
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_tag.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_tag.is_empty()
-    }
-}
-
-impl<T: AsRef<str>, D: AsRef<str>> FromIterator<(T, D)> for TagMap {
-    fn from_iter<I: IntoIterator<Item = (T, D)>>(iter: I) -> Self {
-        let mut map = TagMap::new();
-        for (tag, digest) in iter {
-            map.set(tag.as_ref(), digest.as_ref());
-        }
-        map
-    }
-}
-
-impl RepositoryView for TagMap {
-    fn list_tags(&self) -> Vec<TagEntry> {
-        self.iter()
-            .map(|(tag, digest)| TagEntry { tag: tag.into(), digest: digest.into() })
-            .collect()
-    }
-
-    fn digest_of(&self, tag: &str) -> Option<String> {
-        self.by_tag.get(tag).cloned()
-    }
-
-    fn tags_of(&self, digest: &str) -> Vec<String> {
-        self.by_digest.get(digest).map(|tags| tags.iter().cloned().collect()).unwrap_or_default()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn moving_a_tag_updates_both_indexes() {
-        let mut map: TagMap = [("1.0", "sha256:a"), ("latest", "sha256:a")].into_iter().collect();
-        map.set("latest", "sha256:b");
-        assert_eq!(map.tags_of("sha256:a"), vec!["1.0".to_string()]);
-        assert_eq!(map.tags_of("sha256:b"), vec!["latest".to_string()]);
-        assert_eq!(map.digest_of("latest").as_deref(), Some("sha256:b"));
-    }
-
-    #[test]
-    fn removing_a_digest_removes_its_tags() {
-        let mut map: TagMap =
-            [("1.0", "sha256:a"), ("1", "sha256:a"), ("2.0", "sha256:b")].into_iter().collect();
-        assert_eq!(map.remove_digest("sha256:a"), vec!["1".to_string(), "1.0".to_string()]);
-        assert_eq!(map.len(), 1);
-        assert!(map.tags_of("sha256:a").is_empty());
-        assert_eq!(map.remove("nope"), None);
     }
 }

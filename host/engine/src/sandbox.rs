@@ -6,15 +6,17 @@
 //! byte sequence, and stdout/stderr captured in memory. Filesystem, sockets and HTTP are
 //! not linked at all, so a component that imports them is refused at load.
 
-use crate::bindings::tagpolicy::policy::{
-    context, image, patterns, repository, types::Actor, types::TagEntry, verdict,
+use crate::bindings::tagpolicy::policy::types::{
+    Actor, TagEntry, TagHistory, TagQuery as WitQuery,
 };
+use crate::bindings::tagpolicy::policy::{context, image, patterns, repository, verdict};
 use crate::decision::{Reports, Severity};
 use crate::image::{KeyValue, Manifest, Referrer};
-use crate::limits::{Limits, StoreLimiter};
+use crate::limits::{CallBudget, Limits, StoreLimiter};
 use crate::output::PolicyOutput;
 use crate::patterns::PatternCache;
 use crate::push::{RepositoryView, Request};
+use crate::query::TagQuery;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
@@ -59,6 +61,8 @@ pub(crate) struct HostState {
     pub(crate) reports: Reports,
     /// The request of the call in progress, for `context`.
     pub(crate) context: CurrentRequest,
+    /// The time of the call in progress: the policy's own, and the host's on its behalf.
+    pub(crate) budget: CallBudget,
 }
 
 /// The request being evaluated, borrowed for the length of one `evaluate` call so that the
@@ -101,6 +105,7 @@ impl HostState {
             view: None,
             reports: Reports::default(),
             context: CurrentRequest::default(),
+            budget: CallBudget::new(limits),
         }
     }
 }
@@ -109,6 +114,15 @@ impl HostState {
     /// The WASI context, built on first use.
     fn wasi(&mut self) -> &mut WasiCtx {
         self.wasi.get_or_insert_with(|| grant_nothing(&self.output))
+    }
+
+    /// Ask the repository view, counting the time as the host's, not the policy's.
+    fn ask<R: Default>(&mut self, ask: impl FnOnce(&dyn RepositoryView) -> R) -> R {
+        let Some(view) = &self.view else { return R::default() };
+        let started = std::time::Instant::now();
+        let answer = ask(view.as_ref());
+        self.budget.add_host_time(started.elapsed());
+        answer
     }
 }
 
@@ -138,6 +152,11 @@ pub(crate) fn store(
 ) -> wasmtime::Store<HostState> {
     let mut store = wasmtime::Store::new(engine, HostState::new(limits, patterns.clone()));
     store.limiter(|state| &mut state.limiter);
+    // The epoch deadline is a first guess: when it passes, the time the host spent on the
+    // policy's behalf (index queries, registry lookups) is given back, so that only the
+    // policy's own time counts against its deadline.
+    store.epoch_deadline_callback(|mut store| Ok(store.data_mut().budget.at_deadline()));
+    store.data_mut().budget.start(limits.configure_deadline);
     store.set_epoch_deadline(crate::limits::ticks(limits.configure_deadline));
     if let Some(fuel) = limits.fuel {
         // Fails only on an engine without fuel, where the limit cannot apply.
@@ -161,33 +180,43 @@ impl WasiView for HostState {
 }
 
 impl repository::Host for HostState {
-    fn list_tags(&mut self) -> Vec<TagEntry> {
-        self.view.as_ref().map(|view| view.list_tags()).unwrap_or_default()
+    fn find_tags(&mut self, query: WitQuery) -> Result<Vec<TagEntry>, String> {
+        if query.limit == 0 {
+            return Err("limit: 0; ask for at least one tag".into());
+        }
+        let pattern = self.patterns.query(&query.pattern)?;
+        let query = TagQuery::planned(pattern, query.order, query.limit, query.after);
+        Ok(self.ask(|view| view.find_tags(&query)))
+    }
+
+    fn count_tags(&mut self) -> u64 {
+        self.ask(|view| view.count_tags())
     }
 
     fn digest_of(&mut self, tag: String) -> Option<String> {
-        self.view.as_ref().and_then(|view| view.digest_of(&tag))
+        self.ask(|view| view.digest_of(&tag))
     }
 
     fn tags_of(&mut self, digest: String) -> Vec<String> {
-        self.view.as_ref().map(|view| view.tags_of(&digest)).unwrap_or_default()
+        self.ask(|view| view.tags_of(&digest))
+    }
+
+    fn history_of(&mut self, tag: String) -> Option<TagHistory> {
+        self.ask(|view| view.history_of(&tag))
     }
 }
 
 impl image::Host for HostState {
     fn manifest_of(&mut self, digest: String) -> Option<Manifest> {
-        self.view.as_ref().and_then(|view| view.manifest(&digest))
+        self.ask(|view| view.manifest(&digest))
     }
 
     fn labels_of(&mut self, digest: String) -> Vec<KeyValue> {
-        self.view.as_ref().map(|view| view.labels(&digest)).unwrap_or_default()
+        self.ask(|view| view.labels(&digest))
     }
 
     fn referrers_of(&mut self, digest: String, artifact_type: Option<String>) -> Vec<Referrer> {
-        self.view
-            .as_ref()
-            .map(|view| view.referrers(&digest, artifact_type.as_deref()))
-            .unwrap_or_default()
+        self.ask(|view| view.referrers(&digest, artifact_type.as_deref()))
     }
 }
 

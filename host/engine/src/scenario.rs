@@ -9,6 +9,9 @@
 //!     settings: {mutable: ["latest"]}
 //!     mode: enforce                   # enforce (default) | audit
 //! state: {"1.2.10": app-1210, latest: app-1210}
+//! state_file: tags.txt                # more state: one `tag image` per line (a label or a digest)
+//! history:                            # what the hosts recorded of tags of the state (optional)
+//!   "1.2.10": {changed: 2026-12-24T16:50:00Z, by: ci-bot}   # created then too, unless `created`
 //! time: 2026-12-24T17:00:00Z          # the time of every push (default: 1970-01-01T00:00:00Z)
 //! images:                             # what policies can read of images (all optional)
 //!   app-1211:
@@ -25,11 +28,12 @@
 //! ```
 
 use crate::decision::{Decision, Outcome, Severity};
-use crate::image::{Descriptor, ImageFacts, Images, Manifest, Referrer, key_values};
+use crate::image::{Descriptor, ImageFacts, Images, KeyValue, Manifest, Referrer, key_values};
 use crate::oci;
 use crate::policy_set::{PolicySet, PolicySpec};
 use crate::push::{
-    Actor, Instant, ManifestDeletion, Operation, Push, RepositoryState, Request, TagChange, TagMap,
+    Actor, Instant, ManifestDeletion, Operation, Push, RepositoryState, RepositoryView, Request,
+    Stamp, TagChange, TagHistory, TagMap,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -59,11 +63,31 @@ struct File {
     policies: Vec<PolicySpec>,
     #[serde(default)]
     state: BTreeMap<String, String>,
+    /// More state, one `tag image` per line (relative to the scenario file).
+    state_file: Option<PathBuf>,
+    /// What the hosts recorded of tags of the state.
+    #[serde(default)]
+    history: BTreeMap<String, HistoryFile>,
     /// The time of every push that gives none (RFC 3339, UTC).
     time: Option<String>,
     #[serde(default)]
     images: BTreeMap<String, ImageFile>,
     pushes: Vec<StepFile>,
+}
+
+/// The recorded history of a tag of the state.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryFile {
+    /// When the tag got its digest (RFC 3339, UTC).
+    changed: String,
+    /// Who set it (absent: anonymous).
+    by: Option<String>,
+    /// When it was created: absent for "when it got its digest", `unknown` for "before the
+    /// records began".
+    created: Option<String>,
+    /// Who created it (with `created`).
+    created_by: Option<String>,
 }
 
 /// What a scenario says about one image (by label or digest).
@@ -117,7 +141,7 @@ pub struct Scenario {
     pub path: PathBuf,
     pub repository: String,
     pub policies: Vec<PolicySpec>,
-    pub state: TagMap,
+    pub state: Arc<TagMap>,
     /// What policies can read of the images.
     pub images: Arc<Images>,
     pub steps: Vec<Step>,
@@ -175,6 +199,21 @@ impl Scenario {
                 .map_err(|e| invalid(format!("state.{tag}: {e}")))?;
             state.set(tag, &digest);
         }
+        if let Some(relative) = &file.state_file {
+            let base = path.parent().unwrap_or(Path::new("."));
+            read_state_file(&base.join(relative), &mut state, &mut labels)
+                .map_err(|e| invalid(format!("state_file: {e}")))?;
+        }
+        for (tag, history) in &file.history {
+            let at = format!("history.{tag}");
+            let digest = state.digest_of(tag).ok_or_else(|| {
+                invalid(format!(
+                    "{at}: `{tag}` is not a tag of the state; give it in `state` or `state_file`"
+                ))
+            })?;
+            let history = history.validate().map_err(|e| invalid(format!("{at}.{e}")))?;
+            state.set_with_history(tag, &digest, Some(history));
+        }
 
         let time = match &file.time {
             Some(text) => {
@@ -194,12 +233,12 @@ impl Scenario {
         if steps.is_empty() {
             return Err(invalid("pushes: empty; a scenario needs at least one push".into()));
         }
-        let images = images(file.images, &state, &steps, &mut labels).map_err(invalid)?;
+        let images = images(file.images, &steps, &mut labels).map_err(invalid)?;
         Ok(Scenario {
             path: path.to_path_buf(),
             repository: file.repository,
             policies: file.policies,
-            state,
+            state: Arc::new(state),
             images: Arc::new(images),
             steps,
             labels,
@@ -214,15 +253,19 @@ impl Scenario {
     /// Evaluate the steps in order. An allowed step changes the state for the next ones,
     /// as the registry would.
     pub fn run(&self, policies: &PolicySet) -> Vec<StepResult> {
+        // Shared with each step's view; copied once, at the first change, however large.
         let mut state = self.state.clone();
         self.steps
             .iter()
             .map(|step| {
                 let request = step.request(&self.repository, &state);
-                let view = RepositoryState { tags: state.clone(), images: self.images.clone() };
+                let view = ScenarioView(RepositoryState {
+                    tags: state.clone(),
+                    images: self.images.clone(),
+                });
                 let decision = policies.evaluate(&request, Arc::new(view));
                 if decision.is_allowed() {
-                    state.apply(&request);
+                    Arc::make_mut(&mut state).apply(&request);
                 }
                 StepResult { request, decision }
             })
@@ -238,10 +281,44 @@ impl Scenario {
     }
 }
 
+/// A scenario's repository: its tags, and its images, where a tagged image the file says
+/// nothing of is a bare manifest of the default media type (made when asked, so that a state
+/// of a million tags stays small).
+struct ScenarioView(RepositoryState);
+
+impl RepositoryView for ScenarioView {
+    fn find_tags(&self, query: &crate::query::TagQuery) -> Vec<crate::push::TagEntry> {
+        self.0.find_tags(query)
+    }
+    fn count_tags(&self) -> u64 {
+        self.0.count_tags()
+    }
+    fn digest_of(&self, tag: &str) -> Option<String> {
+        self.0.digest_of(tag)
+    }
+    fn tags_of(&self, digest: &str) -> Vec<String> {
+        self.0.tags_of(digest)
+    }
+    fn history_of(&self, tag: &str) -> Option<TagHistory> {
+        self.0.history_of(tag)
+    }
+    fn manifest(&self, digest: &str) -> Option<Manifest> {
+        self.0.manifest(digest).or_else(|| {
+            let tagged = !self.0.tags_of(digest).is_empty();
+            tagged.then(|| Manifest::bare(DEFAULT_MEDIA_TYPE))
+        })
+    }
+    fn labels(&self, digest: &str) -> Vec<KeyValue> {
+        self.0.labels(digest)
+    }
+    fn referrers(&self, digest: &str, artifact_type: Option<&str>) -> Vec<Referrer> {
+        self.0.referrers(digest, artifact_type)
+    }
+}
+
 impl Step {
     /// The request this step makes against `state`.
     pub fn request(&self, repository: &str, state: &TagMap) -> Request {
-        use crate::push::RepositoryView;
         let current = |tag: &String| TagChange { tag: tag.clone(), current: state.digest_of(tag) };
         let operation = match &self.action {
             Action::Push { digest, tags, .. } => Operation::Push(Push {
@@ -340,7 +417,6 @@ impl StepFile {
 /// manifests of their own whose subject is their image.
 fn images(
     declared: BTreeMap<String, ImageFile>,
-    state: &TagMap,
     steps: &[Step],
     labels: &mut BTreeMap<String, String>,
 ) -> Result<Images, String> {
@@ -351,13 +427,14 @@ fn images(
             media_types.entry(digest.clone()).or_insert_with(|| media_type.clone());
         }
     }
-    let named =
-        state.iter().map(|(_, digest)| digest.to_string()).chain(media_types.keys().cloned());
-    for digest in named.collect::<BTreeSet<String>>() {
-        let media_type = media_types.get(&digest).map_or(DEFAULT_MEDIA_TYPE, String::as_str);
-        let facts =
-            ImageFacts { manifest: Some(Manifest::bare(media_type)), ..ImageFacts::default() };
-        images.insert(&digest, facts);
+    // Tagged images the file says nothing of are bare manifests of the default type, made
+    // when asked (`RepositoryState::manifest`): a state of a million tags stays small.
+    for digest in media_types.keys() {
+        let facts = ImageFacts {
+            manifest: Some(Manifest::bare(&media_types[digest])),
+            ..ImageFacts::default()
+        };
+        images.insert(digest, facts);
     }
     for (image, file) in declared {
         let at = |field: &str| format!("images.{image}.{field}");
@@ -437,6 +514,57 @@ fn image_digest(image: &str, labels: &mut BTreeMap<String, String>) -> Result<St
     let digest = label_digest(image);
     labels.insert(digest.clone(), image.to_string());
     Ok(digest)
+}
+
+impl HistoryFile {
+    fn validate(&self) -> Result<TagHistory, String> {
+        let changed = Instant::parse_rfc3339(&self.changed).map_err(|e| format!("changed: {e}"))?;
+        let changed = Stamp { at: changed, actor: self.by.clone() };
+        let created = match (self.created.as_deref(), &self.created_by) {
+            (None, None) => Some(changed.clone()),
+            (None, Some(_)) => return Err("created_by: give `created` (a time) with it".into()),
+            (Some("unknown"), None) => None,
+            (Some("unknown"), Some(_)) => {
+                return Err("created_by: not with `created: unknown`".into());
+            }
+            (Some(text), by) => {
+                let at = Instant::parse_rfc3339(text)
+                    .map_err(|e| format!("created: {e}, or `unknown`"))?;
+                if (at.seconds, at.nanoseconds) > (changed.at.seconds, changed.at.nanoseconds) {
+                    return Err(format!("created: `{text}` is after `changed`"));
+                }
+                Some(Stamp { at, actor: by.clone() })
+            }
+        };
+        Ok(TagHistory { changed, created })
+    }
+}
+
+/// Add the `tag image` lines of `path` to `state`; an error names the line.
+fn read_state_file(
+    path: &Path,
+    state: &mut TagMap,
+    labels: &mut BTreeMap<String, String>,
+) -> Result<(), String> {
+    use std::io::BufRead;
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let at = |what: String| format!("`{}` line {}: {what}", path.display(), index + 1);
+        let line = line.map_err(|e| at(e.to_string()))?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let (Some(tag), Some(image), None) = (fields.next(), fields.next(), fields.next()) else {
+            return Err(at(format!("`{line}`: expected `tag image` (a label or a digest)")));
+        };
+        oci::check_tag(tag).map_err(at)?;
+        let digest = image_digest(image, labels).map_err(|e| at(format!("`{tag}`: {e}")))?;
+        state.set(tag, &digest);
+    }
+    Ok(())
 }
 
 /// The stable digest the CLI gives the image labelled `label`.

@@ -111,7 +111,7 @@ fuzz_target!(|input: Input| {
         images.insert(&digest, facts);
     }
     let state = Arc::new(RepositoryState {
-        tags: input.state.into_iter().collect(),
+        tags: std::sync::Arc::new(input.state.into_iter().collect()),
         images: Arc::new(images),
     });
     for policy in policies() {

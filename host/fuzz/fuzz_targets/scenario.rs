@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     match Scenario::from_yaml(text, Path::new("fuzz.yaml")) {
         Ok(scenario) => {
-            let mut state = scenario.state.clone();
+            let mut state = tagpolicy::TagMap::clone(&scenario.state);
             for step in &scenario.steps {
                 let request = step.request(&scenario.repository, &state);
                 state.apply(&request);

@@ -8,8 +8,10 @@ use http::HeaderValue;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use tagpolicy::TagHistory;
 use tagpolicy::image::{KeyValue, Manifest, Referrer};
 use tagpolicy::push::{RepositoryView, TagEntry, TagMap};
+use tagpolicy::query::TagQuery;
 use tokio::sync::Semaphore;
 
 /// At most this many digest lookups at once when reading a repository's state.
@@ -209,8 +211,16 @@ impl UpstreamView {
 }
 
 impl RepositoryView for UpstreamView {
-    fn list_tags(&self) -> Vec<TagEntry> {
-        self.state().map(|s| s.list_tags()).unwrap_or_default()
+    fn find_tags(&self, query: &TagQuery) -> Vec<TagEntry> {
+        self.state().map(|s| s.find(query)).unwrap_or_default()
+    }
+
+    fn count_tags(&self) -> u64 {
+        self.state().map_or(0, |s| s.len() as u64)
+    }
+
+    fn history_of(&self, tag: &str) -> Option<TagHistory> {
+        self.state().and_then(|s| s.history_of(tag))
     }
 
     fn digest_of(&self, tag: &str) -> Option<String> {

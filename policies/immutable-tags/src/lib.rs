@@ -5,10 +5,17 @@
 //! an identical re-push is always allowed. `owners` restrict every change of a matching tag
 //! (create, move, delete) to the listed actors, whatever the tag's mutability; when several
 //! owner entries match a tag, the actor must be listed in each of them.
+//!
+//! With `grace: {period: 15m, same_actor: true}`, an immutable tag may still be moved within
+//! the period after it was created, by the actor who created it (when `same_actor`, the
+//! default), so that a broken release pushed by CI can be fixed by CI minutes later. Only a
+//! creation the host recorded counts: a tag whose creation is not on record gets no grace.
 
 use serde::Deserialize;
+use tagpolicy_guest::time::Period;
 use tagpolicy_guest::{
     Change, ChangeKind, Decision, Findings, Pattern, Patterns, Policy, Request, export_policy,
+    repository,
 };
 
 #[derive(Debug, Deserialize)]
@@ -22,6 +29,20 @@ pub struct Settings {
     immutable: Patterns,
     #[serde(default)]
     owners: Vec<Owner>,
+    #[serde(default)]
+    grace: Option<Grace>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Grace {
+    period: Period,
+    #[serde(default = "yes")]
+    same_actor: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -54,6 +75,36 @@ impl ImmutableTags {
             Mutability::Immutable => Some("matches no pattern and the default is immutable".into()),
             Mutability::Mutable => None,
         }
+    }
+
+    /// Whether the move of immutable `tag` falls within its grace period; else why not, as a
+    /// clause of the denial (empty without a grace period).
+    fn grace(&self, request: &Request, tag: &str) -> Result<(), String> {
+        let Some(grace) = &self.0.grace else { return Err(String::new()) };
+        let period = &grace.period;
+        let Some(created) = repository::history_of(tag).and_then(|history| history.created) else {
+            return Err("; it has no grace period: its creation is not on record".to_string());
+        };
+        if !period.contains(created.at, request.time) {
+            return Err(format!("; its {period} grace period after creation has passed"));
+        }
+        if grace.same_actor {
+            let actor = request.actor().id;
+            match &created.actor {
+                None => {
+                    return Err(format!(
+                        "; it was created anonymously, so nobody may move it in its {period} grace period"
+                    ));
+                }
+                Some(creator) if actor.as_ref() != Some(creator) => {
+                    return Err(format!(
+                        "; only `{creator}`, who created it, may move it in its {period} grace period"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
     }
 
     fn check_owners(&self, request: &Request, change: &Change, findings: &mut Findings) {
@@ -89,7 +140,7 @@ impl Policy for ImmutableTags {
     const NAME: &'static str = "immutable-tags";
     const DESCRIPTION: &'static str =
         "Immutable tags with mutable exceptions and owners: release tags never move or disappear";
-    const SETTINGS_EXAMPLE: &'static str = r#"{"default":"immutable","mutable":["latest","\\d+\\.\\d+"],"immutable":["v?\\d+\\.\\d+\\.\\d+"],"owners":[{"pattern":"ci-.*","actors":["ci-bot"]}]}"#;
+    const SETTINGS_EXAMPLE: &'static str = r#"{"default":"immutable","mutable":["latest","\\d+\\.\\d+"],"immutable":["v?\\d+\\.\\d+\\.\\d+"],"owners":[{"pattern":"ci-.*","actors":["ci-bot"]}],"grace":{"period":"15m","same_actor":true}}"#;
 
     fn configure(settings: Settings) -> Result<Self, String> {
         for (index, owner) in settings.owners.iter().enumerate() {
@@ -116,13 +167,16 @@ impl Policy for ImmutableTags {
             }
             if let Some(because) = self.immutable_because(change.tag) {
                 let from = short(change.from.unwrap_or_default());
-                let what = match change.to {
-                    Some(to) => format!("cannot move from {from} to {}", short(to)),
-                    None => format!("points at {from} and cannot be deleted"),
+                let (what, grace) = match change.to {
+                    Some(to) => match self.grace(request, change.tag) {
+                        Ok(()) => continue,
+                        Err(why) => (format!("cannot move from {from} to {}", short(to)), why),
+                    },
+                    None => (format!("points at {from} and cannot be deleted"), String::new()),
                 };
                 findings.deny(
                     change.tag,
-                    format!("tag `{}` is immutable ({because}): it {what}", change.tag),
+                    format!("tag `{}` is immutable ({because}): it {what}{grace}", change.tag),
                 );
             }
         }

@@ -5,9 +5,14 @@
 // identical re-push is always allowed. `owners` restrict every change of a matching tag
 // (create, move, delete) to the listed actors, whatever the tag's mutability; when several
 // owner entries match a tag, the actor must be listed in each of them.
+//
+// With `grace: {period: 15m, same_actor: true}`, an immutable tag may still be moved within
+// the period after it was created, by the actor who created it (when `same_actor`, the
+// default), so that a broken release pushed by CI can be fixed by CI minutes later. Only a
+// creation the host recorded counts: a tag whose creation is not on record gets no grace.
 // The JavaScript port of policies/immutable-tags: same settings, same decisions.
 
-import { Patterns, definePolicy, settings as s } from 'tagpolicy-guest';
+import { Patterns, definePolicy, repository, settings as s } from 'tagpolicy-guest';
 import pkg from './package.json' with { type: 'json' };
 
 /** `sha256:0123456789ab` is enough for a person to tell images apart. */
@@ -21,6 +26,31 @@ function immutableBecause(settings, tag) {
   if (pattern !== undefined) return `matches immutable pattern \`${pattern.source}\``;
   if (settings.mutable.anyMatch(tag)) return undefined;
   return settings.default === 'immutable' ? 'matches no pattern and the default is immutable' : undefined;
+}
+
+/**
+ * Whether the move of immutable `tag` falls within its grace period (`undefined`); else why
+ * not, as a clause of the denial (empty without a grace period).
+ * @returns {string | undefined}
+ */
+function grace(settings, request, tag) {
+  if (settings.grace === undefined) return '';
+  const { period } = settings.grace;
+  const created = repository.historyOf(tag)?.created;
+  if (created === undefined) return '; it has no grace period: its creation is not on record';
+  if (!period.contains(created.at, request.time)) {
+    return `; its ${period} grace period after creation has passed`;
+  }
+  if (settings.grace.same_actor) {
+    const actor = request.actor().id;
+    if (created.actor === undefined) {
+      return `; it was created anonymously, so nobody may move it in its ${period} grace period`;
+    }
+    if (actor !== created.actor) {
+      return `; only \`${created.actor}\`, who created it, may move it in its ${period} grace period`;
+    }
+  }
+  return undefined;
 }
 
 function checkOwners(settings, request, change, findings) {
@@ -43,7 +73,7 @@ export const policy = definePolicy({
   version: pkg.version,
   description:
     'Immutable tags with mutable exceptions and owners: release tags never move or disappear',
-  settingsExample: String.raw`{"default":"immutable","mutable":["latest","\\d+\\.\\d+"],"immutable":["v?\\d+\\.\\d+\\.\\d+"],"owners":[{"pattern":"ci-.*","actors":["ci-bot"]}]}`,
+  settingsExample: String.raw`{"default":"immutable","mutable":["latest","\\d+\\.\\d+"],"immutable":["v?\\d+\\.\\d+\\.\\d+"],"owners":[{"pattern":"ci-.*","actors":["ci-bot"]}],"grace":{"period":"15m","same_actor":true}}`,
 
   settings: s.object('Settings', {
     default: s.withDefault(s.oneOf('Mutability', ['immutable', 'mutable']), 'immutable'),
@@ -52,6 +82,9 @@ export const policy = definePolicy({
     owners: s.withDefault(
       s.list(s.object('Owner', { pattern: s.pattern(), actors: s.list(s.string()) })),
       () => [],
+    ),
+    grace: s.optional(
+      s.object('Grace', { period: s.period(), same_actor: s.withDefault(s.boolean(), true) }),
     ),
   }),
 
@@ -73,11 +106,16 @@ export const policy = definePolicy({
       const because = immutableBecause(settings, change.tag);
       if (because !== undefined) {
         const from = short(change.from ?? '');
-        const what =
-          change.to !== undefined
-            ? `cannot move from ${from} to ${short(change.to)}`
-            : `points at ${from} and cannot be deleted`;
-        findings.deny(change.tag, `tag \`${change.tag}\` is immutable (${because}): it ${what}`);
+        let what;
+        let why = '';
+        if (change.to !== undefined) {
+          why = grace(settings, request, change.tag);
+          if (why === undefined) continue;
+          what = `cannot move from ${from} to ${short(change.to)}`;
+        } else {
+          what = `points at ${from} and cannot be deleted`;
+        }
+        findings.deny(change.tag, `tag \`${change.tag}\` is immutable (${because}): it ${what}${why}`);
       }
     }
   },

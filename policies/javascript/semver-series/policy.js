@@ -5,13 +5,16 @@
 // all tags of the repository (this push included); `latest` likewise must carry the highest
 // release overall, unless `latest: false`. A series without a release cannot be tagged.
 // Other tags, identical re-pushes and deletions are not governed.
+//
+// The newest release of a series is a query of the host's index (the newest tag of the
+// series' pattern), so a decision costs the same in a repository of any size.
 // The JavaScript port of policies/semver-series: same settings, same decisions.
 
-import { Series, definePolicy, release, repository, series, settings as s } from 'tagpolicy-guest';
+import { definePolicy, newestRelease, release, repository, series, settings as s } from 'tagpolicy-guest';
 import pkg from './package.json' with { type: 'json' };
 
-/** The newer of two versions (`a` may be undefined). */
-const newer = (a, b) => (a === undefined || b.compare(a) > 0 ? b : a);
+/** The newer of two versions (either may be undefined: the other, as Rust's `Option::max`). */
+const newer = (a, b) => (b === undefined ? a : a === undefined || b.compare(a) > 0 ? b : a);
 
 export const policy = definePolicy({
   name: pkg.name,
@@ -34,27 +37,20 @@ export const policy = definePolicy({
     }
     if (governed.length === 0) return;
 
-    // The repository's tags as they will be after the push.
-    const after = new Map(repository.listTags().map((entry) => [entry.tag, entry.digest]));
-    for (const change of push.tags) after.set(change.tag, push.digest);
-    // One pass: the newest release of every series and overall, and the releases the pushed
-    // image carries.
-    const newest = new Map();
-    let newestOverall;
-    const onImage = [];
-    for (const [tag, digest] of after) {
-      const version = release(tag);
-      if (version === undefined) continue;
-      for (const key of [new Series(version.major), new Series(version.major, version.minor)]) {
-        newest.set(`${key}`, newer(newest.get(`${key}`), version));
-      }
-      newestOverall = newer(newestOverall, version);
-      if (digest === push.digest) onImage.push(version);
-    }
+    // The releases the image carries after the push: its tags now, and the pushed ones.
+    const pushed = push.tags.map((change) => release(change.tag)).filter((version) => version !== undefined);
+    const onImage = repository
+      .tagsOf(push.digest)
+      .map((tag) => release(tag))
+      .filter((version) => version !== undefined)
+      .concat(pushed);
 
     for (const { tag, follows } of governed) {
       const name = follows === undefined ? 'the repository' : `series ${follows}`;
-      const best = follows === undefined ? newestOverall : newest.get(`${follows}`);
+      const includes = (version) => follows === undefined || follows.contains(version);
+      // The newest release after the push: in the repository, or pushed now.
+      const inPush = pushed.filter(includes).reduce(newer, undefined);
+      const best = newer(newestRelease(follows), inPush);
       if (best === undefined) {
         findings.deny(
           tag,
@@ -63,9 +59,7 @@ export const policy = definePolicy({
         continue;
       }
       if (!onImage.some((version) => version.equals(best))) {
-        const here = onImage
-          .filter((version) => follows === undefined || follows.contains(version))
-          .reduce(newer, undefined);
+        const here = onImage.filter(includes).reduce(newer, undefined);
         findings.deny(
           tag,
           `tag \`${tag}\` must point at the newest release of ${name} (${best}), but this image carries ${here === undefined ? 'no release of it' : `only ${here}`}`,

@@ -6,6 +6,11 @@ identical re-push is always allowed. `owners` restrict every change of a matchin
 (create, move, delete) to the listed actors, whatever the tag's mutability; when several
 owner entries match a tag, the actor must be listed in each of them.
 
+With `grace: {period: 15m, same_actor: true}`, an immutable tag may still be moved within
+the period after it was created, by the actor who created it (when `same_actor`, the
+default), so that a broken release pushed by CI can be fixed by CI minutes later. Only a
+creation the host recorded counts: a tag whose creation is not on record gets no grace.
+
 The Python port of policies/immutable-tags: the same decisions, word for word.
 """
 
@@ -15,7 +20,17 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import tagpolicy_guest
-from tagpolicy_guest import Change, ChangeKind, Findings, Pattern, Patterns, Request, SettingsError
+from tagpolicy_guest import (
+    Change,
+    ChangeKind,
+    Findings,
+    Pattern,
+    Patterns,
+    Period,
+    Request,
+    SettingsError,
+    repository,
+)
 from tagpolicy_guest.text import code_list, short_digest
 
 
@@ -26,18 +41,25 @@ class Owner:
 
 
 @dataclass
+class Grace:
+    period: Period
+    same_actor: bool = True
+
+
+@dataclass
 class Settings:
     default: Literal["immutable", "mutable"] = "immutable"
     mutable: Patterns = field(default_factory=Patterns)
     immutable: Patterns = field(default_factory=Patterns)
     owners: list[Owner] = field(default_factory=list)
+    grace: Grace | None = None
 
 
 class ImmutableTags(tagpolicy_guest.Policy):
     NAME = "immutable-tags"
     VERSION = "0.1.0"
     DESCRIPTION = "Immutable tags with mutable exceptions and owners: release tags never move or disappear"
-    SETTINGS_EXAMPLE = r'{"default":"immutable","mutable":["latest","\\d+\\.\\d+"],"immutable":["v?\\d+\\.\\d+\\.\\d+"],"owners":[{"pattern":"ci-.*","actors":["ci-bot"]}]}'
+    SETTINGS_EXAMPLE = r'{"default":"immutable","mutable":["latest","\\d+\\.\\d+"],"immutable":["v?\\d+\\.\\d+\\.\\d+"],"owners":[{"pattern":"ci-.*","actors":["ci-bot"]}],"grace":{"period":"15m","same_actor":true}}'
     SETTINGS = Settings
     settings: Settings
 
@@ -59,6 +81,27 @@ class ImmutableTags(tagpolicy_guest.Policy):
             return None
         if self.settings.default == "immutable":
             return "matches no pattern and the default is immutable"
+        return None
+
+    def grace(self, request: Request, tag: str) -> str | None:
+        """None if the move of immutable `tag` falls within its grace period; else why not, as
+        a clause of the denial (empty without a grace period)."""
+        grace = self.settings.grace
+        if grace is None:
+            return ""
+        period = grace.period
+        history = repository.history_of(tag)
+        created = None if history is None else history.created
+        if created is None:
+            return "; it has no grace period: its creation is not on record"
+        if not period.contains(created.at, request.time):
+            return f"; its {period} grace period after creation has passed"
+        if grace.same_actor:
+            actor = request.actor().id
+            if created.actor is None:
+                return f"; it was created anonymously, so nobody may move it in its {period} grace period"
+            if actor != created.actor:
+                return f"; only `{created.actor}`, who created it, may move it in its {period} grace period"
         return None
 
     def check_owners(self, request: Request, change: Change, findings: Findings) -> None:
@@ -89,10 +132,13 @@ class ImmutableTags(tagpolicy_guest.Policy):
             if because is not None:
                 origin = short_digest(change.from_ or "")
                 if change.to is not None:
+                    grace = self.grace(request, change.tag)
+                    if grace is None:
+                        continue
                     what = f"cannot move from {origin} to {short_digest(change.to)}"
                 else:
-                    what = f"points at {origin} and cannot be deleted"
-                findings.deny(change.tag, f"tag `{change.tag}` is immutable ({because}): it {what}")
+                    what, grace = f"points at {origin} and cannot be deleted", ""
+                findings.deny(change.tag, f"tag `{change.tag}` is immutable ({because}): it {what}{grace}")
 
 
 Policy = tagpolicy_guest.export(ImmutableTags)

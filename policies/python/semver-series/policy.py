@@ -6,6 +6,9 @@ all tags of the repository (this push included); `latest` likewise must carry th
 release overall, unless `latest: false`. A series without a release cannot be tagged. Other
 tags, identical re-pushes and deletions are not governed.
 
+The newest release of a series is a query of the host's index (the newest tag of the
+series' pattern), so a decision costs the same in a repository of any size.
+
 The Python port of policies/semver-series: the same decisions, word for word.
 """
 
@@ -59,39 +62,30 @@ class SemverSeries(tagpolicy_guest.Policy):
         if not governed:
             return
 
-        # The repository's tags as they will be after the push.
-        after = {entry.tag: entry.digest for entry in repository.list_tags()}
-        for change in push.tags:
-            after[change.tag] = push.digest
-        # One pass: the newest release of every series and overall, and the releases the
-        # pushed image carries. Each governed tag is then a lookup.
-        newest: dict[Series, Version] = {}
-        newest_overall: Version | None = None
-        on_image: list[Version] = []
-        for tag in sorted(after, key=lambda tag: tag.encode()):
-            version = tags.release(tag)
-            if version is None:
-                continue
-            for series in (Series(version.major), Series(version.major, version.minor)):
-                newest[series] = max(newest.get(series, version), version)
-            newest_overall = version if newest_overall is None else max(newest_overall, version)
-            if after[tag] == push.digest:
-                on_image.append(version)
+        # The releases the image carries after the push: its tags now, and the pushed ones.
+        pushed = [version for version in (tags.release(change.tag) for change in push.tags) if version is not None]
+        on_image = [version for version in map(tags.release, repository.tags_of(push.digest)) if version is not None]
+        on_image += pushed
 
         for tag, follows in governed:
-            wanted = newest_overall if follows is None else newest.get(follows)
-            if wanted is None:
+            # The newest release after the push: in the repository, or pushed now.
+            candidates = [version for version in pushed if includes(follows, version)]
+            in_repository = tags.newest_release(follows)
+            if in_repository is not None:
+                candidates.append(in_repository)
+            if not candidates:
                 findings.deny(
                     tag,
                     f"tag `{tag}` follows {name(follows)} which has no release yet: push a release tag first or in the same push",
                 )
                 continue
-            if wanted not in on_image:
+            newest = max(candidates)
+            if newest not in on_image:
                 carried = [version for version in on_image if includes(follows, version)]
                 here = f"only {max(carried)}" if carried else "no release of it"
                 findings.deny(
                     tag,
-                    f"tag `{tag}` must point at the newest release of {name(follows)} ({wanted}), but this image carries {here}",
+                    f"tag `{tag}` must point at the newest release of {name(follows)} ({newest}), but this image carries {here}",
                 )
 
 

@@ -5,9 +5,11 @@
 //! all tags of the repository (this push included); `latest` likewise must carry the highest
 //! release overall, unless `latest: false`. A series without a release cannot be tagged.
 //! Other tags, identical re-pushes and deletions are not governed.
+//!
+//! The newest release of a series is a query of the host's index (the newest tag of the
+//! series' pattern), so a decision costs the same in a repository of any size.
 
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
 use tagpolicy_guest::tags::{self, Series, Version};
 use tagpolicy_guest::{Decision, Findings, Policy, Request, export_policy, repository};
 
@@ -35,6 +37,14 @@ impl Follows {
         match self {
             Follows::Series(series) => series.contains(version),
             Follows::Latest => true,
+        }
+    }
+
+    /// The series to ask the host about; `None` for every release.
+    fn series(&self) -> Option<Series> {
+        match self {
+            Follows::Series(series) => Some(*series),
+            Follows::Latest => None,
         }
     }
 
@@ -79,38 +89,19 @@ impl Policy for SemverSeries {
             return findings.into_decision();
         }
 
-        // The repository's tags as they will be after the push.
-        let mut after: BTreeMap<String, String> =
-            repository::list_tags().into_iter().map(|entry| (entry.tag, entry.digest)).collect();
-        for change in &push.tags {
-            after.insert(change.tag.clone(), push.digest.clone());
-        }
-        // One pass: the newest release of every series and overall, and the releases the
-        // pushed image carries. Each governed tag is then a lookup, whatever the size of
-        // the repository.
-        let mut newest: HashMap<Series, Version> = HashMap::new();
-        let mut newest_overall: Option<Version> = None;
-        let mut on_image: Vec<Version> = Vec::new();
-        for (tag, digest) in &after {
-            let Some(version) = tags::release(tag) else { continue };
-            for series in [
-                Series { major: version.major, minor: None },
-                Series { major: version.major, minor: Some(version.minor) },
-            ] {
-                let entry = newest.entry(series).or_insert(version);
-                *entry = (*entry).max(version);
-            }
-            newest_overall = newest_overall.max(Some(version));
-            if *digest == push.digest {
-                on_image.push(version);
-            }
-        }
+        // The releases the image carries after the push: its tags now, and the pushed ones.
+        let pushed: Vec<Version> =
+            push.tags.iter().filter_map(|change| tags::release(&change.tag)).collect();
+        let on_image: Vec<Version> = repository::tags_of(&push.digest)
+            .iter()
+            .filter_map(|tag| tags::release(tag))
+            .chain(pushed.iter().copied())
+            .collect();
 
         for (tag, follows) in governed {
-            let newest = match &follows {
-                Follows::Series(series) => newest.get(series).copied(),
-                Follows::Latest => newest_overall,
-            };
+            // The newest release after the push: in the repository, or pushed now.
+            let in_push = pushed.iter().copied().filter(|version| follows.includes(*version)).max();
+            let newest = tags::newest_release(follows.series()).max(in_push);
             let Some(newest) = newest else {
                 findings.deny(tag, format!(
                     "tag `{tag}` follows {} which has no release yet: push a release tag first or in the same push",

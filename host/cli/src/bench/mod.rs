@@ -1,5 +1,6 @@
 //! `tagpolicy bench`: what a decision costs, against a native Rust baseline of the same
-//! rule measured in the same run on the same synthetic pushes.
+//! rule measured in the same run on the same synthetic pushes, in a repository of 200 tags or
+//! of any size (`--tags`).
 
 mod workload;
 
@@ -10,13 +11,22 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tagpolicy::{ConfiguredPolicy, Engine, Isolation, Policy, RepositoryView, Request, TagMap};
-use workload::{MUTABLE, NativeImmutableTags, synthetic_pushes};
+use tagpolicy::{
+    ConfiguredPolicy, Engine, Isolation, Outcome, Policy, RepositoryView, Request, TagMap,
+};
+use workload::{NativeImmutableTags, Pushes, Workload};
 
 /// Measure decisions per push: a native Rust baseline of the `immutable-tags` rule, the
 /// policy with a reused instance, with a fresh instance per push (started from the
 /// configured snapshot, and for comparison configured anew), from all cores at once, and
 /// the cost of compiling, snapshotting and loading from the compile cache.
+///
+/// With `--tags N`, the repository has N tags (releases over many series, CI tags, series
+/// tags, `latest`) and the pushes are chosen for the policy so that it asks the host's index
+/// what its rule asks: series tags for `semver-series`, new images for `min-tags`, moves for
+/// `immutable-tags` (with a grace period, so that it reads tag histories), a mix of the three
+/// for others. The report says what the pushes are and how many the policy allowed and
+/// denied, how long the index took to build, and the process's resident memory.
 ///
 /// Timings are medians over the run; ratios to the native baseline are what to compare
 /// across machines. Progress goes to stderr.
@@ -26,9 +36,16 @@ pub struct Args {
     #[arg(long, value_name = "NAME|FILE", default_value = "immutable-tags")]
     policy: String,
     /// Its settings (YAML or JSON). Default: for `immutable-tags`, three regex exceptions
-    /// (the native baseline's rule); for other policies `{}`.
+    /// (the native baseline's rule; with `--tags`, also `grace: {period: 15m}`); for
+    /// `min-tags` with `--tags`, `{min_tags: 2, required: ["v?\\d+\\.\\d+\\.\\d+"]}`; for
+    /// other policies `{}`.
     #[arg(long, value_name = "FILE")]
     settings: Option<PathBuf>,
+    /// Decide in a synthetic repository of N tags (100 to 10,000,000), with pushes chosen for
+    /// the policy. Without it: the 200-tag repository and the 1000 mixed single-tag pushes
+    /// of every earlier measurement.
+    #[arg(long, value_name = "N")]
+    tags: Option<usize>,
     /// Rough total running time, split between the measurements.
     #[arg(long, value_name = "N", default_value_t = 10)]
     seconds: u64,
@@ -45,8 +62,24 @@ pub struct Args {
 struct Report {
     policy: String,
     instance_pool: bool,
+    /// The repository's size, and what it holds.
+    tags: usize,
+    repository: String,
     pushes: usize,
-    native_ns: f64,
+    /// What the pushes are.
+    pushes_are: String,
+    /// The settings the policy decided with.
+    settings: serde_json::Value,
+    /// How the policy decided the pushes (one pass, reused instance).
+    decided: Decided,
+    /// Building the index of the repository's tags, and the resident memory that added.
+    index_build_ms: f64,
+    index_resident_bytes: Option<u64>,
+    /// The process's resident memory (VmRSS) and its peak (VmHWM) at the end of the run.
+    resident_bytes: Option<u64>,
+    peak_resident_bytes: Option<u64>,
+    /// `None` when there is no native baseline of the policy with these pushes and settings.
+    native_ns: Option<f64>,
     reused_ns: f64,
     reused_p99_ns: f64,
     isolated_ns: f64,
@@ -62,8 +95,8 @@ struct Report {
     cached_load_us: f64,
     /// Time to configure an isolated policy: instrument, configure, snapshot, compile.
     snapshot_ms: f64,
-    reused_vs_native: f64,
-    isolated_vs_native: f64,
+    reused_vs_native: Option<f64>,
+    isolated_vs_native: Option<f64>,
     /// The floor: a policy that allows without reading the request (entering the component,
     /// lowering the request, lifting the answer), reused and isolated.
     floor_reused_ns: f64,
@@ -72,6 +105,14 @@ struct Report {
     size_bytes: usize,
     /// Memory of a reused instance over `memory_decisions` decisions in a row.
     memory: MemoryReport,
+}
+
+/// How many pushes the policy allowed (without a warning), allowed with a warning, denied.
+#[derive(Serialize, Default)]
+struct Decided {
+    allowed: usize,
+    warned: usize,
+    denied: usize,
 }
 
 /// How a reused instance's linear memory behaves over many decisions.
@@ -93,14 +134,17 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if args.seconds == 0 {
         bail!("--seconds: must be at least 1");
     }
+    if let Some(tags) = args.tags
+        && !(workload::MIN_TAGS..=MAX_TAGS).contains(&tags)
+    {
+        bail!("--tags: {tags}; give between {} and {MAX_TAGS}", workload::MIN_TAGS);
+    }
     let budget = Duration::from_secs(args.seconds) / 7;
     let bytes = match tagpolicy::embedded::bytes(&args.policy) {
         Some(bytes) => bytes.to_vec(),
         None => std::fs::read(&args.policy)
             .with_context(|| format!("cannot read policy `{}`", args.policy))?,
     };
-    let (state, pushes) = synthetic_pushes();
-    let state: Arc<TagMap> = Arc::new(state);
 
     progress("compiling (no cache)");
     let slots = if args.on_demand { None } else { Some(tagpolicy::DEFAULT_INSTANCE_SLOTS) };
@@ -108,30 +152,59 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let policy = engine.load_bytes(&bytes, &args.policy)?;
     let compile_ms = started.elapsed().as_secs_f64() * 1e3;
+
+    // The pushes are chosen by the policy's name, so that a port from a file gets those of
+    // the policy it ports.
+    let workload = match args.tags {
+        None => Workload::mixed200(),
+        Some(tags) => {
+            progress(&format!("generating a repository of {tags} tags"));
+            workload::sized(tags, Pushes::for_policy(policy.name()))
+        }
+    };
+    let Workload { entries, pushes, kind, repository } = workload;
+    let tags = entries.len();
+    progress(&format!("indexing {tags} tags"));
+    let before = resident();
+    let started = Instant::now();
+    let state: Arc<TagMap> = Arc::new(workload::index(&entries));
+    let index_build_ms = started.elapsed().as_secs_f64() * 1e3;
+    let index_resident_bytes = match (before, resident()) {
+        (Some((before, _)), Some((after, _))) => Some(after.saturating_sub(before)),
+        _ => None,
+    };
+    drop(entries);
+
     // Any build of `immutable-tags` (Rust, or a port from a file) is measured with the
-    // native baseline's rule and checked against it.
-    let baseline_rule = policy.name() == "immutable-tags" && args.settings.is_none();
+    // native baseline's rule and checked against it; there is no baseline of other rules,
+    // nor of other settings.
+    let native = match kind.native() {
+        Some(native) if policy.name() == "immutable-tags" && args.settings.is_none() => {
+            Some(native)
+        }
+        _ => None,
+    };
     let settings = match &args.settings {
         Some(path) => common::read_settings(path)?,
-        None if baseline_rule => serde_json::json!({ "mutable": MUTABLE }),
+        None if policy.name() == "immutable-tags" || kind != Pushes::Mixed200 => kind.settings(),
         None => serde_json::json!({}),
     };
 
     progress("loading from the compile cache");
     let cached_load_us = cached_load(&bytes, &args.policy, budget)? * 1e6;
 
-    progress("native baseline");
-    let native = NativeImmutableTags::new();
-    let native_ns = median_batch_ns(budget, pushes.len(), || {
-        for push in &pushes {
-            std::hint::black_box(native.outcome(push));
-        }
+    let native_ns = native.as_ref().map(|native| {
+        progress("native baseline");
+        median_batch_ns(budget, pushes.len(), || {
+            for push in &pushes {
+                std::hint::black_box(native.outcome(push, state.as_ref()));
+            }
+        })
     });
 
     let reused = policy.configure(&settings)?;
-    if baseline_rule {
-        check_agreement(&native, &reused, &pushes, &state)?;
-    }
+    progress("deciding every push once");
+    let decided = decide_all(native.as_ref(), &reused, &pushes, &state)?;
     progress("reused instance");
     let (reused_ns, reused_p99_ns) = per_call(budget, &reused, &pushes, &state);
     progress("snapshotting the configured policy");
@@ -161,10 +234,20 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     progress(&format!("throughput on {threads} threads"));
     let decisions_per_second = throughput(budget, threads, Arc::new(reused), &pushes, &state);
 
+    let (resident_bytes, peak_resident_bytes) = resident().unzip();
     let report = Report {
         policy: policy_name(&policy),
         instance_pool: !args.on_demand,
+        tags,
+        repository,
         pushes: pushes.len(),
+        pushes_are: kind.describe().to_string(),
+        settings,
+        decided,
+        index_build_ms,
+        index_resident_bytes,
+        resident_bytes,
+        peak_resident_bytes,
         native_ns,
         reused_ns,
         reused_p99_ns,
@@ -178,8 +261,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         compile_ms,
         cached_load_us,
         snapshot_ms,
-        reused_vs_native: reused_ns / native_ns,
-        isolated_vs_native: isolated_ns / native_ns,
+        reused_vs_native: native_ns.map(|native| reused_ns / native),
+        isolated_vs_native: native_ns.map(|native| isolated_ns / native),
         floor_reused_ns,
         floor_isolated_ns,
         size_bytes: bytes.len(),
@@ -201,22 +284,52 @@ fn progress(what: &str) {
 }
 
 fn print_text(r: &Report) {
-    println!("{} on {} synthetic pushes", r.policy, r.pushes);
-    println!("  native baseline (immutable-tags in Rust)   {:>12.0} ns", r.native_ns);
+    println!("{} on {} synthetic pushes, in a repository of {} tags", r.policy, r.pushes, r.tags);
+    println!("  repository: {}", r.repository);
+    println!("  pushes: {}", r.pushes_are);
+    println!("  settings: {}", r.settings);
+    let d = &r.decided;
+    println!("  decided: {} allowed, {} warned, {} denied", d.allowed, d.warned, d.denied);
+    let index_memory = match r.index_resident_bytes {
+        Some(bytes) => format!(
+            ", {:.1} MiB resident ({:.1} MiB per 100,000 tags)",
+            bytes as f64 / MIB,
+            bytes as f64 / MIB * 100_000.0 / r.tags as f64
+        ),
+        None => String::new(),
+    };
     println!(
-        "  reused instance          median {:>12.0} ns  p99 {:>10.0} ns  {:>7.1}× native",
-        r.reused_ns, r.reused_p99_ns, r.reused_vs_native
+        "  index of {} tags         built in {:.1} ms{index_memory}",
+        r.tags, r.index_build_ms
+    );
+    let native = |ns: f64| match r.native_ns {
+        Some(native) => format!("  {:>7.1}× native", ns / native),
+        None => String::new(),
+    };
+    match r.native_ns {
+        Some(ns) => println!("  native baseline (immutable-tags in Rust)   {ns:>12.0} ns"),
+        None => println!(
+            "  native baseline          none: there is one of immutable-tags only, with its default settings"
+        ),
+    }
+    println!(
+        "  reused instance          median {:>12.0} ns  p99 {:>10.0} ns{}",
+        r.reused_ns,
+        r.reused_p99_ns,
+        native(r.reused_ns)
     );
     let from = if r.isolated_from_snapshot { "snapshot" } else { "NO SNAPSHOT" };
     println!(
-        "  isolated, {from:<12}   median {:>12.0} ns  p99 {:>10.0} ns  {:>7.1}× native",
-        r.isolated_ns, r.isolated_p99_ns, r.isolated_vs_native
+        "  isolated, {from:<12}   median {:>12.0} ns  p99 {:>10.0} ns{}",
+        r.isolated_ns,
+        r.isolated_p99_ns,
+        native(r.isolated_ns)
     );
     println!(
-        "  isolated, configured     median {:>12.0} ns  p99 {:>10.0} ns  {:>7.1}× native",
+        "  isolated, configured     median {:>12.0} ns  p99 {:>10.0} ns{}",
         r.isolated_configure_ns,
         r.isolated_configure_p99_ns,
-        r.isolated_configure_ns / r.native_ns
+        native(r.isolated_configure_ns)
     );
     println!(
         "  floor (reads nothing)    reused {:>12.0} ns  isolated {:>7.0} ns",
@@ -236,10 +349,31 @@ fn print_text(r: &Report) {
         m.last_bytes as f64 / MIB,
         m.replaced
     );
+    if let (Some(now), Some(peak)) = (r.resident_bytes, r.peak_resident_bytes) {
+        println!(
+            "  process memory           {:>12.1} MiB resident at the end (VmRSS), peak {:.1} MiB (VmHWM)",
+            now as f64 / MIB,
+            peak as f64 / MIB
+        );
+    }
 }
 
 const MIB: f64 = (1 << 20) as f64;
 const MEMORY_DECISIONS: u64 = 100_000;
+/// The largest `--tags`: about 2 GiB of index.
+const MAX_TAGS: usize = 10_000_000;
+
+/// The process's resident memory and its peak so far, in bytes (VmRSS and VmHWM of
+/// /proc/self/status); `None` where there is no such file.
+fn resident() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find_map(|line| line.strip_prefix(name))?;
+        let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+        Some(kib * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
 
 /// Decide `MEMORY_DECISIONS` pushes in a row on one reused instance, reading its memory
 /// after each decision. Not timed.
@@ -265,21 +399,31 @@ fn memory_over(policy: &ConfiguredPolicy, pushes: &[Request], state: &Arc<TagMap
     report
 }
 
-/// A baseline that decides differently would make the ratio meaningless.
-fn check_agreement(
-    native: &NativeImmutableTags,
+/// Decide every push once, counting the outcomes; where there is a native baseline, check
+/// that it decides the same: a baseline that decides differently would make the ratio
+/// meaningless.
+fn decide_all(
+    native: Option<&NativeImmutableTags>,
     policy: &ConfiguredPolicy,
     pushes: &[Request],
     state: &Arc<TagMap>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Decided> {
+    let mut decided = Decided::default();
     for (i, push) in pushes.iter().enumerate() {
-        let wasm = policy.evaluate(push, state.clone())?.outcome;
-        let expected = native.outcome(push);
-        if wasm != expected {
-            bail!("push {i}: the native baseline says {expected}, the policy says {wasm}");
+        let outcome = policy.evaluate(push, state.clone())?.outcome;
+        match outcome {
+            Outcome::Allow => decided.allowed += 1,
+            Outcome::Warn => decided.warned += 1,
+            Outcome::Deny => decided.denied += 1,
+        }
+        if let Some(native) = native {
+            let expected = native.outcome(push, state.as_ref());
+            if outcome != expected {
+                bail!("push {i}: the native baseline says {expected}, the policy says {outcome}");
+            }
         }
     }
-    Ok(())
+    Ok(decided)
 }
 
 /// Median nanoseconds per decision over batches of `batch` decisions.
