@@ -305,6 +305,32 @@ fn the_performance_commands_run() {
 }
 
 #[test]
+fn the_index_measure_commands_run() {
+    // The smallest repository, two rounds, on the binaries this test run was built with.
+    let [block] = doc::run_by(workspace(), "the_index_measure_commands_run").try_into().unwrap();
+    let out = run_block(
+        &block,
+        workspace(),
+        &[
+            (
+                "tests/load/index 100 10000 100000",
+                "TAGPOLICY_PREBUILT=1 tests/load/index --iterations 2 100",
+            ),
+            (
+                "tests/load/index --redis 100 10000 100000",
+                "TAGPOLICY_PREBUILT=1 tests/load/index --redis --iterations 2 100",
+            ),
+        ],
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    // Both runs printed their measures, and after the fill no push cost more than its writes.
+    assert_eq!(printed.matches("\"fill_requests\"").count(), 2, "{printed}");
+    assert_eq!(printed.matches("\"redis_bytes\"").count(), 1, "{printed}");
+    let pushes = printed.matches("\"delete by digest (denied)\": 1").count();
+    assert_eq!(pushes, 2, "{printed}");
+}
+
+#[test]
 fn the_language_cost_commands_run() {
     // One second per measure instead of ten; the builds are the ones the page shows.
     let [block] = doc::run_by(workspace(), "the_language_cost_commands_run").try_into().unwrap();

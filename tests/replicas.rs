@@ -181,6 +181,15 @@ impl Upstream {
                     tags.insert(tag, format!("sha256:{}", sha256_hex(&request.body)));
                     Answer::status(201)
                 }
+                "GET" if request.path.ends_with("/tags/list") => {
+                    let list: Vec<&String> = tags.keys().collect();
+                    let body = serde_json::json!({"name": "team/app", "tags": list});
+                    Answer::Reply {
+                        status: 200,
+                        headers: vec![],
+                        body: body.to_string().into_bytes(),
+                    }
+                }
                 "GET" => Answer::status(200),
                 _ => Answer::status(404),
             }
@@ -238,9 +247,14 @@ struct Pair {
 
 impl Pair {
     fn start() -> Pair {
+        Pair::start_with("")
+    }
+
+    /// Two replicas with `extra` configuration (e.g. an index).
+    fn start_with(extra: &str) -> Pair {
         let redis = Redis::start();
         let upstream = Upstream::start();
-        let gates = replicas(2, &upstream.url, &redis, "");
+        let gates = replicas(2, &upstream.url, &redis, extra);
         warm_up(&gates, "team/app", b"warm");
         let manifest = |image: &str| {
             let bytes = format!(r#"{{"image":"{image}"}}"#).into_bytes();
@@ -266,8 +280,8 @@ impl Pair {
 /// Replica A's write is held by the upstream when A is killed; the write then lands (or is
 /// dropped). A push through replica B must wait until that write has landed or never will,
 /// read the repository again, and decide on what is really there.
-fn killed_while_writing(lands: bool) {
-    let pair = Pair::start();
+fn killed_while_writing(lands: bool, extra: &str) {
+    let pair = Pair::start_with(extra);
     let (upstream, a, b) = (&pair.upstream, &pair.gates[0], &pair.gates[1]);
     let ((_, first_digest), (second, second_digest)) = (pair.first.clone(), pair.second.clone());
 
@@ -311,12 +325,20 @@ fn killed_while_writing(lands: bool) {
 
 #[test]
 fn a_replica_killed_while_its_write_is_in_flight_that_then_lands() {
-    killed_while_writing(true);
+    killed_while_writing(true, "");
 }
 
 #[test]
 fn a_replica_killed_while_its_write_is_in_flight_that_is_dropped() {
-    killed_while_writing(false);
+    killed_while_writing(false, "");
+}
+
+/// With the index (in Redis), the killed replica marked the tag dirty before its write: B
+/// looks it up again before deciding, whatever the index said.
+#[test]
+fn a_replica_killed_mid_write_leaves_its_tag_to_be_read_again_in_the_index() {
+    killed_while_writing(true, "upstream_read: anonymous\n");
+    killed_while_writing(false, "upstream_read: anonymous\n");
 }
 
 #[test]
@@ -409,11 +431,10 @@ fn redis_lost_and_restarted_stops_tag_changes_and_then_resumes() {
 fn writes_through_one_replica_and_around_the_gates_are_seen_by_the_others() {
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
-    let token = "notifications-token-0123456789";
-    let token_file = dir.path().join("notify.token");
-    std::fs::write(&token_file, token).unwrap();
+    let (token, notifications) = registry::notifications_token(dir.path());
     let mut registry = Registry::start();
-    let extra = format!("notifications: {{token_file: {}}}\n", token_file.display());
+    // The gates keep an index, read with an account of their own.
+    let extra = format!("{notifications}upstream_read: anonymous\n");
     let gates = replicas(2, &registry.url(), &redis, &extra);
     let (a, b) = (&gates[0], &gates[1]);
     let direct = Client::new(&registry.url());
@@ -435,11 +456,7 @@ fn writes_through_one_replica_and_around_the_gates_are_seen_by_the_others() {
     // arrives before the gate has recorded it makes the gates forget that tag, which is safe
     // but would make the cache hit above a matter of timing.
     registry.stop();
-    registry.extra_config = format!(
-        "notifications:\n  endpoints:\n    - name: gates\n      url: {}/tagpolicy/notifications\n      \
-         headers: {{Authorization: [\"Bearer {token}\"]}}\n      timeout: 2s\n      threshold: 3\n      backoff: 200ms\n",
-        b.url()
-    );
+    registry.extra_config = registry::notifications_to(&b.url(), &token);
     registry.restart();
 
     // Around the gates (an admin tool): the registry tells B, which makes both forget.

@@ -574,6 +574,23 @@ impl Client {
         reply(request.send_bytes(manifest))
     }
 
+    /// A manifest PUT with more `headers` (e.g. the actor a trusted front proxy names).
+    pub fn put_manifest_headers(
+        &self,
+        repository: &str,
+        reference: &str,
+        manifest: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self
+            .request("PUT", &format!("/v2/{repository}/manifests/{reference}"))
+            .set("Content-Type", MANIFEST);
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        reply(request.send_bytes(manifest))
+    }
+
     /// A manifest PUT with `content_type` (an index, an artifact).
     pub fn put_manifest_as(
         &self,
@@ -808,4 +825,21 @@ impl Registry {
             })
             .collect()
     }
+}
+
+/// A bearer token for registry notifications, written to `notify.token` in `dir`: the token
+/// and the gate configuration's `notifications` line.
+pub fn notifications_token(dir: &Path) -> (String, String) {
+    let token = "notifications-token-0123456789".to_string();
+    let file = dir.join("notify.token");
+    std::fs::write(&file, &token).unwrap();
+    (token, format!("notifications: {{token_file: {}}}\n", file.display()))
+}
+
+/// The registry configuration that reports every write to the gate at `gate_url` with `token`.
+pub fn notifications_to(gate_url: &str, token: &str) -> String {
+    format!(
+        "notifications:\n  endpoints:\n    - name: gates\n      url: {gate_url}/tagpolicy/notifications\n      \
+         headers: {{Authorization: [\"Bearer {token}\"]}}\n      timeout: 2s\n      threshold: 3\n      backoff: 200ms\n"
+    )
 }

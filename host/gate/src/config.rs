@@ -12,6 +12,7 @@ use tagpolicy::{Loader, PolicySet, PolicySpec};
 use tagpolicy_oci::config::RegistriesConfig;
 
 use super::identity::{Identity, IdentitySpec};
+use super::index::IndexSettings;
 use super::limits::GateLimits;
 use super::route::PassWrites;
 use super::tls::CertificateFiles;
@@ -70,6 +71,13 @@ struct File {
     /// Registry notifications of writes made around the gates, which drop what is known.
     #[serde(default)]
     notifications: Option<NotificationsFile>,
+    /// The gate's own account for what it reads of the upstream.
+    #[serde(default)]
+    upstream_read: Option<ReadAccountSpec>,
+    /// The repository index (kept with `upstream_read` and `authoritative` or
+    /// `notifications`).
+    #[serde(default)]
+    index: IndexSettings,
     /// Policies named `oci://…`: how registries are reached, the keys they must be signed
     /// with, the cache, how often tags are resolved again.
     #[serde(default)]
@@ -97,6 +105,67 @@ fn default_lease() -> Duration {
 
 fn default_namespace() -> String {
     "tagpolicy".into()
+}
+
+/// `upstream_read`: `anonymous`, or `{username, password_file}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadAccountSpec {
+    /// Reads without credentials: the operator's word that anonymous reads see every
+    /// repository the gate governs.
+    Anonymous,
+    Password {
+        username: String,
+        password_file: PathBuf,
+    },
+}
+
+impl<'de> Deserialize<'de> for ReadAccountSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Password {
+            username: String,
+            password_file: PathBuf,
+        }
+        let value = serde_yaml_ng::Value::deserialize(deserializer)?;
+        if value.as_str() == Some("anonymous") {
+            return Ok(ReadAccountSpec::Anonymous);
+        }
+        if !value.is_mapping() {
+            return Err(serde::de::Error::custom(
+                "give `anonymous`, or `{username: …, password_file: …}`",
+            ));
+        }
+        let Password { username, password_file } =
+            serde_yaml_ng::from_value(value).map_err(serde::de::Error::custom)?;
+        Ok(ReadAccountSpec::Password { username, password_file })
+    }
+}
+
+impl ReadAccountSpec {
+    /// The account, with its password read from its file.
+    pub fn load(&self) -> Result<crate::read_account::ReadAccount, String> {
+        use crate::read_account::ReadAccount;
+        match self {
+            ReadAccountSpec::Anonymous => Ok(ReadAccount::anonymous()),
+            ReadAccountSpec::Password { username, password_file } => {
+                let password = std::fs::read_to_string(password_file).map_err(|e| {
+                    format!(
+                        "upstream_read.password_file: cannot read `{}`: {e}",
+                        password_file.display()
+                    )
+                })?;
+                let password = password.trim_end_matches(['\n', '\r']).to_string();
+                if password.is_empty() {
+                    return Err(format!(
+                        "upstream_read.password_file: `{}` is empty",
+                        password_file.display()
+                    ));
+                }
+                Ok(ReadAccount::with_password(username.clone(), password))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,6 +216,9 @@ pub struct GateConfig {
     pub notifications_token_file: Option<PathBuf>,
     /// How `oci://` policies are fetched and verified (paths resolved).
     pub policy_registries: RegistriesConfig,
+    /// The gate's own account for its reads of the upstream (password file resolved).
+    pub upstream_read: Option<ReadAccountSpec>,
+    pub index: IndexSettings,
     rules: Vec<RuleFile>,
 }
 
@@ -178,6 +250,7 @@ impl GateConfig {
         let pass_writes =
             PassWrites::new(&file.pass_writes).map_err(|e| invalid(format!("pass_writes{e}")))?;
         file.limits.check().map_err(invalid)?;
+        file.index.check().map_err(invalid)?;
         let verifies = file.policy_registries.as_ref().is_some_and(|p| p.verify.is_some());
         for (r, rule) in file.rules.iter().enumerate() {
             for (p, spec) in rule.policies.iter().enumerate() {
@@ -220,6 +293,12 @@ impl GateConfig {
         let notifications_token_file =
             file.notifications.map(|notifications| base.join(notifications.token_file));
         let policy_registries = file.policy_registries.unwrap_or_default().relative_to(base);
+        let upstream_read = file.upstream_read.map(|spec| match spec {
+            ReadAccountSpec::Password { username, password_file } => {
+                ReadAccountSpec::Password { username, password_file: base.join(password_file) }
+            }
+            anonymous => anonymous,
+        });
         Ok(GateConfig {
             path: path.to_path_buf(),
             listen: file.listen,
@@ -236,6 +315,8 @@ impl GateConfig {
             authoritative: file.authoritative,
             notifications_token_file,
             policy_registries,
+            upstream_read,
+            index: file.index,
             rules: file.rules,
         })
     }

@@ -41,12 +41,11 @@ pub const SEND_MARGIN: Duration = Duration::from_secs(1);
 const STORE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the settings record outlives the last replica that refreshed it.
 const SETTINGS_TTL: Duration = Duration::from_secs(60);
-/// How long a repository's known tags stay in Redis after its last change.
-const KNOWN_TAGS_TTL: Duration = Duration::from_secs(3600);
-/// Bounds on what one gate keeps in memory: beyond them it forgets everything and looks up
-/// again, rather than grow without end.
-const MAX_KNOWN_REPOSITORIES: usize = 10_000;
-const MAX_KNOWN_TAGS: usize = 10_000;
+/// How long a repository's generation stays in Redis after its last change.
+const GENERATION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Generations one gate keeps in memory; beyond this it starts again from zero for every
+/// repository (a generation only tells caches that something changed).
+const MAX_GENERATIONS: usize = 100_000;
 
 /// Why a change could not be coordinated. Nothing is written upstream after any of these.
 #[derive(Debug, thiserror::Error)]
@@ -97,19 +96,6 @@ impl Settings {
     fn margin(&self) -> Duration {
         (self.lease / 5).max(Duration::from_millis(100))
     }
-}
-
-/// The current digest of a tag as the gates know it: `Some(None)` known absent, `None` not
-/// known (look it up).
-pub type Known = Option<Option<String>>;
-
-/// What a change did to a tag, for [`Coordinator::changed`].
-#[derive(Debug, Clone)]
-pub enum TagNow {
-    /// The tag now points at this digest, or is absent (`None`).
-    Is(Option<String>),
-    /// Unknown now (the write failed or its outcome is uncertain): forget it.
-    Unknown,
 }
 
 /// The coordinator of one gate process.
@@ -214,93 +200,37 @@ impl Coordinator {
         self.metrics.lease_wait(started.elapsed());
         if lease.reconciled {
             // The previous holder may have written something nobody recorded: nothing cached
-            // about the repository is to be trusted.
+            // about the repository is to be trusted (the index re-reads the tags it marked
+            // before that write).
             self.metrics.reconciliation();
             tracing::warn!(repository, "a change was left in flight; reading the repository again");
-            lease.generation = self.changed(repository, u64::MAX, &[]).await?;
+            lease.generation = self.changed(repository).await?;
         }
         Ok(lease)
     }
 
-    /// The digests of `tags` as known (only with `authoritative`); `None` for each unknown.
-    pub async fn known(
-        &self,
-        repository: &str,
-        tags: &[String],
-    ) -> Result<Vec<Known>, CoordinationError> {
-        if !self.settings.authoritative {
-            return Ok(vec![None; tags.len()]);
-        }
+    /// Record a change of `repository` made around the gates (a notification) or found left
+    /// in flight: bump its generation and tell the other replicas, so that what they cached
+    /// of it is dropped. Returns the new generation.
+    pub async fn changed(&self, repository: &str) -> Result<u64, CoordinationError> {
         match &self.store {
-            Store::Local(local) => Ok(local.known(repository, tags)),
-            Store::Redis(store) => store.known(repository, tags).await,
+            Store::Local(local) => Ok(local.changed(repository)),
+            Store::Redis(store) => store.changed(repository, None).await,
         }
     }
 
-    /// Whether tag digests are kept (`authoritative`).
-    pub fn keeps_digests(&self) -> bool {
-        self.settings.authoritative
-    }
-
-    /// Remember digests looked up upstream at `generation` (only with `authoritative`, and
-    /// only if nothing changed the repository since).
-    pub async fn learn(
-        &self,
-        repository: &str,
-        generation: u64,
-        found: &[(String, Option<String>)],
-    ) -> Result<(), CoordinationError> {
-        if !self.settings.authoritative || found.is_empty() {
-            return Ok(());
-        }
-        match &self.store {
-            Store::Local(local) => {
-                local.learn(repository, generation, found);
-                Ok(())
-            }
-            Store::Redis(store) => store.learn(repository, generation, found).await,
-        }
-    }
-
-    /// Record a change of `repository` reported from outside (a notification) or found left
-    /// in flight: bump the generation, tell the other replicas, and forget `tags` (none:
-    /// every tag). Returns the new generation.
-    pub async fn changed(
-        &self,
-        repository: &str,
-        generation: u64,
-        tags: &[(String, TagNow)],
-    ) -> Result<u64, CoordinationError> {
-        let authoritative = self.settings.authoritative;
-        match &self.store {
-            Store::Local(local) => Ok(local.changed(repository, generation, tags, authoritative)),
-            Store::Redis(store) => {
-                store.changed(repository, generation, tags, authoritative, None).await
-            }
-        }
-    }
-
-    /// End a change made under `lease`: bump the generation, tell the other replicas, record
-    /// what the tags are now (only if nothing else changed the repository since the lease was
-    /// taken; otherwise they are forgotten), then, if every write sent was `answered`, drop
-    /// the intent, and release the repository. If this fails, the intent stays and the next
-    /// holder reads the repository again.
-    pub async fn finish(
-        &self,
-        lease: Lease,
-        tags: &[(String, TagNow)],
-        answered: bool,
-    ) -> Result<(), CoordinationError> {
-        let authoritative = self.settings.authoritative;
-        let (repository, generation) = (lease.repository.as_str(), lease.generation);
+    /// End a change made under `lease`: bump the generation, tell the other replicas, then,
+    /// if every write sent was `answered`, drop the intent, and release the repository. If
+    /// this fails, the intent stays and the next holder reads the repository again.
+    pub async fn finish(&self, lease: Lease, answered: bool) -> Result<(), CoordinationError> {
+        let repository = lease.repository.as_str();
         match (&self.store, &lease.hold) {
             (Store::Redis(store), Hold::Redis(hold)) => {
-                let holder = Some((hold, answered));
-                store.changed(repository, generation, tags, authoritative, holder).await?;
+                store.changed(repository, Some((hold, answered))).await?;
                 hold.released.store(true, Ordering::SeqCst);
             }
             (Store::Local(local), _) => {
-                local.changed(repository, generation, tags, authoritative);
+                local.changed(repository);
             }
             (Store::Redis(_), Hold::Local(_)) => unreachable!("leases come from their store"),
         }
@@ -342,7 +272,6 @@ impl Lease {
 struct Local {
     locks: RepositoryLocks,
     generations: Mutex<HashMap<String, u64>>,
-    tags: Mutex<HashMap<String, HashMap<String, Option<String>>>>,
 }
 
 impl Local {
@@ -350,69 +279,14 @@ impl Local {
         lock(&self.generations).get(repository).copied().unwrap_or(0)
     }
 
-    fn known(&self, repository: &str, tags: &[String]) -> Vec<Known> {
-        let known = lock(&self.tags);
-        let entries = known.get(repository);
-        tags.iter().map(|tag| entries.and_then(|e| e.get(tag)).cloned()).collect()
-    }
-
-    fn learn(&self, repository: &str, generation: u64, found: &[(String, Option<String>)]) {
-        // Both locks, in this order everywhere, so no change slips between check and write.
-        let generations = lock(&self.generations);
-        if generations.get(repository).copied().unwrap_or(0) != generation {
-            return;
-        }
-        let mut known = lock(&self.tags);
-        let entries = Self::entries(&mut known, repository);
-        for (tag, digest) in found {
-            entries.insert(tag.clone(), digest.clone());
-        }
-    }
-
-    fn changed(
-        &self,
-        repository: &str,
-        generation: u64,
-        tags: &[(String, TagNow)],
-        learn: bool,
-    ) -> u64 {
+    fn changed(&self, repository: &str) -> u64 {
         let mut generations = lock(&self.generations);
+        if generations.len() >= MAX_GENERATIONS && !generations.contains_key(repository) {
+            generations.clear();
+        }
         let current = generations.entry(repository.to_string()).or_insert(0);
-        let unchanged = *current == generation;
         *current += 1;
-        let now = *current;
-        let mut known = lock(&self.tags);
-        if tags.is_empty() {
-            known.remove(repository);
-            return now;
-        }
-        let entries = Self::entries(&mut known, repository);
-        for (tag, is) in tags {
-            match is {
-                TagNow::Is(digest) if learn && unchanged => {
-                    entries.insert(tag.clone(), digest.clone());
-                }
-                _ => {
-                    entries.remove(tag);
-                }
-            }
-        }
-        now
-    }
-
-    /// The known tags of `repository`, within the bounds.
-    fn entries<'a>(
-        known: &'a mut HashMap<String, HashMap<String, Option<String>>>,
-        repository: &str,
-    ) -> &'a mut HashMap<String, Option<String>> {
-        if known.len() >= MAX_KNOWN_REPOSITORIES && !known.contains_key(repository) {
-            known.clear();
-        }
-        let entries = known.entry(repository.to_string()).or_default();
-        if entries.len() >= MAX_KNOWN_TAGS {
-            entries.clear();
-        }
-        entries
+        *current
     }
 }
 
@@ -536,55 +410,27 @@ end
 return 0
 ";
 
-/// Remember looked-up digests if the repository's generation is still the one read.
-const LEARN: &str = r"
-if tonumber(redis.call('get', KEYS[1]) or '0') ~= tonumber(ARGV[1]) then return 0 end
-for i = 3, #ARGV, 2 do redis.call('hset', KEYS[2], ARGV[i], ARGV[i + 1]) end
-redis.call('pexpire', KEYS[2], ARGV[2])
-return 1
-";
-
-/// A change: bump the generation, record (or, if anything else changed the repository since
-/// `ARGV[1]`, forget) each tag, tell the other replicas. ARGV pairs from 8: tag, digest (''
-/// for absent, '?' to forget); no pairs: forget every tag. With a holder's token (`ARGV[6]`),
-/// also release its lease and, if its writes were answered (`ARGV[7]`), remove its intent:
-/// one round trip for the end of a change.
+/// A change: bump the generation (it lives a week past the last change), tell the other
+/// replicas. With a holder's token (`ARGV[3]`), also release its lease and, if its writes
+/// were answered (`ARGV[4]`), remove its intent: one round trip for the end of a change.
 const CHANGED: &str = r"
-local unchanged = tonumber(redis.call('get', KEYS[1]) or '0') == tonumber(ARGV[1])
 local generation = redis.call('incr', KEYS[1])
-if #ARGV < 8 then
-  redis.call('del', KEYS[2])
-else
-  for i = 8, #ARGV, 2 do
-    if unchanged and ARGV[4] == '1' and ARGV[i + 1] ~= '?' then
-      redis.call('hset', KEYS[2], ARGV[i], ARGV[i + 1])
-    else
-      redis.call('hdel', KEYS[2], ARGV[i])
-    end
-  end
-  redis.call('pexpire', KEYS[2], ARGV[3])
-end
-local token = ARGV[6]
+redis.call('pexpire', KEYS[1], ARGV[5])
+local token = ARGV[3]
 if token ~= '' then
-  local intent = redis.call('get', KEYS[4])
-  if ARGV[7] == '1' and intent and string.sub(intent, 1, #token + 1) == token .. ' ' then
-    redis.call('del', KEYS[4])
+  local intent = redis.call('get', KEYS[3])
+  if ARGV[4] == '1' and intent and string.sub(intent, 1, #token + 1) == token .. ' ' then
+    redis.call('del', KEYS[3])
   end
-  if redis.call('get', KEYS[3]) == token then redis.call('del', KEYS[3]) end
+  if redis.call('get', KEYS[2]) == token then redis.call('del', KEYS[2]) end
 end
-redis.call('publish', ARGV[2], ARGV[5])
+redis.call('publish', ARGV[1], ARGV[2])
 return generation
 ";
 
 impl RedisStore {
     async fn connection(&self) -> Result<redis::aio::ConnectionManager, CoordinationError> {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(STORE_TIMEOUT))
-            .set_response_timeout(Some(STORE_TIMEOUT))
-            .set_number_of_retries(1)
-            // Reconnect promptly once Redis is back: changes wait on it.
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
+        let config = connection_config(STORE_TIMEOUT);
         self.connection
             .get_or_try_init(|| self.client.get_connection_manager_with_config(config))
             .await
@@ -737,80 +583,27 @@ impl RedisStore {
         }
     }
 
-    async fn known(
-        &self,
-        repository: &str,
-        tags: &[String],
-    ) -> Result<Vec<Known>, CoordinationError> {
-        if tags.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut connection = self.connection().await?;
-        let values: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(self.keys.of("tags", repository))
-            .arg(tags)
-            .query_async(&mut connection)
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        Ok(values
-            .into_iter()
-            .map(|value| value.map(|digest| Some(digest).filter(|d| !d.is_empty())))
-            .collect())
-    }
-
-    async fn learn(
-        &self,
-        repository: &str,
-        generation: u64,
-        found: &[(String, Option<String>)],
-    ) -> Result<(), CoordinationError> {
-        let keys = [self.keys.of("generation", repository), self.keys.of("tags", repository)];
-        let mut args = vec![generation.to_string(), millis(KNOWN_TAGS_TTL)];
-        for (tag, digest) in found {
-            args.push(tag.clone());
-            args.push(digest.clone().unwrap_or_default());
-        }
-        let _: i64 = self.run(LEARN, &[&keys[0], &keys[1]], &args).await?;
-        Ok(())
-    }
-
     async fn changed(
         &self,
         repository: &str,
-        generation: u64,
-        tags: &[(String, TagNow)],
-        learn: bool,
         holder: Option<(&RedisHold, bool)>,
     ) -> Result<u64, CoordinationError> {
         let keys = [
             self.keys.of("generation", repository),
-            self.keys.of("tags", repository),
             self.keys.of("lease", repository),
             self.keys.of("intent", repository),
         ];
-        // `u64::MAX` never matches: a reported change only forgets.
-        let expected =
-            if generation == u64::MAX { "-1".to_string() } else { generation.to_string() };
         let (token, answered) = match holder {
             Some((hold, answered)) => (hold.token.clone(), answered),
             None => (String::new(), false),
         };
-        let mut args = vec![
-            expected,
+        let args = [
             self.keys.channel(),
-            millis(KNOWN_TAGS_TTL),
-            u8::from(learn).to_string(),
             repository.to_string(),
             token,
             u8::from(answered).to_string(),
+            millis(GENERATION_TTL),
         ];
-        for (tag, now) in tags {
-            args.push(tag.clone());
-            args.push(match now {
-                TagNow::Is(digest) => digest.clone().unwrap_or_default(),
-                TagNow::Unknown => "?".to_string(),
-            });
-        }
         let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         self.run(CHANGED, &key_refs, &args).await
     }
@@ -961,12 +754,23 @@ async fn listen_for_changes(store: Weak<RedisStore>, changed: Arc<OnChange>) {
     }
 }
 
+/// How the gate talks to Redis (for coordination and for the index): each command within
+/// `timeout`, and a prompt reconnection once Redis is back, since changes wait on it.
+pub(crate) fn connection_config(timeout: Duration) -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500))
+}
+
 fn millis(duration: Duration) -> String {
     duration.as_millis().max(1).to_string()
 }
 
 /// `redis://user:secret@host:port/db` without the secret.
-fn shown_url(url: &str) -> String {
+pub(crate) fn shown_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
@@ -1023,53 +827,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn known_tags_are_learned_only_at_the_generation_they_were_read() {
+    async fn every_change_bumps_the_generation_and_a_finish_releases_the_lease() {
         let coordinator = Coordinator::local(settings(), Arc::new(Metrics::new()));
-        let tags = ["1.0".to_string(), "latest".to_string()];
         let wait = Duration::from_secs(1);
         let lease = coordinator.lease("a", wait).await.unwrap();
         let generation = lease.generation;
-        coordinator
-            .learn("a", generation, &[("1.0".into(), Some("sha256:1".into()))])
-            .await
-            .unwrap();
-        assert_eq!(
-            coordinator.known("a", &tags).await.unwrap(),
-            [Some(Some("sha256:1".into())), None]
-        );
-
-        // A change this gate finishes under the lease it read at updates what is known.
-        let latest = [("latest".into(), TagNow::Is(Some("sha256:2".into())))];
-        coordinator.finish(lease, &latest, true).await.unwrap();
-        assert_eq!(
-            coordinator.known("a", &tags).await.unwrap(),
-            [Some(Some("sha256:1".into())), Some(Some("sha256:2".into()))]
-        );
-        // A lookup made before that change is stale: not learned.
-        coordinator.learn("a", generation, &[("1.0".into(), None)]).await.unwrap();
-        assert_eq!(coordinator.known("a", &tags).await.unwrap()[0], Some(Some("sha256:1".into())));
-        // A change reported from outside (a notification) only forgets.
-        let reported = [("1.0".into(), TagNow::Is(Some("sha256:9".into())))];
-        coordinator.changed("a", u64::MAX, &reported).await.unwrap();
-        assert_eq!(coordinator.known("a", &tags).await.unwrap()[0], None);
-        // A change finished after something else changed the repository only forgets too.
-        let stale = coordinator.lease("a", wait).await.unwrap();
-        coordinator.changed("a", u64::MAX, &[]).await.unwrap();
-        coordinator.finish(stale, &latest, true).await.unwrap();
-        assert_eq!(coordinator.known("a", &tags).await.unwrap(), [None, None]);
-        // The lease was released by `finish`, and every change bumped the generation.
+        coordinator.finish(lease, true).await.unwrap();
+        coordinator.changed("a").await.unwrap();
         let next = coordinator.lease("a", Duration::from_millis(50)).await.unwrap();
-        assert_eq!(next.generation, generation + 4);
-    }
-
-    #[tokio::test]
-    async fn without_authoritative_nothing_is_known() {
-        let coordinator = Coordinator::local(
-            Settings { authoritative: false, ..settings() },
-            Arc::new(Metrics::new()),
-        );
-        coordinator.learn("a", 0, &[("1.0".into(), None)]).await.unwrap();
-        assert_eq!(coordinator.known("a", &["1.0".to_string()]).await.unwrap(), [None]);
+        assert_eq!(next.generation, generation + 2);
+        let other = coordinator.lease("b", wait).await.unwrap();
+        assert_eq!(other.generation, 0, "each repository has its own");
     }
 
     #[test]

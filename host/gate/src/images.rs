@@ -4,7 +4,7 @@
 //! tag schema (`sha256-<hex>`) and cosign's tags (`sha256-<hex>.sig`, `.att`, `.sbom`).
 //! Errors are sentences for the denial a failed lookup causes.
 
-use super::upstream::Upstream;
+use super::upstream::{Reader, Upstream};
 use http::HeaderValue;
 use sha2::{Digest, Sha256};
 use tagpolicy::image::{KeyValue, Manifest, Referrer, config_labels};
@@ -26,9 +26,9 @@ pub async fn manifest(
     upstream: &Upstream,
     repository: &str,
     digest: &str,
-    auth: Option<&HeaderValue>,
+    reader: &Reader,
 ) -> Result<Option<Manifest>, String> {
-    let found = upstream.manifest(repository, digest, auth).await.map_err(|e| {
+    let found = upstream.manifest(repository, digest, reader).await.map_err(|e| {
         format!("cannot read the manifest `{digest}` from the upstream registry ({e})")
     })?;
     let Some((content_type, bytes)) = found else { return Ok(None) };
@@ -46,7 +46,7 @@ pub async fn labels(
     digest: &str,
     manifest: &Manifest,
     max_bytes: usize,
-    auth: Option<&HeaderValue>,
+    reader: &Reader,
 ) -> Result<Vec<KeyValue>, String> {
     let Some(config) = &manifest.config else { return Ok(Vec::new()) };
     if config.size > max_bytes as u64 {
@@ -55,12 +55,13 @@ pub async fn labels(
             config.size
         ));
     }
-    let bytes = upstream.blob(repository, &config.digest, max_bytes, auth).await.map_err(|e| {
-        format!(
-            "cannot read the config `{}` of `{digest}` from the upstream registry ({e})",
-            config.digest
-        )
-    })?;
+    let bytes =
+        upstream.blob(repository, &config.digest, max_bytes, reader).await.map_err(|e| {
+            format!(
+                "cannot read the config `{}` of `{digest}` from the upstream registry ({e})",
+                config.digest
+            )
+        })?;
     config_labels(&bytes)
         .map_err(|e| format!("the config `{}` of `{digest}` is {e}", config.digest))
 }
@@ -70,15 +71,15 @@ pub async fn referrers(
     upstream: &Upstream,
     repository: &str,
     digest: &str,
-    auth: Option<&HeaderValue>,
+    reader: &Reader,
 ) -> Result<Vec<Referrer>, String> {
     let what = format!("the referrers of `{digest}`");
     let failed =
         |e: &dyn std::fmt::Display| format!("cannot read {what} from the upstream registry ({e})");
-    let index = upstream.referrers(repository, digest, auth).await.map_err(|e| failed(&e))?;
+    let index = upstream.referrers(repository, digest, reader).await.map_err(|e| failed(&e))?;
     let mut found = match index {
         Some(bytes) => from_index(&bytes, None, &what)?,
-        None => fallback(upstream, repository, digest, auth).await.map_err(|e| failed(&e))?,
+        None => fallback(upstream, repository, digest, reader).await.map_err(|e| failed(&e))?,
     };
     found.sort_by(|a, b| a.digest.cmp(&b.digest));
     found.dedup_by(|a, b| a.digest == b.digest);
@@ -133,13 +134,13 @@ async fn fallback(
     upstream: &Upstream,
     repository: &str,
     digest: &str,
-    auth: Option<&HeaderValue>,
+    reader: &Reader,
 ) -> Result<Vec<Referrer>, String> {
     let Some(hex) = digest.strip_prefix("sha256:") else { return Ok(Vec::new()) };
     let tag = format!("sha256-{hex}");
     let mut found = Vec::new();
     if let Some((content_type, bytes)) =
-        upstream.manifest(repository, &tag, auth).await.map_err(|e| e.to_string())?
+        upstream.manifest(repository, &tag, reader).await.map_err(|e| e.to_string())?
     {
         let what = format!("the referrers under the tag `{tag}`");
         found.extend(from_index(&bytes, Some(&content_type), &what)?);
@@ -147,7 +148,7 @@ async fn fallback(
     for (suffix, artifact_type) in COSIGN_TAGS {
         let cosign = format!("{tag}{suffix}");
         let answer =
-            upstream.manifest(repository, &cosign, auth).await.map_err(|e| e.to_string())?;
+            upstream.manifest(repository, &cosign, reader).await.map_err(|e| e.to_string())?;
         if let Some((content_type, bytes)) = answer {
             let manifest =
                 parse(&bytes, &content_type, &format!("the cosign manifest `{cosign}`"))?;

@@ -16,19 +16,23 @@ mod config;
 mod coordination;
 pub mod identity;
 mod images;
+mod index;
 mod limits;
 mod log;
 mod metrics;
 mod notifications;
 mod proxy;
+mod read_account;
 mod refresh;
 pub mod route;
 mod state;
+mod tag_list;
 mod tls;
 mod upstream;
 
-pub use config::{ConfigError, CoordinationSpec, GateConfig};
+pub use config::{ConfigError, CoordinationSpec, GateConfig, ReadAccountSpec};
 pub use coordination::CoordinationError;
+pub use index::IndexSettings;
 pub use limits::GateLimits;
 pub use tls::CertificateFiles;
 
@@ -71,8 +75,12 @@ struct Shared {
     tls: Option<tls::ServerTls>,
     metrics: Arc<Metrics>,
     cache: Arc<StateCache>,
-    /// Who may change a repository now, and its tags as known (fixed at start).
+    /// Who may change a repository now (fixed at start).
     coordinator: Arc<Coordinator>,
+    /// The repository index, when the gate keeps one (fixed at start).
+    index: Option<Arc<index::Index>>,
+    /// The operator's word that every write goes through the gates (fixed at start).
+    authoritative: bool,
     /// The token registry notifications carry (fixed at start); `None`: not accepted.
     notifications_token: Option<String>,
     /// Fetches `oci://` policies and follows their tags (settings fixed at start).
@@ -123,11 +131,16 @@ impl Gate {
             }
             None => None,
         };
+        let account = match &config.upstream_read {
+            Some(spec) => Some(spec.load().map_err(invalid)?),
+            None => None,
+        };
         let upstream = Arc::new(Upstream::new(
             config.upstream.clone(),
             metrics.clone(),
             limits.upstream_write_timeout,
             upstream_tls,
+            account,
         ));
         let cache = Arc::new(StateCache::new(active.config.state_cache));
         let settings = coordination::Settings {
@@ -144,6 +157,34 @@ impl Gate {
             }
         };
         let notifications_token = config.notifications_token().map_err(invalid)?;
+        let authoritative = config.authoritative;
+        let coordinator = Arc::new(coordinator);
+        // The index is the truth only when the gates see every write or hear of the others,
+        // and it is read with the gate's own account, never a client's.
+        let keeps_index = config.upstream_read.is_some()
+            && (config.authoritative || notifications_token.is_some());
+        let index = if keeps_index {
+            let backing = match &config.coordination {
+                None => index::Backing::Memory,
+                Some(spec) => index::Backing::Redis {
+                    url: &spec.redis,
+                    shown: coordination::shown_url(&spec.redis),
+                    namespace: &spec.namespace,
+                },
+            };
+            let index = index::Index::new(
+                backing,
+                config.index.clone(),
+                upstream.clone(),
+                coordinator.clone(),
+                metrics.clone(),
+                limits.lock_timeout,
+            )
+            .map_err(|e| invalid(format!("coordination.redis: {e}")))?;
+            Some(Arc::new(index))
+        } else {
+            None
+        };
         Ok(Gate {
             shared: Arc::new(Shared {
                 active: ArcSwap::from_pointee(active),
@@ -153,7 +194,9 @@ impl Gate {
                 tls,
                 metrics,
                 cache,
-                coordinator: Arc::new(coordinator),
+                coordinator,
+                index,
+                authoritative,
                 notifications_token,
                 fetcher,
                 reloading: std::sync::Mutex::new(()),
@@ -166,7 +209,11 @@ impl Gate {
     /// whose settings differ from those on the store must not serve.
     pub async fn connect(&self) -> Result<(), CoordinationError> {
         let cache = self.shared.cache.clone();
-        self.shared.coordinator.start(move |repository| cache.invalidate(repository)).await
+        self.shared.coordinator.start(move |repository| cache.invalidate(repository)).await?;
+        if let Some(index) = &self.shared.index {
+            index.start();
+        }
+        Ok(())
     }
 
     pub fn listen(&self) -> SocketAddr {
@@ -196,12 +243,42 @@ impl Gate {
         }
         let config = &active.config;
         lines.push(self.shared.coordinator.describe());
-        if config.authoritative {
-            lines.push(
-                "authoritative: tag digests are kept, not looked up before each push; every \
-                 write must go through the gates (or be reported by notifications)"
+        match (&self.shared.index, &config.upstream_read) {
+            (Some(index), _) => {
+                lines.push(index.describe());
+                lines.push(format!(
+                    "the gate reads the upstream {} for what it indexes and decides on",
+                    self.shared.upstream.account_description()
+                ));
+                if config.authoritative {
+                    lines.push(
+                        "authoritative: tag digests come from the index, not looked up before \
+                         each push; every write must go through the gates (or be reported by \
+                         notifications)"
+                            .into(),
+                    );
+                } else {
+                    lines.push(
+                        "not authoritative: each pushed tag is looked up before it is decided; \
+                         the rest of the repository comes from the index, which hears of writes \
+                         made around the gates through notifications"
+                            .into(),
+                    );
+                }
+            }
+            (None, None) => lines.push(
+                "no repository index: without `upstream_read` the gate reads what a decision \
+                 needs with the client's credentials, for that client only (a policy that \
+                 queries the repository makes it read every tag)"
                     .into(),
-            );
+            ),
+            (None, Some(_)) => lines.push(
+                "no repository index: without `authoritative` or `notifications` the gate \
+                 cannot know of writes made around it, so it reads what a decision needs from \
+                 the upstream each time (a policy that queries the repository makes it read \
+                 every tag)"
+                    .into(),
+            ),
         }
         if self.shared.notifications_token.is_some() {
             lines.push(format!("registry notifications accepted at POST {}", notifications::PATH));
@@ -528,11 +605,13 @@ fn reload_locked(shared: &Shared) -> Result<(), ConfigError> {
             || config.upstream_client_cert != running.upstream_client_cert
             || config.limits != shared.limits
             || config.policy_registries != running.policy_registries
+            || config.upstream_read != running.upstream_read
+            || config.index != running.index
         {
             tracing::warn!(
-                "`listen`, `tls`, `upstream`, `upstream_ca`, `upstream_client_cert`, `limits` \
-                 and `policy_registries` change only on restart (certificate files are re-read \
-                 when they change); keeping the running ones"
+                "`listen`, `tls`, `upstream`, `upstream_ca`, `upstream_client_cert`, `limits`, \
+                 `policy_registries`, `upstream_read` and `index` change only on restart \
+                 (certificate files are re-read when they change); keeping the running ones"
             );
         }
         let mut config = config;
@@ -543,6 +622,8 @@ fn reload_locked(shared: &Shared) -> Result<(), ConfigError> {
         config.upstream_client_cert = running.upstream_client_cert.clone();
         config.limits = shared.limits.clone();
         config.policy_registries = running.policy_registries.clone();
+        config.upstream_read = running.upstream_read.clone();
+        config.index = running.index.clone();
         if let Some(warning) = pass_writes_warning(&config.pass_writes) {
             tracing::warn!("{warning}");
         }

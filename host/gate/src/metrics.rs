@@ -76,6 +76,19 @@ pub struct Metrics {
     notifications: Family<ResultLabels, Counter>,
     policy_refreshes: Family<ResultLabels, Counter>,
     policy_stale: Gauge,
+    index_fills: Family<ResultLabels, Counter>,
+    index_fill_seconds: Histogram,
+    index_fill_tags: Counter,
+    index_corrections: Family<SourceLabels, Counter>,
+    index_checks: Family<ResultLabels, Counter>,
+    index_repositories: Gauge,
+    index_tags: Gauge,
+    index_evictions: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: &'static str,
 }
 
 impl Default for Metrics {
@@ -210,8 +223,66 @@ impl Metrics {
             "Registry notifications received, by result (applied, ignored, refused, invalid)",
             notifications.clone(),
         );
+        let index_fills = Family::default();
+        registry.register(
+            "index_fills",
+            "Repositories read into the index from the upstream, by result (ok, error)",
+            index_fills.clone(),
+        );
+        let index_fill_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 16));
+        registry.register(
+            "index_fill_seconds",
+            "Time to read a repository into the index",
+            index_fill_seconds.clone(),
+        );
+        let index_fill_tags = Counter::default();
+        registry.register(
+            "index_fill_tags",
+            "Tags read into the index by fills (its rate is a fill's progress)",
+            index_fill_tags.clone(),
+        );
+        let index_corrections = Family::default();
+        registry.register(
+            "index_corrections",
+            "Index entries found wrong and fixed, by source (dirty: a write of unknown \
+             outcome or a notification; lookup: a pushed tag looked up; check: the background check)",
+            index_corrections.clone(),
+        );
+        let index_checks = Family::default();
+        registry.register(
+            "index_checks",
+            "Background checks of a repository's index against the upstream, by result (ok, \
+             differences, error)",
+            index_checks.clone(),
+        );
+        let index_repositories = Gauge::default();
+        registry.register(
+            "index_repositories",
+            "Repositories in the index",
+            index_repositories.clone(),
+        );
+        let index_tags = Gauge::default();
+        registry.register(
+            "index_tags",
+            "Tags in this gate's in-memory index (`index.max_tags` bounds it)",
+            index_tags.clone(),
+        );
+        let index_evictions = Counter::default();
+        registry.register(
+            "index_evictions",
+            "Repositories dropped from the in-memory index to keep it within `index.max_tags`",
+            index_evictions.clone(),
+        );
         Metrics {
             registry,
+            index_fills,
+            index_fill_seconds,
+            index_fill_tags,
+            index_corrections,
+            index_checks,
+            index_repositories,
+            index_tags,
+            index_evictions,
             lease_wait_seconds,
             leases_lost,
             lock_delay_waits,
@@ -336,6 +407,35 @@ impl Metrics {
 
     pub fn coordination_error(&self) {
         self.coordination_errors.inc();
+    }
+
+    pub fn index_fill(&self, ok: bool, took: Duration) {
+        let result = if ok { "ok" } else { "error" };
+        self.index_fills.get_or_create(&ResultLabels { result }).inc();
+        self.index_fill_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn index_fill_tags(&self, count: u64) {
+        self.index_fill_tags.inc_by(count);
+    }
+
+    pub fn index_correction(&self, source: &'static str) {
+        self.index_corrections.get_or_create(&SourceLabels { source }).inc();
+    }
+
+    pub fn index_check(&self, result: &'static str) {
+        self.index_checks.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    pub fn index_size(&self, repositories: usize, tags: Option<usize>) {
+        self.index_repositories.set(repositories as i64);
+        if let Some(tags) = tags {
+            self.index_tags.set(tags as i64);
+        }
+    }
+
+    pub fn index_evicted(&self, count: usize) {
+        self.index_evictions.inc_by(count as u64);
     }
 
     pub fn notification(&self, result: &'static str) {

@@ -1,10 +1,10 @@
 //! Registry notifications (CNCF distribution's webhook) of writes made around the gates:
-//! retention jobs, replication, an admin tool. They only make the gates forget what they
-//! know of the tags involved, so that the next change looks them up; they are never taken as
-//! the truth (they arrive late, unordered, and possibly more than once).
+//! retention jobs, replication, an admin tool. They are never taken as the truth (they
+//! arrive late, unordered, and possibly more than once): they mark the tags they name dirty
+//! in the index, which the gate then looks up itself under the repository's lease, and they
+//! make every gate drop what it cached of the repository.
 
 use super::Shared;
-use super::coordination::TagNow;
 use super::upstream::{Body, full};
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -94,31 +94,31 @@ pub async fn receive(shared: &Shared, request: http::Request<Incoming>) -> Respo
             return answer(StatusCode::BAD_REQUEST, &format!("not an event envelope: {error}\n"));
         }
     };
-    let coordinator = &shared.coordinator;
     for event in &envelope.events {
         let repository = event.target.repository.as_str();
-        let forgotten = match forget(event) {
+        let (tag, digest) = match forget(event) {
             Forget::Nothing => {
                 shared.metrics.notification("ignored");
                 continue;
             }
-            Forget::Tag { tag, digest } => {
-                let tags = [tag.clone()];
-                // The gates' own writes come back as notifications too: one that agrees with
-                // what is known changes nothing.
-                let agrees = match (&digest, coordinator.known(repository, &tags).await) {
-                    (Some(digest), Ok(known)) => known[0] == Some(Some(digest.clone())),
-                    _ => false,
-                };
-                if agrees {
-                    shared.metrics.notification("ignored");
-                    continue;
-                }
-                coordinator.changed(repository, u64::MAX, &[(tag, TagNow::Unknown)]).await
-            }
-            Forget::Repository => coordinator.changed(repository, u64::MAX, &[]).await,
+            Forget::Tag { tag, digest } => (Some(tag), digest),
+            Forget::Repository => (None, event.target.digest.clone()),
         };
-        if let Err(error) = forgotten {
+        // The gates' own writes come back as notifications too: one that agrees with the
+        // index changes nothing.
+        let marked = match &shared.index {
+            Some(index) => index.notified(repository, tag.as_deref(), digest.as_deref()).await,
+            None => Ok(true),
+        };
+        let applied = match marked {
+            Ok(false) => {
+                shared.metrics.notification("ignored");
+                continue;
+            }
+            Ok(true) => shared.coordinator.changed(repository).await.map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = applied {
             // The registry retries a notification that was not accepted.
             shared.metrics.coordination_error();
             tracing::warn!(repository, %error, "could not apply a notification");
@@ -126,7 +126,7 @@ pub async fn receive(shared: &Shared, request: http::Request<Incoming>) -> Respo
         }
         shared.cache.invalidate(Some(repository));
         shared.metrics.notification("applied");
-        tracing::info!(repository, action = %event.action, tag = ?event.target.tag, "forgot tags changed around the gate");
+        tracing::info!(repository, action = %event.action, tag = ?event.target.tag, "a change made around the gates: looking it up again");
     }
     answer(StatusCode::OK, "")
 }

@@ -2,13 +2,14 @@
 //! the policies of its repository and apply it upstream only if allowed.
 
 use super::config::Rules;
-use super::coordination::{CoordinationError, Lease, TagNow};
+use super::coordination::{CoordinationError, Lease};
 use super::identity::{Established, Identity, Scheme, Unauthorized};
+use super::index::{IndexError, TagNow};
 use super::limits::GateLimits;
 use super::log::{self, Entry, Reason};
 use super::route::{self, ManifestWrite, Reference, Route, WriteMethod};
-use super::state::UpstreamView;
-use super::upstream::{Body, UpstreamError, empty, full, streamed};
+use super::state::{DecisionView, Tags};
+use super::upstream::{Body, Reader, UpstreamError, empty, full, streamed};
 use super::{Active, Shared};
 use bytes::Bytes;
 use http::header::HOST;
@@ -23,6 +24,7 @@ use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use tagpolicy::Stamp;
 use tagpolicy::decision::{Decision, Finding, Outcome, Severity};
 use tagpolicy::image::Manifest;
 use tagpolicy::push::{ManifestDeletion, Operation, Push, Request, TagChange};
@@ -256,14 +258,77 @@ impl Exchange<'_> {
 
     /// Hold the repository for this change (a lease shared by every replica, or this
     /// process's lock), waiting at most `lock_timeout` for another change of it; the lease
-    /// carries the repository's generation.
+    /// carries the repository's generation. With an index, the repository's index is then
+    /// made ready (filled, its dirty tags looked up again).
     async fn lease(&self) -> Result<Lease, Response<Body>> {
         let timeout = self.limits().lock_timeout;
-        self.shared
-            .coordinator
-            .lease(self.repository(), timeout)
+        let lease = match self.shared.coordinator.lease(self.repository(), timeout).await {
+            Ok(lease) => lease,
+            Err(error @ CoordinationError::Busy { .. }) => {
+                // Held by a fill: say so, with its progress, rather than only "busy".
+                if let Some(index) = &self.shared.index
+                    && index.is_filling(self.repository()).await
+                {
+                    let read = index.fill_progress(self.repository()).await;
+                    let repository = self.repository().to_string();
+                    return Err(self.index_failure(IndexError::Filling { repository, read }));
+                }
+                return Err(self.coordination_failure(error));
+            }
+            Err(error) => return Err(self.coordination_failure(error)),
+        };
+        match &self.shared.index {
+            Some(index) => {
+                index.prepare(self.repository(), lease).await.map_err(|e| self.index_failure(e))
+            }
+            None => Ok(lease),
+        }
+    }
+
+    /// Whose view the gate's lookups for this change read: its own account when it has
+    /// one (shared by every client), else the client's credentials (for this change only).
+    fn reader(&self) -> Reader {
+        if self.shared.upstream.has_account() {
+            Reader::Gate
+        } else {
+            Reader::Client(self.auth().cloned())
+        }
+    }
+
+    /// The index cannot be used for this change: 503 (or the upstream's refusal of the
+    /// gate's account), nothing written.
+    fn index_failure(&self, error: IndexError) -> Response<Body> {
+        let (retry, message) = match error {
+            IndexError::Coordination(error) => return self.coordination_failure(error),
+            IndexError::Lookup { error: UpstreamError::AccountRefused(why), .. } => {
+                return self.lookup_failure(UpstreamError::AccountRefused(why));
+            }
+            IndexError::Filling { .. } => {
+                self.shared.metrics.timeout("fill");
+                ("5", error.to_string())
+            }
+            IndexError::Store(_) => {
+                self.shared.metrics.coordination_error();
+                ("1", format!("{error}; nothing was changed, try again"))
+            }
+            IndexError::Fill { .. } | IndexError::Lookup { .. } => {
+                ("5", format!("{error}; nothing was changed, try again"))
+            }
+        };
+        tracing::warn!(repository = self.repository(), %message, "tag change not decided");
+        let mut response =
+            oci_error(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", &message, None);
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(retry));
+        response
+    }
+
+    /// Mark `tags` in the index as about to change, before the first write is sent.
+    async fn before_writes(&self, tags: &[String]) -> Result<(), Response<Body>> {
+        let Some(index) = &self.shared.index else { return Ok(()) };
+        index
+            .before_write(self.repository(), tags)
             .await
-            .map_err(|e| self.coordination_failure(e))
+            .map_err(|e| self.index_failure(IndexError::Store(e)))
     }
 
     /// The change cannot be coordinated: 503, nothing written.
@@ -287,12 +352,25 @@ impl Exchange<'_> {
         response
     }
 
-    /// Record what the change did to `tags`, so that every replica decides on it, and
-    /// release the repository. If the record cannot be made, the intent stays and the next
-    /// holder reads the repository again.
-    async fn record(&self, lease: Lease, tags: &[(String, TagNow)], answered: bool) {
+    /// Record what the change did to `tags` (as a change of `request`'s actor at its time),
+    /// so that every replica decides on it, and release the repository. If the record cannot
+    /// be made, the tags stay dirty and the intent stays: the next holder reads them again.
+    async fn record(
+        &self,
+        lease: Lease,
+        tags: &[(String, TagNow)],
+        answered: bool,
+        request: &Request,
+    ) {
         self.shared.cache.invalidate(Some(self.repository()));
-        if let Err(error) = self.shared.coordinator.finish(lease, tags, answered).await {
+        if let Some(index) = &self.shared.index {
+            let stamp = Stamp { at: request.time, actor: request.actor.id.clone() };
+            if let Err(error) = index.record(self.repository(), tags, &stamp).await {
+                self.shared.metrics.coordination_error();
+                tracing::warn!(repository = self.repository(), %error, "could not record a change in the index");
+            }
+        }
+        if let Err(error) = self.shared.coordinator.finish(lease, answered).await {
             self.shared.metrics.coordination_error();
             tracing::warn!(repository = self.repository(), %error, "could not record a change");
         }
@@ -303,6 +381,18 @@ impl Exchange<'_> {
     /// write, so the challenge asks for what the write needs as well (as the upstream would
     /// for the write itself), and a single token request serves both.
     fn lookup_failure(&self, error: UpstreamError) -> Response<Body> {
+        if let UpstreamError::AccountRefused(why) = &error {
+            // The gate's own account, not the client, lacks something: the client is not
+            // challenged; the operator is told.
+            self.shared.metrics.coordination_error();
+            tracing::error!(repository = self.repository(), %why, "the upstream refused the gate's read account (`upstream_read`)");
+            return oci_error(
+                StatusCode::BAD_GATEWAY,
+                "UNAVAILABLE",
+                &format!("{error}; nothing was changed"),
+                None,
+            );
+        }
         let mut response = upstream_failure(self.shared, error);
         let actions = match self.write.method {
             WriteMethod::Put => "pull,push",
@@ -367,7 +457,7 @@ impl Exchange<'_> {
             Err(response) => return response,
         };
         let generation = lease.generation;
-        let changes = match self.current_digests(&tags, generation).await {
+        let changes = match self.current_digests(&tags).await {
             Ok(changes) => changes,
             Err(response) => return response,
         };
@@ -376,9 +466,12 @@ impl Exchange<'_> {
         let (request, decision) =
             self.decide(operation, Some((digest.clone(), facts)), generation).await;
         if !decision.is_allowed() {
-            return denial(&request, &decision);
+            return self.denial(&request, &decision).await;
         }
         let Operation::Push(push) = &request.operation else { unreachable!("built above") };
+        if let Err(response) = self.before_writes(&tags).await {
+            return response;
+        }
         let (response, answered, now) = if self.write.parameters.is_empty() {
             match self.forward_write(&lease, full(manifest)).await {
                 Ok((response, answered)) => {
@@ -393,7 +486,7 @@ impl Exchange<'_> {
                 Err(response) => return response,
             }
         };
-        self.record(lease, &now, answered).await;
+        self.record(lease, &now, answered, &request).await;
         with_warnings(response, &decision)
     }
 
@@ -404,105 +497,201 @@ impl Exchange<'_> {
         };
         let generation = lease.generation;
         let operation = match self.write.reference.clone() {
-            Reference::Tag(tag) => {
-                match self.current_digests(std::slice::from_ref(&tag), generation).await {
-                    Ok(changes) if changes[0].current.is_none() => {
-                        // Nothing to delete: the upstream says so in its own words.
-                        return match self.forward_write(&lease, empty()).await {
-                            Ok((response, answered)) => {
-                                self.record(lease, &[(tag, TagNow::Unknown)], answered).await;
-                                response
-                            }
-                            Err(response) => response,
-                        };
+            Reference::Tag(tag) => match self.current_digests(std::slice::from_ref(&tag)).await {
+                Ok(changes) if changes[0].current.is_none() => {
+                    // Nothing to delete: the upstream says so in its own words.
+                    if let Err(response) = self.before_writes(std::slice::from_ref(&tag)).await {
+                        return response;
                     }
-                    Ok(changes) => Operation::DeleteTags(changes),
-                    Err(response) => return response,
+                    return match self.forward_write(&lease, empty()).await {
+                        Ok((response, answered)) => {
+                            let request = Request {
+                                repository: self.repository().to_string(),
+                                actor: self.established.actor.clone(),
+                                operation: Operation::DeleteTags(changes),
+                                time: tagpolicy::Instant::now(),
+                            };
+                            self.record(lease, &[(tag, TagNow::Unknown)], answered, &request).await;
+                            response
+                        }
+                        Err(response) => response,
+                    };
                 }
-            }
-            Reference::Digest(digest) => {
-                // Fresh, not cached: the request removes exactly the tags on it now.
-                match super::state::fetch(&self.shared.upstream, self.repository(), self.auth())
-                    .await
-                {
-                    Ok(state) => {
-                        use tagpolicy::push::RepositoryView;
-                        let tags = state.tags_of(&digest);
-                        Operation::DeleteManifest(ManifestDeletion { digest, tags })
-                    }
-                    Err(error) => return self.lookup_failure(error),
-                }
-            }
+                Ok(changes) => Operation::DeleteTags(changes),
+                Err(response) => return response,
+            },
+            Reference::Digest(digest) => match self.tags_of_digest(&digest).await {
+                Ok(tags) => Operation::DeleteManifest(ManifestDeletion { digest, tags }),
+                Err(response) => return response,
+            },
         };
         let (request, decision) = self.decide(operation, None, generation).await;
         if !decision.is_allowed() {
-            return denial(&request, &decision);
+            return self.denial(&request, &decision).await;
+        }
+        let touched: Vec<String> = request.tags().into_iter().map(str::to_string).collect();
+        if let Err(response) = self.before_writes(&touched).await {
+            return response;
         }
         let (response, answered) = match self.forward_write(&lease, empty()).await {
             Ok(sent) => sent,
             Err(response) => return response,
         };
         let deleted = response.status().is_success();
-        let now: Vec<(String, TagNow)> = request
-            .tags()
+        let now: Vec<(String, TagNow)> = touched
             .into_iter()
-            .map(|tag| (tag.to_string(), if deleted { TagNow::Is(None) } else { TagNow::Unknown }))
+            .map(|tag| (tag, if deleted { TagNow::Is(None) } else { TagNow::Unknown }))
             .collect();
-        self.record(lease, &now, answered).await;
+        self.record(lease, &now, answered, &request).await;
         with_warnings(response, &decision)
     }
 
-    /// Each tag with the digest it points at now: as the gates know it (with
-    /// `authoritative`), else looked up upstream (concurrently) and then known.
-    async fn current_digests(
-        &self,
-        tags: &[String],
-        generation: u64,
-    ) -> Result<Vec<TagChange>, Response<Body>> {
-        let coordinator = &self.shared.coordinator;
-        let known = coordinator
-            .known(self.repository(), tags)
+    /// The tags a deletion of manifest `digest` removes: from the index (with
+    /// `authoritative`; else each one it lists looked up again), or, without one, from the
+    /// whole repository read now.
+    async fn tags_of_digest(&self, digest: &str) -> Result<Vec<String>, Response<Body>> {
+        let repository = self.repository();
+        let Some(index) = &self.shared.index else {
+            let state = super::state::fetch(&self.shared.upstream, repository, &self.reader())
+                .await
+                .map_err(|error| self.lookup_failure(error))?;
+            return Ok(tagpolicy::push::RepositoryView::tags_of(&state, digest));
+        };
+        let listed = index
+            .tags_of(repository, digest)
             .await
-            .map_err(|e| self.coordination_failure(e))?;
-        if coordinator.keeps_digests() {
-            for entry in &known {
-                self.shared.metrics.tag_cache(entry.is_some());
+            .map_err(|e| self.index_failure(IndexError::Store(e)))?;
+        if self.shared.authoritative {
+            return Ok(listed);
+        }
+        let found = self.look_up(&listed).await?;
+        let mut tags = Vec::new();
+        for change in found {
+            if change.current.as_deref() == Some(digest) {
+                tags.push(change.tag);
+            } else {
+                self.correct_index(&change.tag, change.current.as_deref()).await;
             }
         }
-        let mut changes: Vec<Option<TagChange>> = tags
-            .iter()
-            .zip(&known)
-            .map(|(tag, known)| {
-                known.clone().map(|current| TagChange { tag: tag.clone(), current })
-            })
-            .collect();
+        Ok(tags)
+    }
+
+    /// Each tag with the digest it points at now: from the index with `authoritative`, else
+    /// looked up upstream (concurrently, as the gate when it has an account); a lookup that
+    /// shows the index wrong fixes it.
+    async fn current_digests(&self, tags: &[String]) -> Result<Vec<TagChange>, Response<Body>> {
+        if let Some(index) = &self.shared.index
+            && self.shared.authoritative
+        {
+            let digests = index
+                .digests(self.repository(), tags)
+                .await
+                .map_err(|e| self.index_failure(IndexError::Store(e)))?;
+            for _ in tags {
+                self.shared.metrics.tag_cache(true);
+            }
+            let changes = tags.iter().zip(digests);
+            return Ok(changes
+                .map(|(tag, current)| TagChange { tag: tag.clone(), current })
+                .collect());
+        }
+        let changes = self.look_up(tags).await?;
+        if let Some(index) = &self.shared.index {
+            let indexed = index
+                .digests(self.repository(), tags)
+                .await
+                .map_err(|e| self.index_failure(IndexError::Store(e)))?;
+            for (change, indexed) in changes.iter().zip(indexed) {
+                if change.current != indexed {
+                    self.correct_index(&change.tag, change.current.as_deref()).await;
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Look `tags` up upstream, concurrently.
+    async fn look_up(&self, tags: &[String]) -> Result<Vec<TagChange>, Response<Body>> {
+        let mut changes: Vec<Option<TagChange>> = vec![None; tags.len()];
         let mut lookups = tokio::task::JoinSet::new();
-        for (index, tag) in tags.iter().enumerate().filter(|(i, _)| changes[*i].is_none()) {
+        for (index, tag) in tags.iter().enumerate() {
             let upstream = self.shared.upstream.clone();
-            let (repository, tag, auth) =
-                (self.repository().to_string(), tag.clone(), self.auth().cloned());
+            let (repository, tag, reader) =
+                (self.repository().to_string(), tag.clone(), self.reader());
             lookups.spawn(async move {
-                let current = upstream.digest_of(&repository, &tag, auth.as_ref()).await?;
+                let current = upstream.digest_of(&repository, &tag, &reader).await?;
                 Ok::<_, UpstreamError>((index, TagChange { tag, current }))
             });
         }
-        let mut found = Vec::new();
         while let Some(joined) = lookups.join_next().await {
             let answered =
                 joined.map_err(|e| UpstreamError::Invalid(format!("a failed lookup: {e}")));
             match answered.and_then(|lookup| lookup) {
                 Ok((index, change)) => {
-                    found.push((change.tag.clone(), change.current.clone()));
+                    self.shared.metrics.tag_cache(false);
                     changes[index] = Some(change);
                 }
                 Err(error) => return Err(self.lookup_failure(error)),
             }
         }
-        if let Err(error) = coordinator.learn(self.repository(), generation, &found).await {
-            // Only a lost shortcut: the next change looks these up again.
-            tracing::debug!(repository = self.repository(), %error, "could not keep digests");
+        Ok(changes.into_iter().map(|c| c.expect("every tag looked up")).collect())
+    }
+
+    /// A lookup found `tag` elsewhere than the index said: fix the index, and count it.
+    async fn correct_index(&self, tag: &str, digest: Option<&str>) {
+        let Some(index) = &self.shared.index else { return };
+        match index.correct(self.repository(), tag, digest).await {
+            Ok(true) => {
+                self.shared.metrics.index_correction("lookup");
+                tracing::warn!(repository = self.repository(), tag, now = ?digest, "a lookup found the index wrong; fixed");
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(repository = self.repository(), %error, "could not fix the index");
+            }
         }
-        Ok(changes.into_iter().map(|c| c.expect("known or looked up")).collect())
+    }
+
+    /// 403 with the decision's reasons, shown only to a client the upstream lets read the
+    /// repository: the gate decided on its own view, which may hold what this client may
+    /// not see. A client the upstream refuses gets the upstream's refusal instead (a
+    /// challenge to authenticate, or its 403 or 404). One `HEAD`, of a manifest the gate
+    /// knows is there, asks; a repository the gate knows nothing of has nothing to hide.
+    async fn denial(&self, request: &Request, decision: &Decision) -> Response<Body> {
+        if matches!(self.reader(), Reader::Client(_)) {
+            return denial(request, decision);
+        }
+        let Some(known) = self.known_manifest(request).await else {
+            return denial(request, decision);
+        };
+        match self.shared.upstream.client_may_read(self.repository(), &known, self.auth()).await {
+            Ok(None) => denial(request, decision),
+            Ok(Some(refusal)) if refusal.status() == StatusCode::NOT_FOUND => {
+                let (parts, body) = (*refusal).into_parts();
+                Response::from_parts(parts, full(body))
+            }
+            Ok(Some(refusal)) => self.lookup_failure(UpstreamError::Refused(refusal)),
+            Err(error) => self.lookup_failure(error),
+        }
+    }
+
+    /// A tag or digest of the repository the gate knows is there: one the request touches,
+    /// else any tag of the index.
+    async fn known_manifest(&self, request: &Request) -> Option<String> {
+        let touched = match &request.operation {
+            Operation::Push(push) => {
+                push.tags.iter().find(|c| c.current.is_some()).map(|c| c.tag.clone())
+            }
+            Operation::DeleteTags(tags) => {
+                tags.iter().find(|c| c.current.is_some()).map(|c| c.tag.clone())
+            }
+            Operation::DeleteManifest(deletion) => Some(deletion.digest.clone()),
+        };
+        if touched.is_some() {
+            return touched;
+        }
+        let index = self.shared.index.as_ref()?;
+        index.first_tag(self.repository()).await.ok().flatten()
     }
 
     /// Decide `operation` with the repository's policies; log and count the decision.
@@ -537,12 +726,16 @@ impl Exchange<'_> {
             None => Decision::allow(),
             Some(rule) => {
                 let policies = rule.policies.clone();
-                let view = Arc::new(UpstreamView::new(
+                let tags =
+                    match self.shared.index.as_ref().and_then(|i| i.reader(self.repository())) {
+                        Some(reader) => Tags::Index(reader),
+                        None => Tags::Upstream { cache: self.shared.cache.clone(), generation },
+                    };
+                let view = Arc::new(DecisionView::new(
                     self.shared.upstream.clone(),
-                    self.shared.cache.clone(),
                     self.repository(),
-                    generation,
-                    self.auth().cloned(),
+                    self.reader(),
+                    tags,
                     pushed,
                     self.shared.limits.max_config_bytes,
                 ));
@@ -694,14 +887,16 @@ impl Exchange<'_> {
                 continue;
             }
             let result = match &change.current {
-                Some(previous) => match upstream.manifest(repository, previous, auth).await {
-                    Ok(Some((media_type, bytes))) => upstream
-                        .put_manifest(repository, &change.tag, &media_type, bytes, auth)
-                        .await
-                        .map(|r| r.status()),
-                    Ok(None) => Ok(StatusCode::NOT_FOUND),
-                    Err(error) => Err(error),
-                },
+                Some(previous) => {
+                    match upstream.manifest(repository, previous, &self.reader()).await {
+                        Ok(Some((media_type, bytes))) => upstream
+                            .put_manifest(repository, &change.tag, &media_type, bytes, auth)
+                            .await
+                            .map(|r| r.status()),
+                        Ok(None) => Ok(StatusCode::NOT_FOUND),
+                        Err(error) => Err(error),
+                    }
+                }
                 None => upstream
                     .delete_manifest(repository, &change.tag, auth)
                     .await
@@ -912,6 +1107,12 @@ fn upstream_failure(shared: &Shared, error: UpstreamError) -> Response<Body> {
         UpstreamError::Invalid(_) => oci_error(
             StatusCode::BAD_GATEWAY,
             "UNKNOWN",
+            &format!("{error}; nothing was changed"),
+            None,
+        ),
+        UpstreamError::AccountRefused(_) => oci_error(
+            StatusCode::BAD_GATEWAY,
+            "UNAVAILABLE",
             &format!("{error}; nothing was changed"),
             None,
         ),

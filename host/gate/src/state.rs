@@ -1,10 +1,14 @@
-//! The repository state policies read through the `repository` import: fetched from the
-//! upstream only when a policy asks, reused for a short time while the repository's
-//! generation (bumped by every change through any gate, and by notifications) stays the same.
+//! What a decision reads through the `repository` and `image` imports: the repository's tags
+//! from the index, or, for a gate that keeps none, read whole from the upstream when a policy
+//! asks (and reused for a short time while the repository's generation, bumped by every
+//! change through any gate and by notifications, stays the same); the facts of its images,
+//! read when a policy asks. A read with a client's credentials is reused for that client
+//! only.
 
 use super::images;
-use super::upstream::{Upstream, UpstreamError};
-use http::HeaderValue;
+use super::index::IndexReader;
+use super::upstream::{Reader, Upstream, UpstreamError};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -12,7 +16,6 @@ use tagpolicy::TagHistory;
 use tagpolicy::image::{KeyValue, Manifest, Referrer};
 use tagpolicy::push::{RepositoryView, TagEntry, TagMap};
 use tagpolicy::query::TagQuery;
-use tokio::sync::Semaphore;
 
 /// At most this many digest lookups at once when reading a repository's state.
 const LOOKUPS_IN_FLIGHT: usize = 16;
@@ -22,9 +25,20 @@ const MAX_CACHED_REPOSITORIES: usize = 4096;
 /// A repository's tags as read, when, and at which generation.
 type Entry = (Instant, u64, Arc<TagMap>);
 
+/// Repository states read whole, per repository and per reader (the gate's account, or one
+/// client's credentials).
 pub struct StateCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<HashMap<(String, String), Entry>>,
+}
+
+/// Who read a state: the gate, or a fingerprint of a client's credentials.
+fn reader_key(reader: &Reader) -> String {
+    match reader {
+        Reader::Gate => "gate".to_string(),
+        Reader::Client(None) => "anonymous".to_string(),
+        Reader::Client(Some(auth)) => format!("{:x}", Sha256::digest(auth.as_bytes())),
+    }
 }
 
 impl StateCache {
@@ -38,20 +52,24 @@ impl StateCache {
         upstream: &Arc<Upstream>,
         repository: &str,
         generation: u64,
-        auth: Option<&HeaderValue>,
+        reader: &Reader,
     ) -> Result<Arc<TagMap>, UpstreamError> {
-        if let Some((at, read_at, state)) = self.lock().get(repository)
+        let key = (repository.to_string(), reader_key(reader));
+        if let Some((at, read_at, state)) = self.lock().get(&key)
             && at.elapsed() < self.ttl
             && *read_at == generation
         {
             return Ok(state.clone());
         }
-        let state = Arc::new(fetch(upstream, repository, auth).await?);
+        let state = Arc::new(fetch(upstream, repository, reader).await?);
         let mut entries = self.lock();
         if entries.len() >= MAX_CACHED_REPOSITORIES {
             entries.retain(|_, (at, _, _)| at.elapsed() < self.ttl);
+            if entries.len() >= MAX_CACHED_REPOSITORIES {
+                entries.clear();
+            }
         }
-        entries.insert(repository.to_string(), (Instant::now(), generation, state.clone()));
+        entries.insert(key, (Instant::now(), generation, state.clone()));
         Ok(state)
     }
 
@@ -59,41 +77,31 @@ impl StateCache {
     /// missed).
     pub fn invalidate(&self, repository: Option<&str>) {
         match repository {
-            Some(repository) => self.lock().remove(repository),
-            None => {
-                self.lock().clear();
-                None
-            }
-        };
+            Some(repository) => self.lock().retain(|(name, _), _| name != repository),
+            None => self.lock().clear(),
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Every tag of `repository` with its digest, read from the upstream.
+/// Every tag of `repository` with its digest, read from the upstream as `reader`.
 pub async fn fetch(
     upstream: &Arc<Upstream>,
     repository: &str,
-    auth: Option<&HeaderValue>,
+    reader: &Reader,
 ) -> Result<TagMap, UpstreamError> {
-    let tags = upstream.tags(repository, auth).await?;
-    let permits = Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT));
-    let mut lookups = tokio::task::JoinSet::new();
-    for tag in tags {
-        let (upstream, permits) = (upstream.clone(), permits.clone());
-        let (repository, auth) = (repository.to_string(), auth.cloned());
-        lookups.spawn(async move {
-            let _permit = permits.acquire().await.expect("never closed");
-            let digest = upstream.digest_of(&repository, &tag, auth.as_ref()).await?;
-            Ok::<_, UpstreamError>((tag, digest))
-        });
-    }
+    let tags = upstream.tags(repository, reader).await?;
+    let permits = Arc::new(tokio::sync::Semaphore::new(LOOKUPS_IN_FLIGHT));
+    let found = upstream
+        .digests_of(repository, tags, reader, (&permits, LOOKUPS_IN_FLIGHT))
+        .await
+        .map_err(|(_, error)| error)?;
     let mut state = TagMap::new();
-    while let Some(joined) = lookups.join_next().await {
-        let (tag, digest) = joined.map_err(|e| UpstreamError::Invalid(e.to_string()))??;
-        // A tag deleted between the list and the lookup is simply gone.
+    // A tag deleted between the list and the lookup is simply gone.
+    for (tag, digest) in found {
         if let Some(digest) = digest {
             state.set(&tag, &digest);
         }
@@ -101,20 +109,28 @@ pub async fn fetch(
     Ok(state)
 }
 
-/// A [`RepositoryView`] over the upstream, read from a blocking thread (policies run on the
-/// blocking pool) only when a policy asks: the tags on the first call, each image fact on its
-/// first call. What cannot be read is answered as unknown (no tags, no manifest, no labels,
-/// no referrers) and remembered: the gate then denies the request, saying which lookup
-/// failed, so that no policy allows on a guess.
-pub struct UpstreamView {
+/// Where a decision's tags come from.
+pub enum Tags {
+    /// The repository index (under the repository's lease).
+    Index(Arc<dyn IndexReader>),
+    /// The upstream, read whole when a policy first asks, through `cache`, at `generation`.
+    Upstream { cache: Arc<StateCache>, generation: u64 },
+}
+
+/// A [`RepositoryView`] for one decision, read from a blocking thread (policies run on the
+/// blocking pool) only when a policy asks: the tags from the index or the upstream, each image
+/// fact on its first call. What cannot be read is answered as unknown (no tags, no manifest,
+/// no labels, no referrers) and remembered: the gate then denies the request, saying which
+/// lookup failed, so that no policy allows on a guess.
+pub struct DecisionView {
     runtime: tokio::runtime::Handle,
     upstream: Arc<Upstream>,
-    cache: Arc<StateCache>,
     repository: String,
-    /// The repository's generation when the decision began (under its lease).
-    generation: u64,
-    auth: Option<HeaderValue>,
-    state: OnceLock<Option<Arc<TagMap>>>,
+    /// Whose view of the upstream the lookups read.
+    reader: Reader,
+    tags: Tags,
+    /// The whole repository, read from the upstream (`Tags::Upstream`).
+    fetched: OnceLock<Option<Arc<TagMap>>>,
     /// The digest being pushed and its manifest, read from the request body.
     pushed: Option<(String, Result<Manifest, String>)>,
     max_config_bytes: usize,
@@ -125,24 +141,22 @@ pub struct UpstreamView {
     failure: Mutex<Option<String>>,
 }
 
-impl UpstreamView {
+impl DecisionView {
     pub fn new(
         upstream: Arc<Upstream>,
-        cache: Arc<StateCache>,
         repository: &str,
-        generation: u64,
-        auth: Option<HeaderValue>,
+        reader: Reader,
+        tags: Tags,
         pushed: Option<(String, Result<Manifest, String>)>,
         max_config_bytes: usize,
     ) -> Self {
-        UpstreamView {
+        DecisionView {
             runtime: tokio::runtime::Handle::current(),
             upstream,
-            cache,
             repository: repository.to_string(),
-            generation,
-            auth,
-            state: OnceLock::new(),
+            reader,
+            tags,
+            fetched: OnceLock::new(),
             pushed,
             max_config_bytes,
             manifests: Mutex::default(),
@@ -152,14 +166,10 @@ impl UpstreamView {
         }
     }
 
-    fn state(&self) -> Option<&TagMap> {
-        let state = self.state.get_or_init(|| {
-            let read = self.cache.get(
-                &self.upstream,
-                &self.repository,
-                self.generation,
-                self.auth.as_ref(),
-            );
+    /// The whole repository read from the upstream (for a gate without an index).
+    fn fetched(&self, cache: &StateCache, generation: u64) -> Option<&TagMap> {
+        let state = self.fetched.get_or_init(|| {
+            let read = cache.get(&self.upstream, &self.repository, generation, &self.reader);
             match self.runtime.block_on(read) {
                 Ok(state) => Some(state),
                 Err(error) => {
@@ -172,6 +182,24 @@ impl UpstreamView {
             }
         });
         state.as_deref()
+    }
+
+    /// Ask the tags, from wherever they come; a failure is remembered and answered with
+    /// `T::default()`.
+    fn ask<T: Default>(
+        &self,
+        from_index: impl FnOnce(&dyn IndexReader) -> Result<T, super::index::StoreError>,
+        from_map: impl FnOnce(&TagMap) -> T,
+    ) -> T {
+        match &self.tags {
+            Tags::Index(reader) => from_index(reader.as_ref()).unwrap_or_else(|error| {
+                self.fail(format!("cannot read the index of `{}` ({error})", self.repository));
+                T::default()
+            }),
+            Tags::Upstream { cache, generation } => {
+                self.fetched(cache, *generation).map(from_map).unwrap_or_default()
+            }
+        }
     }
 
     fn fail(&self, why: String) {
@@ -210,25 +238,25 @@ impl UpstreamView {
     }
 }
 
-impl RepositoryView for UpstreamView {
+impl RepositoryView for DecisionView {
     fn find_tags(&self, query: &TagQuery) -> Vec<TagEntry> {
-        self.state().map(|s| s.find(query)).unwrap_or_default()
+        self.ask(|index| index.find(query), |map| map.find(query))
     }
 
     fn count_tags(&self) -> u64 {
-        self.state().map_or(0, |s| s.len() as u64)
-    }
-
-    fn history_of(&self, tag: &str) -> Option<TagHistory> {
-        self.state().and_then(|s| s.history_of(tag))
+        self.ask(|index| index.count(), |map| map.len() as u64)
     }
 
     fn digest_of(&self, tag: &str) -> Option<String> {
-        self.state().and_then(|s| s.digest_of(tag))
+        self.ask(|index| index.digest_of(tag), |map| map.digest_of(tag))
     }
 
     fn tags_of(&self, digest: &str) -> Vec<String> {
-        self.state().map(|s| s.tags_of(digest)).unwrap_or_default()
+        self.ask(|index| index.tags_of(digest), |map| map.tags_of(digest))
+    }
+
+    fn history_of(&self, tag: &str) -> Option<TagHistory> {
+        self.ask(|index| index.history_of(tag), |map| map.history_of(tag))
     }
 
     fn manifest(&self, digest: &str) -> Option<Manifest> {
@@ -243,7 +271,7 @@ impl RepositoryView for UpstreamView {
                 }
             };
         }
-        let read = images::manifest(&self.upstream, &self.repository, digest, self.auth.as_ref());
+        let read = images::manifest(&self.upstream, &self.repository, digest, &self.reader);
         self.cached(&self.manifests, digest, read)
     }
 
@@ -255,13 +283,13 @@ impl RepositoryView for UpstreamView {
             digest,
             &manifest,
             self.max_config_bytes,
-            self.auth.as_ref(),
+            &self.reader,
         );
         self.cached(&self.labels, digest, read)
     }
 
     fn referrers(&self, digest: &str, artifact_type: Option<&str>) -> Vec<Referrer> {
-        let read = images::referrers(&self.upstream, &self.repository, digest, self.auth.as_ref());
+        let read = images::referrers(&self.upstream, &self.repository, digest, &self.reader);
         let all = self.cached(&self.referrers, digest, read);
         tagpolicy::image::filter_referrers(&all, artifact_type)
     }
