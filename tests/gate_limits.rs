@@ -197,15 +197,7 @@ fn connections_over_the_limit_are_told_to_come_back() {
     let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&gate.address).unwrap()).collect();
     // Both slots are taken once the gate has accepted the idle connections (and /metrics
     // too is out of reach then: it is served on the same connections).
-    let deadline = Instant::now() + SLACK;
-    let turned_away = loop {
-        let reply = raw_request(&gate.address, "GET", "/v2/", &[], b"");
-        if reply.status != 200 {
-            break reply;
-        }
-        assert!(Instant::now() < deadline, "never turned away");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let turned_away = wait_until_turned_away(&gate);
     assert_eq!(turned_away.status, 429, "{turned_away:?}");
     assert!(turned_away.body.contains("TOOMANYREQUESTS"), "{turned_away:?}");
     assert!(turned_away.head.to_ascii_lowercase().contains("retry-after: 1"), "{turned_away:?}");
@@ -242,4 +234,227 @@ fn oversized_headers_are_refused() {
         "{}",
         gate.metrics()
     );
+}
+
+/// A stand-in upstream that reads every request body to the end before answering 202, and
+/// answers a `GET` of a blob with `size` bytes.
+fn reading_upstream(
+    size: usize,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<stand_in::Seen>>>) {
+    stand_in::start(move |request| match request.method.as_str() {
+        "GET" if request.path.contains("/blobs/") => Answer::Reply {
+            status: 200,
+            headers: vec![("content-type", "application/octet-stream".into())],
+            body: vec![7; size],
+        },
+        _ => Answer::status(202),
+    })
+}
+
+/// Wait until `GET /v2/` through the gate is turned away (every slot taken); its answer.
+fn wait_until_turned_away(gate: &Gate) -> registry::RawReply {
+    let deadline = Instant::now() + SLACK;
+    loop {
+        let reply = raw_request(&gate.address, "GET", "/v2/", &[], b"");
+        if reply.status == 429 {
+            return reply;
+        }
+        assert!(Instant::now() < deadline, "never turned away: {reply:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Wait until `GET /v2/` through the gate is no longer turned away (a slot is free).
+fn wait_for_a_free_slot(gate: &Gate, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let reply = raw_request(&gate.address, "GET", "/v2/", &[], b"");
+        if reply.status != 429 {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < within, "no slot came free: {reply:?}\n{}", gate.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn stalled_upload_bodies_free_their_slots_within_the_idle_timeout() {
+    let (upstream, seen) = reading_upstream(0);
+    let gate = gate_with(&upstream, "{max_connections: 4, idle_timeout: 2s}");
+    // Every slot taken by an upload that declares a megabyte, sends 10 bytes, then nothing.
+    let stalled: Vec<TcpStream> = (0..4)
+        .map(|i| {
+            let mut stream = TcpStream::connect(&gate.address).unwrap();
+            write!(
+                stream,
+                "PATCH /v2/team/app/blobs/uploads/u{i} HTTP/1.1\r\nHost: x\r\n\
+                 Content-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n0123456789"
+            )
+            .unwrap();
+            stream
+        })
+        .collect();
+    let started = Instant::now();
+    wait_until_turned_away(&gate);
+    // Well past both header_timeout and body_timeout would not matter: the idle timeout
+    // closes each within about 2 s of its last byte.
+    let waited = wait_for_a_free_slot(&gate, Duration::from_secs(2) + SLACK);
+    assert!(started.elapsed() < Duration::from_secs(2) + SLACK, "freed after {waited:?}");
+    for mut stream in stalled {
+        let answer = read_until_closed(&mut stream);
+        assert!(!answer.contains(" 202 "), "a stalled upload was answered as complete: {answer}");
+    }
+    assert!(
+        gate.metrics()
+            .lines()
+            .any(|l| l.starts_with(r#"tagpolicy_gate_timeouts_total{phase="client_body"} "#)),
+        "{}",
+        gate.metrics()
+    );
+    // Nothing of the stalled uploads was completed upstream: the stand-in answers only after
+    // a whole body, and saw none.
+    assert!(seen.lock().unwrap().iter().all(|s| s.body.len() < 1_000_000));
+}
+
+#[test]
+fn a_download_nobody_reads_frees_its_slot_within_the_idle_timeout() {
+    let (upstream, _) = reading_upstream(64 << 20);
+    let gate = gate_with(&upstream, "{max_connections: 2, idle_timeout: 2s}");
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let unread: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&gate.address).unwrap();
+            // Read nothing: the 64 MiB answer fills the socket buffers and stops.
+            stream.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+            write!(stream, "GET /v2/team/app/blobs/{digest} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            stream
+        })
+        .collect();
+    let started = Instant::now();
+    wait_until_turned_away(&gate);
+    wait_for_a_free_slot(&gate, Duration::from_secs(2) + SLACK);
+    assert!(started.elapsed() < Duration::from_secs(2) + SLACK);
+    assert!(
+        gate.metrics()
+            .lines()
+            .any(|l| l.starts_with(r#"tagpolicy_gate_timeouts_total{phase="client_write"} "#)),
+        "{}",
+        gate.metrics()
+    );
+    drop(unread);
+}
+
+/// A connection to the gate from another loopback address than 127.0.0.1.
+fn connect_from(source: &str, gate: &str) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let stream = socket.connect(gate.parse().unwrap()).await.unwrap().into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+    })
+}
+
+#[test]
+fn one_client_cannot_take_every_connection() {
+    let registry = Registry::start();
+    let gate = gate_with(
+        &registry.url(),
+        "{max_connections: 10, max_connections_per_client: 2, header_timeout: 30s}",
+    );
+    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&gate.address).unwrap()).collect();
+    let turned_away = wait_until_turned_away(&gate);
+    assert_eq!(turned_away.status, 429, "{turned_away:?}");
+    assert!(turned_away.body.contains("at once from one address"), "{turned_away:?}");
+    // Another client is served meanwhile.
+    let mut other = connect_from("127.0.0.2", &gate.address);
+    write!(other, "GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let answer = read_until_closed(&mut other);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}\n{}", gate.log());
+    drop(idle);
+    wait_for_a_free_slot(&gate, SLACK);
+}
+
+#[test]
+fn a_manifest_write_by_a_digest_the_gate_cannot_match_is_refused() {
+    // A registry that addresses manifests by sha512 would delete this image and every tag on
+    // it; the gate, which knows tags by sha256 digest, refuses instead of deciding with none.
+    let (upstream, seen) = stand_in::start(|_| Answer::status(202));
+    let gate = gate_with(&upstream, "{}");
+    let sha512 = format!("sha512:{}", "ab".repeat(64));
+    for method in ["DELETE", "PUT"] {
+        let reply = raw_request(
+            &gate.address,
+            method,
+            &format!("/v2/team/app/manifests/{sha512}"),
+            &[("Content-Type", registry::MANIFEST)],
+            if method == "PUT" { br#"{"schemaVersion":2}"# } else { b"" },
+        );
+        assert_eq!(reply.status, 400, "{method}: {reply:?}");
+        assert!(reply.body.contains("sha256 digest only"), "{reply:?}");
+    }
+    assert!(seen.lock().unwrap().is_empty(), "{:?}", seen.lock().unwrap());
+    assert!(gate.decisions().is_empty());
+    assert!(
+        metric(&gate, r#"tagpolicy_gate_refused_total{reason="digest_algorithm"} 2"#),
+        "{}",
+        gate.metrics()
+    );
+}
+
+#[test]
+fn only_known_headers_reach_the_upstream() {
+    let (upstream, seen) = stand_in::start(|request| match request.method.as_str() {
+        "PUT" => Answer::status(201),
+        "GET" if request.path == "/v2/team/app/tags/list" => Answer::status(200),
+        _ => Answer::status(404),
+    });
+    let gate = gate_with(&upstream, "{}");
+    let tricks = [
+        ("X-Original-URL", "/v2/team/app/manifests/other"),
+        ("X_HTTP_Method_Override", "DELETE"),
+        ("X-Forwarded-Uri", "/v2/team/app/manifests/other"),
+        ("X-Forwarded-Method", "DELETE"),
+        ("X-Envoy-Original-Path", "/v2/team/app/manifests/other"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "elsewhere.example"),
+        ("X-Custom-Rewrite", "anything"),
+        ("Authorization", "Basic dTpw"),
+    ];
+    let mut headers = tricks.to_vec();
+    headers.push(("Content-Type", registry::MANIFEST));
+    let put = raw_request(
+        &gate.address,
+        "PUT",
+        "/v2/team/app/manifests/9.9.9",
+        &headers,
+        br#"{"schemaVersion":2}"#,
+    );
+    assert_eq!(put.status, 201, "{put:?}");
+    let read = raw_request(&gate.address, "GET", "/v2/team/app/tags/list", &tricks, b"");
+    assert_eq!(read.status, 200, "{read:?}");
+
+    let seen = seen.lock().unwrap();
+    let write = seen.iter().find(|s| s.method == "PUT").expect("the decided write");
+    let read = seen.iter().find(|s| s.path == "/v2/team/app/tags/list").expect("the read");
+    for (name, value) in tricks {
+        let name = name.to_ascii_lowercase();
+        // Only the credentials, and the scheme the gate itself sets.
+        let allowed = name == "authorization" || name == "x-forwarded-proto";
+        assert_eq!(write.headers.contains_key(name.as_str()), allowed, "decided write: {name}");
+        // A read passes the client's own headers, but none that rewrite its route or say
+        // where it came from: the client is no trusted proxy.
+        if name.starts_with("x-forwarded-proto") {
+            assert_eq!(read.headers["x-forwarded-proto"], "http", "the gate's own scheme");
+            assert_eq!(write.headers["x-forwarded-proto"], "http");
+        } else if name.starts_with("x_")
+            || name.starts_with("x-forwarded")
+            || name.starts_with("x-original")
+            || name.starts_with("x-envoy")
+        {
+            assert!(!read.headers.contains_key(name.as_str()), "read: {name}: {value}");
+        }
+    }
+    assert!(read.headers.contains_key("x-custom-rewrite"), "other headers of a read pass");
 }

@@ -80,7 +80,11 @@ async fn answer(
     let path = request.uri().path().to_string();
     let query = request.uri().query().unwrap_or_default().to_string();
     let headers = request.headers().clone();
-    let body = request.into_body().collect().await.unwrap().to_bytes().to_vec();
+    // A body the sender gave up on ends the exchange, as it would at a registry.
+    let body = match request.into_body().collect().await {
+        Ok(body) => body.to_bytes().to_vec(),
+        Err(error) => return Err(std::io::Error::other(error)),
+    };
     let seen = Seen { method, path, query, headers, body };
     let mut answer = script(&seen);
     log.lock().unwrap().push(seen);

@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tagpolicy::push::Actor;
 
 /// The `identity` section of the gate configuration.
@@ -104,6 +105,10 @@ pub enum Unauthorized {
     BadToken(String),
     #[error("authentication required: anonymous tag changes are not allowed")]
     AnonymousDenied,
+    #[error(
+        "too many wrong passwords for `{user}`: its passwords are not checked for {retry_after_s} s"
+    )]
+    Throttled { user: String, retry_after_s: u64 },
 }
 
 impl Unauthorized {
@@ -287,16 +292,31 @@ fn decode_basic(encoded: &str) -> Result<(String, String), Unauthorized> {
     Ok((user.to_string(), password.to_string()))
 }
 
-/// bcrypt entries by user, and the credentials already verified (by their sha256, so that
-/// a busy client does not cost a bcrypt run per request).
+/// bcrypt entries by user, the credentials already verified (by their sha256, so that a busy
+/// client does not cost a bcrypt run per request), and the recent wrong passwords per user.
 #[derive(Debug)]
 struct Htpasswd {
     users: HashMap<String, String>,
     verified: Mutex<HashSet<[u8; 32]>>,
+    failures: Mutex<HashMap<String, Failures>>,
 }
 
 /// Most remembered verifications before the memory is cleared.
 const MAX_VERIFIED: usize = 4096;
+
+/// Wrong passwords a user may send within [`FAILURE_WINDOW`] before the gate stops running
+/// bcrypt for that user until the window has passed: each check costs tens of milliseconds of
+/// CPU, so unthrottled guessing is both a brute force and a way to load the gate.
+pub const MAX_FAILURES: u32 = 5;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Wrong passwords of one user since `since`. Kept only for users in the file (unknown users
+/// cost no bcrypt run), so the map is bounded by the file.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    since: Instant,
+}
 
 impl Htpasswd {
     fn load(path: &Path) -> Result<Self, String> {
@@ -323,7 +343,11 @@ impl Htpasswd {
         if users.is_empty() {
             return Err(format!("`{}` has no entries", path.display()));
         }
-        Ok(Htpasswd { users, verified: Mutex::new(HashSet::new()) })
+        Ok(Htpasswd {
+            users,
+            verified: Mutex::new(HashSet::new()),
+            failures: Mutex::new(HashMap::new()),
+        })
     }
 
     fn verify(&self, user: &str, password: &str) -> Result<(), Unauthorized> {
@@ -339,7 +363,9 @@ impl Htpasswd {
         }
         drop(verified);
         let hash = self.users.get(user).ok_or(Unauthorized::BadPassword)?;
+        self.throttle(user, Instant::now())?;
         if !bcrypt::verify(password, hash).unwrap_or(false) {
+            self.failed(user, Instant::now());
             return Err(Unauthorized::BadPassword);
         }
         verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
@@ -349,6 +375,51 @@ impl Htpasswd {
         verified.insert(key);
         Ok(())
     }
+}
+
+impl Htpasswd {
+    /// Refuse to check `user`'s password while it has too many recent failures.
+    fn throttle(&self, user: &str, now: Instant) -> Result<(), Unauthorized> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match failures.get(user) {
+            Some(f) if f.count >= MAX_FAILURES && now < f.since + FAILURE_WINDOW => {
+                let left = (f.since + FAILURE_WINDOW).saturating_duration_since(now);
+                Err(Unauthorized::Throttled {
+                    user: user.to_string(),
+                    retry_after_s: left.as_secs().max(1),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn failed(&self, user: &str, now: Instant) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = failures.entry(user.to_string()).or_insert(Failures { count: 0, since: now });
+        if now >= entry.since + FAILURE_WINDOW {
+            *entry = Failures { count: 0, since: now };
+        }
+        entry.count += 1;
+    }
+}
+
+/// Refuse a token whose header lists critical extensions (`crit`): RFC 7515 requires a
+/// recipient that does not understand one of them to reject the token, and the gate
+/// understands none.
+fn refuse_critical_extensions(token: &str) -> Result<(), Unauthorized> {
+    let bad = |why: &str| Unauthorized::BadToken(why.to_string());
+    let header = token.split('.').next().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| bad("the header is not base64url"))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|_| bad("the header is not a JSON object"))?;
+    if header.contains_key("crit") {
+        return Err(bad(
+            "the header lists critical extensions (`crit`), which the gate does not implement",
+        ));
+    }
+    Ok(())
 }
 
 /// Keys and the claims a token must carry.
@@ -431,6 +502,7 @@ impl Jwt {
 
     fn verify(&self, token: &str) -> Result<Actor, Unauthorized> {
         let bad = |why: String| Unauthorized::BadToken(why);
+        refuse_critical_extensions(token)?;
         let key = self.key_for(token)?;
         // Only the algorithms of the key's own family: an `alg: none` token or an HMAC token
         // keyed with the public key is refused.
@@ -450,6 +522,8 @@ impl Jwt {
             )
         });
         validation.leeway = 30;
+        // A token is not valid before its `nbf` (jsonwebtoken skips the check by default).
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         match &self.issuer {
             Some(issuer) => {

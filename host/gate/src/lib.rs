@@ -25,6 +25,7 @@ mod proxy;
 mod read_account;
 mod refresh;
 pub mod route;
+mod stall;
 mod state;
 mod tag_list;
 mod tls;
@@ -44,6 +45,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use metrics::Metrics;
+use stall::WriteStall;
 use state::StateCache;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -331,6 +333,8 @@ impl Gate {
         let limits = &self.shared.limits;
         let slots = Arc::new(Semaphore::new(limits.max_connections));
         let turned_away = Arc::new(Semaphore::new(TURNED_AWAY_AT_ONCE));
+        let per_client =
+            PerClient::new(limits.max_connections_per_client.min(limits.max_connections));
         tokio::pin!(shutdown);
         let result = loop {
             let (stream, peer) = tokio::select! {
@@ -345,17 +349,33 @@ impl Gate {
                 },
                 () = &mut shutdown => break Ok(()),
             };
+            let Some(client_slot) = per_client.acquire(peer.ip()) else {
+                self.shared.metrics.connection_rejected();
+                tracing::warn!(%peer, limit = per_client.limit, "connection limit per client reached");
+                if let Ok(permit) = turned_away.clone().try_acquire_owned() {
+                    let why = format!(
+                        "the gate serves at most {} connections at once from one address",
+                        limits.max_connections_per_client
+                    );
+                    tokio::spawn(turn_away(stream, why, permit));
+                }
+                continue;
+            };
             let Ok(slot) = slots.clone().try_acquire_owned() else {
                 self.shared.metrics.connection_rejected();
                 tracing::warn!(%peer, limit = limits.max_connections, "connection limit reached");
                 // Answer while few are waiting; beyond that, close at once.
                 if let Ok(permit) = turned_away.clone().try_acquire_owned() {
-                    tokio::spawn(turn_away(stream, limits.max_connections, permit));
+                    let why = format!(
+                        "the gate serves at most {} connections at once",
+                        limits.max_connections
+                    );
+                    tokio::spawn(turn_away(stream, why, permit));
                 }
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            tokio::spawn(connection(self.shared.clone(), stream, peer, slot));
+            tokio::spawn(connection(self.shared.clone(), stream, peer, (slot, client_slot)));
         };
         watcher.abort();
         follower.abort();
@@ -369,10 +389,11 @@ async fn connection(
     shared: Arc<Shared>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    _slot: OwnedSemaphorePermit,
+    _slots: (OwnedSemaphorePermit, ClientSlot),
 ) {
     let _open = shared.metrics.connection();
     let limits = shared.limits.clone();
+    let stream = WriteStall::new(stream, limits.idle_timeout, shared.metrics.clone());
     let Some(tls) = &shared.tls else {
         shared.metrics.connection_protocol("http/1.1");
         let result = http1_builder(&limits)
@@ -412,7 +433,7 @@ async fn connection(
 /// `header_timeout`: first with GOAWAY, then, if the client does not finish, by dropping it.
 async fn serve_http2(
     shared: Arc<Shared>,
-    io: TokioIo<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+    io: TokioIo<tokio_rustls::server::TlsStream<WriteStall<tokio::net::TcpStream>>>,
     peer: SocketAddr,
 ) {
     let idle_limit = shared.limits.header_timeout;
@@ -459,6 +480,48 @@ async fn serve_http2(
     // one that does not read it is dropped.
     if let Ok(result) = tokio::time::timeout(idle_limit, served).await {
         connection_ended(&shared, peer, result);
+    }
+}
+
+/// Connections open per client address, so that one client cannot take every slot. An
+/// address leaves the map with its last connection, so it holds at most `max_connections`
+/// entries.
+struct PerClient {
+    limit: usize,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// One connection of a client; dropped when it closes.
+struct ClientSlot {
+    peer: std::net::IpAddr,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl PerClient {
+    fn new(limit: usize) -> Self {
+        PerClient { limit, open: Arc::default() }
+    }
+
+    fn acquire(&self, peer: std::net::IpAddr) -> Option<ClientSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(peer).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot { peer, open: self.open.clone() })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.peer) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.peer);
+            }
+        }
     }
 }
 
@@ -546,11 +609,10 @@ const TURNED_AWAY_AT_ONCE: usize = 64;
 
 /// Answer a connection over the limit with 429 `TOOMANYREQUESTS` and close it, reading (and
 /// dropping) what the client sends for a moment so that it sees the answer, not a reset.
-async fn turn_away(mut stream: tokio::net::TcpStream, limit: usize, _permit: OwnedSemaphorePermit) {
+async fn turn_away(mut stream: tokio::net::TcpStream, why: String, _permit: OwnedSemaphorePermit) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = format!(
-        r#"{{"errors":[{{"code":"TOOMANYREQUESTS","message":"the gate serves at most {limit} connections at once; try again"}}]}}"#
-    );
+    let body =
+        format!(r#"{{"errors":[{{"code":"TOOMANYREQUESTS","message":"{why}; try again"}}]}}"#);
     let response = format!(
         "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 1\r\n\
          connection: close\r\ncontent-length: {}\r\n\r\n{body}",

@@ -22,8 +22,17 @@ pub struct GateLimits {
     /// Time a tag change waits for another change of the same repository to finish.
     #[serde(deserialize_with = "duration")]
     pub lock_timeout: Duration,
+    /// Time a pass-through body (a blob upload or download) may go without a byte, and a
+    /// client may go without reading what the gate writes to it, before its connection is
+    /// closed; a gate waiting on the upstream does not count.
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: Duration,
     /// Connections served at once; more get 429 `TOOMANYREQUESTS` and are closed.
     pub max_connections: usize,
+    /// Connections served at once from one client address, so that one client cannot take
+    /// every slot (a value over `max_connections` means no limit of its own). Behind a load
+    /// balancer that does not keep client addresses, raise it to `max_connections`.
+    pub max_connections_per_client: usize,
     /// Bytes of request line and headers; more get 431.
     pub max_header_bytes: usize,
     /// Bytes of an image config the gate reads for a policy that asks for its labels; a
@@ -38,7 +47,9 @@ impl Default for GateLimits {
             body_timeout: Duration::from_secs(30),
             upstream_write_timeout: Duration::from_secs(30),
             lock_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            max_connections_per_client: 64,
             max_header_bytes: 64 << 10,
             max_config_bytes: 1 << 20,
         }
@@ -53,6 +64,7 @@ impl GateLimits {
             ("body_timeout", self.body_timeout),
             ("upstream_write_timeout", self.upstream_write_timeout),
             ("lock_timeout", self.lock_timeout),
+            ("idle_timeout", self.idle_timeout),
         ];
         for (field, value) in durations {
             if value.is_zero() || value > Duration::from_secs(3600) {
@@ -64,6 +76,9 @@ impl GateLimits {
         }
         if self.max_connections == 0 {
             return Err("limits.max_connections: must be at least 1".into());
+        }
+        if self.max_connections_per_client == 0 {
+            return Err("limits.max_connections_per_client: must be at least 1".into());
         }
         if !(4096..=1 << 20).contains(&self.max_header_bytes) {
             return Err(format!(

@@ -8,8 +8,9 @@ use super::index::{IndexError, TagNow};
 use super::limits::GateLimits;
 use super::log::{self, Entry, Reason};
 use super::route::{self, ManifestWrite, Reference, Route, WriteMethod};
+use super::stall::IdleBody;
 use super::state::{DecisionView, Tags};
-use super::upstream::{Body, Reader, UpstreamError, empty, full, streamed};
+use super::upstream::{Body, Reader, UpstreamError, empty, full};
 use super::{Active, Shared};
 use bytes::Bytes;
 use http::header::HOST;
@@ -86,6 +87,10 @@ pub async fn handle(
     // The upstream builds upload locations for the client with the scheme the client used,
     // not its own (an https registry behind a plain gate, or the other way round). A proxy in
     // front of a plain gate may have said already.
+    if !identity.trusts(peer.ip()) {
+        // Where the request came from is for the gate, or a proxy it trusts, to say.
+        route::strip_forwarded(request.headers_mut());
+    }
     if tls {
         request.headers_mut().insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
     } else if !request.headers().contains_key(X_FORWARDED_PROTO) {
@@ -104,16 +109,19 @@ pub async fn handle(
                 return unauthorized(&shared, &active.rules, &refused).await;
             }
             shared.metrics.request("passthrough");
-            return pass_through(&shared, request.map(streamed)).await;
+            return pass_through(&shared, request.map(|body| idle(&shared, body, "client_body")))
+                .await;
         }
         Route::Upload => {
             shared.metrics.request("upload");
-            return pass_through(&shared, request.map(streamed)).await;
+            return pass_through(&shared, request.map(|body| idle(&shared, body, "client_body")))
+                .await;
         }
         Route::Listed => {
             shared.metrics.request("listed_write");
             tracing::info!(%method, path = request.uri().path(), "passed undecided (pass_writes)");
-            return pass_through(&shared, request.map(streamed)).await;
+            return pass_through(&shared, request.map(|body| idle(&shared, body, "client_body")))
+                .await;
         }
         Route::Refused(refusal) => {
             shared.metrics.refused(refusal.kind.as_str());
@@ -141,6 +149,7 @@ pub async fn handle(
             return unauthorized(&shared, &active.rules, &refused).await;
         }
     };
+    parts.headers = route::decided_write_headers(&parts.headers);
     let mut exchange = Exchange {
         shared: &shared,
         rules: &active.rules,
@@ -190,9 +199,14 @@ async fn verify<T: Send + 'static>(
         .unwrap_or(Err(Unauthorized::BadPassword))
 }
 
+/// A pass-through body, ended when it stops moving for `limits.idle_timeout`.
+fn idle(shared: &Shared, body: Incoming, phase: &'static str) -> Body {
+    IdleBody::new(body, shared.limits.idle_timeout, shared.metrics.clone(), phase).boxed()
+}
+
 async fn pass_through(shared: &Shared, request: http::Request<Body>) -> Response<Body> {
     match shared.upstream.forward(request).await {
-        Ok(response) => response.map(streamed),
+        Ok(response) => response.map(|body| idle(shared, body, "upstream_body")),
         Err(error) => upstream_failure(shared, error),
     }
 }
@@ -418,7 +432,7 @@ impl Exchange<'_> {
         lease.before_write(&what).await.map_err(|e| self.coordination_failure(e))?;
         let request = http::Request::from_parts(self.parts.clone(), body);
         Ok(match self.shared.upstream.forward_write(request).await {
-            Ok(response) => (response.map(streamed), true),
+            Ok(response) => (response.map(|body| idle(self.shared, body, "upstream_body")), true),
             Err(error) => (upstream_failure(self.shared, error), false),
         })
     }
@@ -1051,6 +1065,13 @@ fn with_warnings(mut response: Response<Body>, decision: &Decision) -> Response<
 /// 401 `UNAUTHORIZED` with a challenge: basic for the gate's htpasswd, else the upstream's
 /// own bearer challenge (its token server), so that the client fetches a new token.
 async fn unauthorized(shared: &Shared, rules: &Rules, refused: &Unauthorized) -> Response<Body> {
+    if let Unauthorized::Throttled { retry_after_s, .. } = refused {
+        shared.metrics.refused("password_throttled");
+        let mut response =
+            oci_error(StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS", &refused.to_string(), None);
+        response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+        return response;
+    }
     let challenge = match refused.scheme(&rules.identity) {
         Scheme::Basic => HeaderValue::from_static("Basic realm=\"tagpolicy-gate\""),
         Scheme::Bearer => match shared.upstream.challenge().await {

@@ -40,16 +40,39 @@ pub const MAX_TAGS_PER_PUSH: usize = 100;
 /// lands in it; a path still encoded after that is refused.
 const MAX_DECODINGS: usize = 3;
 
-/// Headers with which some servers and frameworks replace the method or the path of a request.
-/// No registry client sends them; the gate removes them so that the upstream routes exactly
-/// the method and path the gate classified.
-const OVERRIDE_HEADERS: [&str; 6] = [
+/// Headers with which some servers, frameworks and proxies replace the method or the path of
+/// a request. No registry client sends them; the gate removes them so that the upstream
+/// routes exactly the method and path the gate classified. Compared with `_` read as `-`,
+/// since CGI-style servers merge the two spellings.
+const OVERRIDE_HEADERS: [&str; 12] = [
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
     "x-original-method",
     "x-original-url",
+    "x-original-uri",
     "x-rewrite-url",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+    "x-forwarded-path",
+    "x-forwarded-prefix",
+    "x-envoy-original-path",
+];
+
+/// The client headers a decided write carries upstream; every other header is dropped, so
+/// that no header the gate does not know can change how the upstream applies the write.
+/// `Content-Length` is set from the body the gate sends.
+const DECIDED_WRITE_HEADERS: [&str; 10] = [
+    "host",
+    "authorization",
+    "content-type",
+    "accept",
+    "user-agent",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-for",
+    "x-request-id",
+    "traceparent",
 ];
 
 /// What the gate does with a request.
@@ -145,6 +168,8 @@ pub enum RefusalKind {
     Parameters,
     /// A write the gate does not know and the operator did not list.
     UnknownWrite,
+    /// A manifest write by a digest of an algorithm other than sha256.
+    DigestAlgorithm,
 }
 
 impl RefusalKind {
@@ -153,6 +178,7 @@ impl RefusalKind {
             RefusalKind::Spelling => "spelling",
             RefusalKind::Parameters => "parameters",
             RefusalKind::UnknownWrite => "unknown_write",
+            RefusalKind::DigestAlgorithm => "digest_algorithm",
         }
     }
 }
@@ -204,9 +230,46 @@ impl PassWrites {
 }
 
 /// Remove the headers with which some servers let a request replace its method or path
-/// (`X-HTTP-Method-Override`, `X-Original-URL`, …); returns how many were removed.
+/// (`X-HTTP-Method-Override`, `X-Original-URL`, `X_Original_URL`, …); returns how many
+/// were removed.
 pub fn strip_overrides(headers: &mut HeaderMap) -> usize {
-    OVERRIDE_HEADERS.iter().map(|name| headers.remove(*name).map_or(0, |_| 1)).sum()
+    let overriding: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str().replace('_', "-");
+            OVERRIDE_HEADERS.contains(&name.as_str())
+        })
+        .cloned()
+        .collect();
+    overriding.iter().map(|name| headers.remove(name).map_or(0, |_| 1)).sum()
+}
+
+/// Remove the `X-Forwarded-*` and `Forwarded` headers of a client that is not a trusted proxy:
+/// they say which scheme, host and address the request came from, and only the gate (or a
+/// proxy in front of it that it trusts) knows that.
+pub fn strip_forwarded(headers: &mut HeaderMap) {
+    let forwarded: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str().replace('_', "-");
+            name == "forwarded" || name.starts_with("x-forwarded-")
+        })
+        .cloned()
+        .collect();
+    for name in forwarded {
+        headers.remove(name);
+    }
+}
+
+/// The headers of a decided write as sent upstream: only those in the allow-list.
+pub fn decided_write_headers(client: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for name in DECIDED_WRITE_HEADERS {
+        for value in client.get_all(name) {
+            headers.append(http::HeaderName::from_static(name), value.clone());
+        }
+    }
+    headers
 }
 
 /// Classify a request by its method and target (origin or absolute form; only the path and
@@ -306,6 +369,19 @@ fn manifest_write(
     }
     let reference = if reference.contains(':') {
         match check_digest(reference) {
+            // The gate knows which tags point at an image by the sha256 digests the registry
+            // answers with; a write by another algorithm's digest would be decided with no
+            // tags, and a registry that addresses manifests by it would apply it undecided.
+            Ok(()) if !reference.starts_with("sha256:") => {
+                return invalid(
+                    "UNSUPPORTED",
+                    RefusalKind::DigestAlgorithm,
+                    format!(
+                        "the gate decides manifest writes by sha256 digest only, not `{}`",
+                        shown(reference)
+                    ),
+                );
+            }
             Ok(()) => Reference::Digest(reference.to_string()),
             Err(error) => return invalid("DIGEST_INVALID", RefusalKind::Spelling, error),
         }
@@ -339,6 +415,12 @@ fn manifest_write(
 /// `tag=a&tag=b`, and nothing else: a parameter spelled otherwise (`TAG=`, `%74ag=`, `tag[]=`,
 /// `;tag=`, an encoded value) might be applied as a tag by some registry and not by another.
 fn tag_parameters(query: &str) -> Result<Vec<String>, Refusal> {
+    // Counted before any other work, repeats included: a client that repeats a tag thousands
+    // of times would otherwise cost a check and a comparison with every tag kept.
+    let count = query.split('&').count();
+    if count > MAX_TAGS_PER_PUSH {
+        return Err(too_many_tags(count));
+    }
     let mut tags: Vec<String> = Vec::new();
     for pair in query.split('&') {
         let tag = match pair.split_once('=') {
@@ -363,15 +445,16 @@ fn tag_parameters(query: &str) -> Result<Vec<String>, Refusal> {
             tags.push(tag.to_string());
         }
     }
-    if tags.len() > MAX_TAGS_PER_PUSH {
-        return Err(refusal(
-            StatusCode::BAD_REQUEST,
-            "TAG_INVALID",
-            RefusalKind::Parameters,
-            format!("at most {MAX_TAGS_PER_PUSH} tags in one push; this one has {}", tags.len()),
-        ));
-    }
     Ok(tags)
+}
+
+fn too_many_tags(count: usize) -> Refusal {
+    refusal(
+        StatusCode::BAD_REQUEST,
+        "TAG_INVALID",
+        RefusalKind::Parameters,
+        format!("at most {MAX_TAGS_PER_PUSH} `tag` parameters in one push; this one has {count}"),
+    )
 }
 
 /// A write whose path is not in the API's plain spelling: refused if any reading of it lands
@@ -564,6 +647,7 @@ mod tests {
     fn each_request_gets_its_route() {
         let pass = PassWrites::new(&["/api/v2.0/**".into(), "/v2/_zot/ext/**".into()]).unwrap();
         let digest_put = format!("/v2/team/app/manifests/{DIGEST}");
+        let sha512 = format!("/v2/team/app/manifests/sha512:{}", "ab".repeat(64));
         let cases: &[(&str, &str, &str)] = &[
             ("PUT", "/v2/team/app/manifests/1.0.0", "decide"),
             ("DELETE", "/v2/team/app/manifests/1.0.0", "decide"),
@@ -588,6 +672,9 @@ mod tests {
             ("PUT", "/v2/Team/app/manifests/1.0.0", "400 NAME_INVALID"),
             ("PUT", "/v2/app/manifests/1.0.0!", "400 NAME_INVALID"),
             ("PUT", "/v2/app/manifests/sha384:abc", "400 DIGEST_INVALID"),
+            // Digests of another algorithm: the gate could not match them to tags.
+            ("DELETE", &sha512, "400 UNSUPPORTED"),
+            ("PUT", &sha512, "400 UNSUPPORTED"),
             ("PUT", "/v2/app/manifests/.x", "400 TAG_INVALID"),
             ("PUT", "/api/v2.0/../../v2/app/manifests/x", "400 NAME_INVALID"),
             ("PUT", "/api/v2.0/%2e%2e/%2e%2e/v2/app/manifests/x", "400 NAME_INVALID"),
@@ -639,7 +726,14 @@ mod tests {
         let Route::Refused(refusal) = classify(&Method::PUT, &target, &PassWrites::none()) else {
             panic!("not refused")
         };
-        assert!(refusal.message.contains("at most 100 tags"), "{}", refusal.message);
+        assert!(refusal.message.contains("at most 100 `tag` parameters"), "{}", refusal.message);
+        // Repeats count too, so that thousands of them cost no work beyond counting.
+        let repeated = vec!["tag=t"; 7153].join("&");
+        let target: Uri = format!("/v2/a/manifests/{DIGEST}?{repeated}").parse().unwrap();
+        let Route::Refused(refusal) = classify(&Method::PUT, &target, &PassWrites::none()) else {
+            panic!("not refused")
+        };
+        assert!(refusal.message.contains("this one has 7153"), "{}", refusal.message);
     }
 
     #[test]
@@ -663,6 +757,47 @@ mod tests {
             unknown.contains("`PUT /api/v1/x`") && unknown.contains("pass_writes"),
             "{unknown}"
         );
+    }
+
+    #[test]
+    fn override_and_forwarded_headers_are_removed_in_every_spelling() {
+        let mut headers = HeaderMap::new();
+        for name in [
+            "x-original-url",
+            "x_http_method_override",
+            "x-forwarded-uri",
+            "x-envoy-original-path",
+            "x_forwarded_method",
+            "accept",
+        ] {
+            headers.insert(http::HeaderName::from_static(name), "x".parse().unwrap());
+        }
+        assert_eq!(strip_overrides(&mut headers), 5);
+        assert_eq!(headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+
+        for name in ["forwarded", "x-forwarded-proto", "x_forwarded_host", "x-forwarded-for"] {
+            headers.insert(http::HeaderName::from_static(name), "x".parse().unwrap());
+        }
+        strip_forwarded(&mut headers);
+        assert_eq!(headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+    }
+
+    #[test]
+    fn a_decided_write_carries_only_allowed_headers() {
+        let mut client = HeaderMap::new();
+        for (name, value) in [
+            ("authorization", "Bearer t"),
+            ("content-type", "application/vnd.oci.image.manifest.v1+json"),
+            ("x-custom-rewrite", "/v2/other/manifests/1.0.0"),
+            ("transfer-encoding", "chunked"),
+            ("content-length", "999"),
+        ] {
+            client.insert(http::HeaderName::from_static(name), value.parse().unwrap());
+        }
+        let sent = decided_write_headers(&client);
+        let mut names: Vec<&str> = sent.keys().map(|k| k.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["authorization", "content-type"]);
     }
 
     #[test]

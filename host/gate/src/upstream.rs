@@ -41,10 +41,6 @@ pub fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
-pub fn streamed(body: Incoming) -> Body {
-    body.map_err(|e| Box::new(e) as BoxError).boxed()
-}
-
 /// Why the gate could not get an answer it needs from the upstream.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {

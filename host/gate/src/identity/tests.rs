@@ -195,3 +195,66 @@ fn anonymous_requests_can_be_refused() {
     assert_eq!(open.establish(&http::HeaderMap::new(), LOCAL).unwrap(), Established::anonymous());
     assert!(open.is_anonymous());
 }
+
+/// A token signed with signer.key under a header written by hand.
+fn sign_with_header(header: &str, claims: &serde_json::Value) -> String {
+    let pem = std::fs::read(testdata("signer.key")).unwrap();
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let key = EncodingKey::from_rsa_pem(&pem).unwrap();
+    let signature =
+        jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key, Algorithm::RS256).unwrap();
+    format!("{signing_input}.{signature}")
+}
+
+#[test]
+fn a_token_not_yet_valid_or_with_critical_extensions_is_refused() {
+    let identity = jwt_identity();
+    // `nbf` an hour ahead (far beyond the 30 s leeway).
+    let mut claims = good_claims();
+    claims["nbf"] = json!(now() + 3600);
+    let why = rejected(&identity, &bearer(&sign("signer.key", claims)));
+    assert!(why.contains("ImmatureSignature"), "{why}");
+    // `nbf` just passed is fine.
+    let mut claims = good_claims();
+    claims["nbf"] = json!(now() - 5);
+    assert!(identity.establish(&bearer(&sign("signer.key", claims)), LOCAL).is_ok());
+    // A header with `crit`, properly signed: RFC 7515 §4.1.11 requires refusing it.
+    let critical = sign_with_header(
+        r#"{"alg":"RS256","typ":"JWT","crit":["exp-policy"],"exp-policy":"x"}"#,
+        &good_claims(),
+    );
+    assert!(rejected(&identity, &bearer(&critical)).contains("crit"));
+    // The same header without `crit` passes, so it is `crit` that is refused.
+    let plain = sign_with_header(r#"{"alg":"RS256","typ":"JWT","exp-policy":"x"}"#, &good_claims());
+    assert!(identity.establish(&bearer(&plain), LOCAL).is_ok());
+}
+
+#[test]
+fn wrong_passwords_are_throttled_per_user() {
+    let identity = identity("htpasswd: users.htpasswd").unwrap();
+    for _ in 0..MAX_FAILURES {
+        assert_eq!(
+            identity.establish(&basic("alice", "guess"), LOCAL),
+            Err(Unauthorized::BadPassword)
+        );
+    }
+    // Now even the right password is not checked (no bcrypt run) until the window passes...
+    let throttled = identity.establish(&basic("alice", "wonderland"), LOCAL).unwrap_err();
+    let Unauthorized::Throttled { user, retry_after_s } = &throttled else {
+        panic!("expected throttling, got {throttled:?}")
+    };
+    assert_eq!(user, "alice");
+    assert!((1..=FAILURE_WINDOW.as_secs()).contains(retry_after_s), "{retry_after_s}");
+    // ...while other users are not affected.
+    assert!(identity.establish(&basic("ci-bot", "s3cret"), LOCAL).is_ok());
+    // After the window, the user may try again.
+    let htpasswd = identity.htpasswd.as_ref().unwrap();
+    let later = Instant::now() + FAILURE_WINDOW + Duration::from_secs(1);
+    assert_eq!(htpasswd.throttle("alice", later), Ok(()));
+    htpasswd.failed("alice", later);
+    assert_eq!(htpasswd.throttle("alice", later), Ok(()), "one failure in a new window");
+}

@@ -1,0 +1,175 @@
+//! Streams that stop moving. The gate passes blob uploads and downloads through without
+//! reading them, so a client (or an upstream) that sends a few bytes and then nothing, or a
+//! client that never reads its answer, would hold a connection slot for ever. Two guards
+//! bound that with `limits.idle_timeout`: a pass-through body that yields no frame for that
+//! long ends with an error, and a client socket that accepts no written byte for that long is
+//! closed. A request the gate is still working on (a slow upstream) is not idle: only a body
+//! that is being read, or a write that is waiting, counts.
+
+use super::metrics::Metrics;
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A body between two parties that ends with [`Idle`] when no frame arrives for `limit`
+/// while it is being read.
+pub struct IdleBody<B> {
+    inner: B,
+    limit: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    metrics: Arc<Metrics>,
+    /// The `phase` label of the timeout metric: whose body it is.
+    phase: &'static str,
+}
+
+/// A pass-through body moved no byte for the idle timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("no byte of the body arrived for {0:?} (limits.idle_timeout)")]
+pub struct Idle(pub Duration);
+
+impl<B> IdleBody<B> {
+    pub fn new(inner: B, limit: Duration, metrics: Arc<Metrics>, phase: &'static str) -> Self {
+        IdleBody { inner, limit, timer: None, metrics, phase }
+    }
+}
+
+impl<B> Body for IdleBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.timer = None;
+                Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let limit = this.limit;
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    this.timer = None;
+                    this.metrics.timeout(this.phase);
+                    tracing::info!(phase = this.phase, ?limit, "closed a body that stopped moving");
+                    return Poll::Ready(Some(Err(Box::new(Idle(limit)))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A client socket whose writes fail with `TimedOut` once one has waited `limit` for the
+/// client to take a byte: the client stopped reading, and the connection (with its slot) is
+/// closed. Reads are left alone; the header and body timeouts bound those.
+pub struct WriteStall<S> {
+    inner: S,
+    limit: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> WriteStall<S> {
+    pub fn new(inner: S, limit: Duration, metrics: Arc<Metrics>) -> Self {
+        WriteStall { inner, limit, timer: None, metrics }
+    }
+
+    /// The outcome of a write-side poll: progress resets the clock, waiting runs it.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match polled {
+            Poll::Ready(result) => {
+                self.timer = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let limit = self.limit;
+                let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    self.metrics.timeout("client_write");
+                    tracing::info!(?limit, "closed a connection whose client stopped reading");
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the client read nothing for {limit:?} (limits.idle_timeout)"),
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteStall<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStall<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.watch(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch(cx, polled)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.watch(cx, polled)
+    }
+}
