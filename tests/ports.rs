@@ -178,7 +178,7 @@ fn agree_with_rust(lang: Lang) {
         // machine (or a garbage collection) from turning into a false disagreement.
         let patient = |policy: Policy| {
             let limits = Limits { evaluate_deadline: Duration::from_secs(2), ..policy.limits() };
-            policy.with_limits(limits)
+            policy.with_limits(limits).unwrap()
         };
         let rust = patient(engine.load_embedded(name).unwrap());
         let port = patient(engine.load_file(path).unwrap());
@@ -248,10 +248,12 @@ fn a_python_or_javascript_loop_or_memory_bomb_is_stopped_and_the_push_denied() {
             let policy = engine.load_file(&path).unwrap().with_isolation(isolation);
             // The bomb gets time enough that the memory limit, not the deadline, stops it
             // on a loaded machine; the loop gets the default deadline.
-            let patient = policy.with_limits(Limits {
-                evaluate_deadline: Duration::from_secs(10),
-                ..policy.limits()
-            });
+            let patient = policy
+                .with_limits(Limits {
+                    evaluate_deadline: Duration::from_secs(10),
+                    ..policy.limits()
+                })
+                .unwrap();
             let configured =
                 [policy.configure(&json!({})).unwrap(), patient.configure(&json!({})).unwrap()];
             for tag in ["loop", "bomb", "loop", "bomb"] {

@@ -207,11 +207,62 @@ fn isolated_instances_and_recycled_ones_carry_no_state_between_requests() {
     let isolated = policy.with_isolation(Isolation::Isolated).configure(&settings).unwrap();
     assert!(isolated.from_snapshot(), "isolated requests start from the configured snapshot");
     let limits = Limits { recycle_after: 1, ..policy.limits() };
-    let recycled = policy.with_limits(limits).configure(&settings).unwrap();
+    let recycled = policy.with_limits(limits).unwrap().configure(&settings).unwrap();
     for call in 0..5 {
         assert!(isolated.evaluate(&request, empty()).is_ok(), "isolated call {call}");
         assert!(recycled.evaluate(&request, empty()).is_ok(), "recycled call {call}");
     }
+}
+
+#[test]
+fn a_memory_limit_met_in_one_call_is_not_blamed_for_the_next_failure() {
+    // The first call's memory.grow is refused and the policy copes; the second call panics.
+    // The panic is reported as a panic, not as the memory limit of a call long finished.
+    let engine = Engine::new().unwrap();
+    let policy = engine.load_file(hostile_policy()).unwrap();
+    let configured = policy.configure(&json!({"behaviour": "refused-grow-then-panic"})).unwrap();
+    let request = push("a", &[("x", None)]);
+    assert_eq!(configured.evaluate(&request, empty()).map(|d| d.outcome), Ok(Outcome::Allow));
+    let failure = configured.evaluate(&request, empty()).unwrap_err();
+    assert!(
+        matches!(&failure, tagpolicy::Failure::Panic(message) if message.contains("an unrelated panic")),
+        "{failure:?}"
+    );
+}
+
+#[test]
+fn limits_that_cannot_apply_are_refused_naming_the_field() {
+    let engine = Engine::new().unwrap();
+    let policy = engine.load_file(hostile_policy()).unwrap();
+    let refused = |limits: Limits| match policy.with_limits(limits) {
+        Err(tagpolicy::Error::Limits(error)) => error.to_string(),
+        other => panic!("accepted: {:?}", other.map(|p| p.limits())),
+    };
+    let base = policy.limits();
+    let zero = refused(Limits { evaluate_deadline: Duration::ZERO, ..base });
+    assert!(zero.starts_with("limits.evaluate_deadline: "), "{zero}");
+    // A MiB count that would wrap when shifted into bytes saturates, and is then refused.
+    let spec = tagpolicy::LimitsSpec { memory_mib: Some(usize::MAX >> 4), ..Default::default() };
+    let huge = refused(spec.apply(base));
+    assert!(huge.starts_with("limits.memory_bytes: "), "{huge}");
+    // Fuel on an engine built without it would be ignored.
+    let fuel = refused(Limits { fuel: Some(1_000_000), ..base });
+    assert!(fuel.contains("built without fuel"), "{fuel}");
+    // And an engine that counts fuel needs a fuel limit on every policy.
+    let counting =
+        Engine::with_limits(Limits { fuel: Some(1_000_000), ..Limits::default() }).unwrap();
+    let metered = counting.load_file(hostile_policy()).unwrap();
+    let missing = match metered.with_limits(Limits { fuel: None, ..metered.limits() }) {
+        Err(tagpolicy::Error::Limits(error)) => error.to_string(),
+        other => panic!("accepted: {:?}", other.map(|p| p.limits())),
+    };
+    assert!(missing.contains("needs a fuel limit"), "{missing}");
+    // The engine's own limits are checked when it is built.
+    let engine =
+        Engine::with_limits(Limits { lookups_deadline: Duration::ZERO, ..Limits::default() });
+    assert!(
+        matches!(engine, Err(tagpolicy::Error::Limits(ref e)) if e.field == "lookups_deadline")
+    );
 }
 
 #[test]
@@ -221,8 +272,11 @@ fn a_reused_instance_whose_memory_only_grows_is_replaced_before_it_hits_the_limi
     let engine = Engine::new().unwrap();
     let policy = engine.load_file(hostile_policy()).unwrap();
     let limits = Limits { memory_bytes: 16 << 20, ..policy.limits() };
-    let leaky =
-        policy.with_limits(limits).configure(&json!({"behaviour": "leak-per-call"})).unwrap();
+    let leaky = policy
+        .with_limits(limits)
+        .unwrap()
+        .configure(&json!({"behaviour": "leak-per-call"}))
+        .unwrap();
     let request = push("a", &[("x", None)]);
     let mut replaced = 0;
     let mut last_uses = 0;

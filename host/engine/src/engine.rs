@@ -68,6 +68,7 @@ impl EngineBuilder {
     }
 
     pub fn build(self) -> Result<Engine, Error> {
+        self.limits.check(self.limits.fuel.is_some())?;
         let engine_error = |e: wasmtime::Error| Error::Engine { message: e.to_string() };
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
@@ -142,6 +143,11 @@ impl Engine {
 
     pub(crate) fn limits(&self) -> Limits {
         self.inner.limits
+    }
+
+    /// Whether the engine was built to count fuel (fuel metering is compiled in).
+    pub(crate) fn counts_fuel(&self) -> bool {
+        self.inner.limits.fuel.is_some()
     }
 
     /// Compile `bytes`, whose hex sha256 is `sha256`, or take the compilation from the

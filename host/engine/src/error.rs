@@ -61,6 +61,9 @@ pub enum Error {
 
     #[error("cannot create the WebAssembly engine: {message}")]
     Engine { message: String },
+
+    #[error(transparent)]
+    Limits(#[from] crate::limits::LimitError),
 }
 
 /// How a call into a policy went wrong. A failed call never yields a decision of the

@@ -69,7 +69,7 @@ pub use decision::{Decision, Finding, Outcome, Severity};
 pub use engine::{Engine, EngineBuilder};
 pub use error::{Error, Failure};
 pub use image::{ImageFacts, Images, KeyValue, Manifest, Referrer};
-pub use limits::{DEFAULT_INSTANCE_SLOTS, Limits};
+pub use limits::{DEFAULT_INSTANCE_SLOTS, LimitError, Limits};
 pub use policy::{ConfiguredPolicy, Isolation, Metadata, Policy};
 pub use policy_set::{Enforcement, FailMode, LimitsSpec, Loader, Mode, PolicySet, PolicySpec};
 pub use push::{

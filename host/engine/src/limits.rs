@@ -47,6 +47,65 @@ impl Default for Limits {
     }
 }
 
+/// A limit out of range, named by its field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("limits.{field}: {message}")]
+#[non_exhaustive]
+pub struct LimitError {
+    /// The field of [`Limits`] at fault.
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl Limits {
+    /// Check every limit is in range, and that fuel is given exactly when the engine counts
+    /// it (`engine_counts_fuel`): on an engine without fuel a fuel limit would be ignored,
+    /// and on one with fuel a policy without a limit would trap at its first instruction.
+    pub fn check(&self, engine_counts_fuel: bool) -> Result<(), LimitError> {
+        let error = |field, message: String| Err(LimitError { field, message });
+        let durations = [
+            ("evaluate_deadline", self.evaluate_deadline, Duration::from_secs(60)),
+            ("lookups_deadline", self.lookups_deadline, Duration::from_secs(600)),
+            ("configure_deadline", self.configure_deadline, Duration::from_secs(600)),
+        ];
+        for (field, value, max) in durations {
+            if value.is_zero() || value > max {
+                return error(
+                    field,
+                    format!("`{value:?}` is out of range (more than 0, at most {max:?})"),
+                );
+            }
+        }
+        if !(64 << 10..=POOLED_MEMORY_BYTES).contains(&self.memory_bytes) {
+            return error(
+                "memory_bytes",
+                format!("`{}` is out of range (64 KiB to 4 GiB)", self.memory_bytes),
+            );
+        }
+        if self.table_elements == 0 || self.output_bytes == 0 || self.recycle_after == 0 {
+            let field = match () {
+                () if self.table_elements == 0 => "table_elements",
+                () if self.output_bytes == 0 => "output_bytes",
+                () => "recycle_after",
+            };
+            return error(field, "must be at least 1".into());
+        }
+        match (self.fuel, engine_counts_fuel) {
+            (Some(0), _) => error("fuel", "must be at least 1".into()),
+            (Some(fuel), false) => error(
+                "fuel",
+                format!(
+                    "`{fuel}` is given, but the engine was built without fuel: build it with a fuel limit"
+                ),
+            ),
+            (None, true) => {
+                error("fuel", "the engine counts fuel, so every policy needs a fuel limit".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Component instances the pooling allocator keeps slots for: every idle and running
 /// instance of every loaded policy needs one. When all are taken, a new instance fails and
 /// its request is denied (fail closed) rather than the host allocating without bound.

@@ -184,6 +184,12 @@ impl Policy {
         &self.inner.exports
     }
 
+    /// Whether anything besides this handle (a configured policy, another handle) holds the
+    /// loaded component.
+    pub(crate) fn in_use(&self) -> bool {
+        Arc::strong_count(&self.inner) > 1
+    }
+
     /// Size of the component in bytes.
     pub fn size(&self) -> usize {
         self.inner.size
@@ -193,9 +199,12 @@ impl Policy {
         self.limits
     }
 
-    /// The same policy with other limits for the instances configured from it.
-    pub fn with_limits(&self, limits: Limits) -> Self {
-        Self { limits, ..self.clone() }
+    /// The same policy with other limits for the instances configured from it; limits out
+    /// of range, or fuel given to an engine without it (or missing on one with it), are
+    /// refused naming the field.
+    pub fn with_limits(&self, limits: Limits) -> Result<Self, Error> {
+        limits.check(self.inner.engine.counts_fuel())?;
+        Ok(Self { limits, ..self.clone() })
     }
 
     pub fn isolation(&self) -> Isolation {
@@ -466,6 +475,9 @@ impl Instance {
     /// Set the budget of the next call: its deadline, and its fuel if the engine counts fuel.
     fn arm(&mut self, deadline: Duration, limits: &Limits) {
         self.store.data_mut().budget.start(deadline);
+        // A reused instance may have hit its memory limit in an earlier call; this call's
+        // failure is its own.
+        self.store.data_mut().limiter.memory_exceeded = false;
         self.store.set_epoch_deadline(ticks(deadline));
         if let Some(fuel) = limits.fuel {
             let _ = self.store.set_fuel(fuel);

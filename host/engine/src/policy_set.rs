@@ -184,7 +184,7 @@ impl LimitsSpec {
             limits.configure_deadline = Duration::from_millis(ms);
         }
         if let Some(mib) = self.memory_mib {
-            limits.memory_bytes = mib << 20;
+            limits.memory_bytes = mib.saturating_mul(1 << 20);
         }
         if let Some(ms) = self.lookups_ms {
             limits.lookups_deadline = Duration::from_millis(ms);
@@ -304,9 +304,14 @@ impl Loader {
             });
         }
         // Keyed by content: a file that changed is compiled again, the same bytes once.
-        if let Some(policy) = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(&sha256) {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        // A component no configured policy uses any more (a reload replaced it, a followed
+        // tag moved on) is released here, with its compiled code and patterns.
+        loaded.retain(|_, policy| policy.in_use());
+        if let Some(policy) = loaded.get(&sha256) {
             return Ok(policy.clone());
         }
+        drop(loaded);
         let policy = self.engine.load_bytes_with_origin(&bytes, origin)?;
         self.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(sha256, policy.clone());
         Ok(policy)
@@ -316,7 +321,7 @@ impl Loader {
     pub fn configure(&self, spec: &PolicySpec, base_dir: &Path) -> Result<ConfiguredPolicy, Error> {
         let policy = self.load_pinned(&spec.policy, base_dir, spec.sha256.as_deref())?;
         let policy = match &spec.limits {
-            Some(limits) => policy.with_limits(limits.apply(policy.limits())),
+            Some(limits) => policy.with_limits(limits.apply(policy.limits()))?,
             None => policy,
         };
         let policy = match spec.isolation {
@@ -344,6 +349,23 @@ impl Loader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn components_no_configured_policy_uses_are_released() {
+        let loader = Loader::new(Engine::new().unwrap());
+        let loaded = || loader.loaded.lock().unwrap().len();
+        let here = Path::new(".");
+        let series = loader.configure(&spec("policy: semver-series").unwrap(), here).unwrap();
+        let tags = loader.configure(&spec("policy: min-tags").unwrap(), here).unwrap();
+        assert_eq!(loaded(), 2);
+        // A reload that keeps semver-series and drops min-tags.
+        drop(tags);
+        let again = loader.configure(&spec("policy: semver-series").unwrap(), here).unwrap();
+        assert_eq!(loaded(), 1, "min-tags is no longer held by anything");
+        // The kept one was not compiled again: both configurations share its component.
+        assert_eq!(series.policy().sha256(), again.policy().sha256());
+        assert!(series.policy().in_use());
+    }
 
     fn spec(yaml: &str) -> Result<PolicySpec, String> {
         let spec: PolicySpec = serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())?;

@@ -26,6 +26,9 @@ enum Behaviour {
     HugeReason,
     /// Panic on every second evaluation of an instance.
     PanicEverySecondCall,
+    /// On the first evaluation, ask for more memory than the limit and cope with the
+    /// refusal (allow); panic on the second.
+    RefusedGrowThenPanic,
     /// Loop forever when a request touches the tag `boom`; allow otherwise.
     LoopIfTagIsBoom,
     /// Print 100 KiB to stdout and stderr on every evaluation, then allow.
@@ -102,6 +105,14 @@ impl Policy for Hostile {
                 }
             }
             Behaviour::LeakPerCall => self.leaked.borrow_mut().push(vec![1; 1 << 20]),
+            Behaviour::RefusedGrowThenPanic => {
+                if self.calls.get() == 1 {
+                    let mut hoard: Vec<u8> = Vec::new();
+                    assert!(hoard.try_reserve_exact(1 << 30).is_err(), "1 GiB was granted");
+                } else {
+                    panic!("an unrelated panic");
+                }
+            }
             Behaviour::PanicEverySecondCall => {
                 if self.calls.get().is_multiple_of(2) {
                     panic!("second call");
