@@ -24,7 +24,8 @@ use tagpolicy_gate::Gate;
     state_cache_seconds: 10                # optional, reuse of tag lists read for policies\n  \
     pass_writes: [\"/api/v2.0/**\"]          # optional: other writes let through UNDECIDED\n  \
     limits: {header_timeout: 10s, body_timeout: 30s, upstream_write_timeout: 30s,\n  \
-             lock_timeout: 30s, max_connections: 1024, max_header_bytes: 65536}\n  \
+             lock_timeout: 30s, idle_timeout: 60s, max_connections: 1024,\n  \
+             max_connections_per_client: 64, max_header_bytes: 65536}\n  \
     authoritative: false                   # true: all writes pass the gates; digests are kept\n  \
     coordination:                          # optional: several gates in front of one registry\n    \
       redis: redis://10.0.0.5:6379/0       # every replica takes a lease per repository here\n    \

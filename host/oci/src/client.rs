@@ -1,6 +1,6 @@
-//! Talking to registries, through the `oci-client` crate: resolve a tag, fetch manifests and
-//! blobs by digest (every byte checked against its digest and expected size), push the Wasm
-//! artifact and signatures. HTTPS is verified against the system's roots and the configured
+//! Talking to registries: resolve a tag, fetch manifests and blobs by digest (every byte
+//! checked against its digest and expected size, every read bounded before it is held: see
+//! `bounded.rs`), push the Wasm artifact and signatures (through the `oci-client` crate). HTTPS is verified against the system's roots and the configured
 //! CAs; plain HTTP is used only for registries listed as insecure, never as a fallback.
 
 use std::time::Duration;
@@ -10,6 +10,7 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 
 use crate::artifact::{self, Artifact, MANIFEST_MEDIA_TYPE};
+use crate::bounded::BoundedReader;
 use crate::credentials::{CredentialError, Credentials};
 use crate::digest::Digest;
 use crate::reference::Reference;
@@ -28,7 +29,8 @@ pub struct Access {
     /// PEM certificates trusted besides the system's roots.
     pub ca_certificates: Vec<Vec<u8>>,
     pub credentials: Credentials,
-    /// Connect and read timeout of every request.
+    /// Connect timeout of every request; a read (token dance, redirects and the whole
+    /// answer) must finish within it too, in all.
     pub timeout: Duration,
 }
 
@@ -87,7 +89,10 @@ impl RegistryError {
 
 /// A client for the registries a set of references live on.
 pub struct RegistryClient {
+    /// Pushes (an author's own registry).
     client: oci_client::Client,
+    /// Every read, bounded: what a gate follows may come from a hostile registry.
+    reader: BoundedReader,
     credentials: Credentials,
 }
 
@@ -125,7 +130,8 @@ impl RegistryClient {
         // `Client::new` would fall back to defaults on a bad CA: build it so that the error shows.
         let client = oci_client::Client::try_from(config)
             .map_err(|e| RegistryError::Setup(e.to_string()))?;
-        Ok(Self { client, credentials: access.credentials.clone() })
+        let reader = BoundedReader::new(access)?;
+        Ok(Self { client, reader, credentials: access.credentials.clone() })
     }
 
     fn auth(&self, reference: &Reference) -> Result<RegistryAuth, RegistryError> {
@@ -217,15 +223,13 @@ impl RegistryClient {
             return Ok(*digest);
         }
         let tag = reference.tag().expect("a reference has a tag or a digest");
-        let target = Self::target(reference, tag);
-        let auth = self.auth(reference)?;
         // GET rather than HEAD: the digest is then computed from the bytes, not trusted
         // from a header.
-        let (bytes, _) = self
-            .client
-            .pull_manifest_raw(&target, &auth, &[MANIFEST_MEDIA_TYPE])
-            .await
-            .map_err(|e| Self::error(&name, e))?;
+        let bytes = self
+            .reader
+            .get(reference, "manifests", tag, &[MANIFEST_MEDIA_TYPE], MAX_DOCUMENT_BYTES)
+            .await?
+            .ok_or(RegistryError::NotFound { reference: name })?;
         Ok(Digest::of(&bytes))
     }
 
@@ -237,15 +241,13 @@ impl RegistryClient {
         accept: &[&str],
     ) -> Result<Vec<u8>, RegistryError> {
         let name = format!("{}@{digest}", reference.name());
-        let target = Self::target(reference, &digest.to_string());
-        let auth = self.auth(reference)?;
-        let (bytes, _) = self
-            .client
-            .pull_manifest_raw(&target, &auth, accept)
-            .await
-            .map_err(|e| Self::error(&name, e))?;
+        let bytes = self
+            .reader
+            .get(reference, "manifests", &digest.to_string(), accept, MAX_DOCUMENT_BYTES)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound { reference: name.clone() })?;
         check(&name, "a manifest", digest, MAX_DOCUMENT_BYTES, &bytes)?;
-        Ok(bytes.to_vec())
+        Ok(bytes)
     }
 
     /// The manifest a tag names now, with its digest, or `None` when the tag does not exist.
@@ -255,26 +257,9 @@ impl RegistryClient {
         tag: &str,
         accept: &[&str],
     ) -> Result<Option<(Digest, Vec<u8>)>, RegistryError> {
-        let name = format!("{}:{tag}", reference.name());
-        let target = Self::target(reference, tag);
-        let auth = self.auth(reference)?;
-        match self.client.pull_manifest_raw(&target, &auth, accept).await {
-            Ok((bytes, _)) => {
-                if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
-                    return Err(RegistryError::TooLarge {
-                        reference: name,
-                        what: "the manifest",
-                        size: bytes.len() as u64,
-                        max: MAX_DOCUMENT_BYTES,
-                    });
-                }
-                Ok(Some((Digest::of(&bytes), bytes.to_vec())))
-            }
-            Err(e) => match Self::error(&name, e) {
-                RegistryError::NotFound { .. } => Ok(None),
-                other => Err(other),
-            },
-        }
+        let bytes =
+            self.reader.get(reference, "manifests", tag, accept, MAX_DOCUMENT_BYTES).await?;
+        Ok(bytes.map(|bytes| (Digest::of(&bytes), bytes)))
     }
 
     /// The blob with `digest` and `size`, checked against both; `max` bounds what is read.
@@ -289,20 +274,11 @@ impl RegistryClient {
         if size > max {
             return Err(RegistryError::TooLarge { reference: name, what: "the blob", size, max });
         }
-        let target = Self::target(reference, &digest.to_string());
-        let auth = self.auth(reference)?;
-        self.client.store_auth_if_needed(target.resolve_registry(), &auth).await;
-        let mut sink = Bounded { bytes: Vec::with_capacity(size as usize), max: size as usize };
-        let layer = oci_client::manifest::OciDescriptor {
-            digest: digest.to_string(),
-            size: size as i64,
-            ..Default::default()
-        };
-        self.client
-            .pull_blob(&target, &layer, &mut sink)
-            .await
-            .map_err(|e| Self::error(&name, e))?;
-        let bytes = sink.bytes;
+        let bytes = self
+            .reader
+            .get(reference, "blobs", &digest.to_string(), &["*/*"], size)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound { reference: name.clone() })?;
         let found = Digest::of(&bytes);
         if found != *digest || bytes.len() as u64 != size {
             return Err(RegistryError::Mismatch {
@@ -472,7 +448,7 @@ fn check(
 
 /// An error with its causes, which is where reqwest puts what went wrong (`connection
 /// refused`, `invalid peer certificate: UnknownIssuer`).
-fn chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -484,44 +460,6 @@ fn chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// A buffer that refuses to grow past `max`: a registry sending more than the manifest
-/// declared is cut off instead of filling memory.
-struct Bounded {
-    bytes: Vec<u8>,
-    max: usize,
-}
-
-impl tokio::io::AsyncWrite for Bounded {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        if self.bytes.len() + buf.len() > self.max {
-            return std::task::Poll::Ready(Err(std::io::Error::other(format!(
-                "the registry sent more than the {} bytes declared",
-                self.max
-            ))));
-        }
-        self.bytes.extend_from_slice(buf);
-        std::task::Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! layout](artifact), cosign-compatible key-pair [signatures](signature) (simple signing,
 //! verified against the operator's keys with a threshold; no transparency log), a
 //! content-addressed [cache], [credentials] where podman and docker keep them, a registry
-//! [client] on `oci-client`, and the [fetcher](fetch::Fetcher) that gives the engine its
+//! [client] (reads bounded in bytes, total time and redirects; pushes through `oci-client`),
+//! and the [fetcher](fetch::Fetcher) that gives the engine its
 //! `oci://` policies: verified, cached, tags followed without rollbacks.
 //!
 //! The one entry point for an embedder: settings (as under `policy_registries` in a gate
@@ -43,6 +44,7 @@
 //! ```
 
 pub mod artifact;
+mod bounded;
 pub mod cache;
 pub mod client;
 pub mod config;
