@@ -214,6 +214,51 @@ fn isolated_instances_and_recycled_ones_carry_no_state_between_requests() {
     }
 }
 
+fn moves(tag: &str) -> tagpolicy::Request {
+    push("b", &[(tag, Some("a"))])
+}
+
+fn outcome(rule: &tagpolicy::ConfiguredPolicy, request: &tagpolicy::Request) -> Option<Outcome> {
+    rule.evaluate(request, empty()).ok().map(|decision| decision.outcome)
+}
+
+#[test]
+fn pattern_sets_are_counted_while_a_configuration_holds_them() {
+    // A gate with hundreds of rules, each with its own list, and reloads that rewrite them:
+    // the limit on a policy's pattern sets counts what the live configurations hold.
+    let engine = Engine::new().unwrap();
+    let policy = engine.load_embedded("immutable-tags").unwrap();
+    let configure = |tag: String| policy.configure(&json!({"mutable": [tag]})).unwrap();
+    let rules: Vec<_> = (0..300).map(|n| configure(format!("rule-{n}"))).collect();
+    // Each still decides with its own list: `rule-299` may move under the last rule only.
+    assert_eq!(outcome(&rules[299], &moves("rule-299")), Some(Outcome::Allow));
+    assert_eq!(outcome(&rules[0], &moves("rule-299")), Some(Outcome::Deny));
+    drop(rules);
+    // Reloads that change the list every time, long past any count of sets ever made.
+    for reload in 0..600 {
+        let tag = format!("reload-{reload}");
+        assert_eq!(outcome(&configure(tag.clone()), &moves(&tag)), Some(Outcome::Allow), "{tag}");
+    }
+}
+
+#[test]
+fn an_isolated_configuration_keeps_the_sets_its_snapshot_uses() {
+    // Instances from the snapshot use the handle `configure` got without preparing it again;
+    // were it released with the configuring instance, the next list would take its handle.
+    let engine = Engine::new().unwrap();
+    let policy =
+        engine.load_embedded("immutable-tags").unwrap().with_isolation(Isolation::Isolated);
+    let configure = |tag: &str| policy.configure(&json!({"mutable": [tag]})).unwrap();
+    let first = configure("first");
+    assert!(first.from_snapshot());
+    let second = configure("second");
+    for _ in 0..3 {
+        assert_eq!(outcome(&first, &moves("first")), Some(Outcome::Allow));
+        assert_eq!(outcome(&first, &moves("second")), Some(Outcome::Deny));
+        assert_eq!(outcome(&second, &moves("second")), Some(Outcome::Allow));
+    }
+}
+
 #[test]
 fn a_memory_limit_met_in_one_call_is_not_blamed_for_the_next_failure() {
     // The first call's memory.grow is refused and the policy copes; the second call panics.

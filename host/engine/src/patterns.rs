@@ -36,11 +36,20 @@ pub(crate) struct PatternCache {
     queries: RwLock<HashMap<String, Result<Arc<QueryPattern>, String>>>,
 }
 
-/// Prepared pattern sets: a handle is an index into `compiled`.
+/// Prepared pattern sets, each kept while something holds it (see [`HeldSets`]): a handle
+/// indexes `slots`, and the handle of a released set is given to the next new one.
 #[derive(Default)]
 struct Sets {
     by_list: HashMap<Vec<String>, u32>,
-    compiled: Vec<RegexSet>,
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+}
+
+struct Slot {
+    set: RegexSet,
+    /// The list it was prepared from, to forget it when released.
+    list: Vec<String>,
+    holders: usize,
 }
 
 impl PatternCache {
@@ -48,13 +57,19 @@ impl PatternCache {
         Ok(self.get(Anchoring::Whole, pattern)?.is_match(text))
     }
 
-    /// Compile `patterns` as one set of whole-text matches; the same list gets the same
-    /// handle, so instances configured again (or per request) add nothing.
-    pub(crate) fn prepare_set(&self, patterns: Vec<String>) -> Result<u32, String> {
-        if let Some(&handle) =
-            self.sets.read().unwrap_or_else(|e| e.into_inner()).by_list.get(&patterns)
+    fn lookup_set(&self, patterns: &[String]) -> Option<u32> {
+        self.sets.read().unwrap_or_else(|e| e.into_inner()).by_list.get(patterns).copied()
+    }
+
+    /// The handle of `patterns` compiled as one set of whole-text matches, with one more
+    /// holder; the same list gets the same handle while it is held.
+    fn acquire_set(&self, patterns: Vec<String>) -> Result<u32, String> {
         {
-            return Ok(handle);
+            let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(&handle) = sets.by_list.get(&patterns) {
+                sets.slot_mut(handle).holders += 1;
+                return Ok(handle);
+            }
         }
         // Each pattern on its own first, so that an error names the one at fault.
         for pattern in &patterns {
@@ -69,26 +84,60 @@ impl PatternCache {
             })?;
         let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
         if let Some(&handle) = sets.by_list.get(&patterns) {
-            return Ok(handle); // prepared meanwhile by another instance
+            sets.slot_mut(handle).holders += 1; // prepared meanwhile by another instance
+            return Ok(handle);
         }
-        if sets.compiled.len() >= MAX_SETS {
-            return Err(format!("a policy may prepare at most {MAX_SETS} distinct pattern sets"));
-        }
-        let handle = sets.compiled.len() as u32;
-        sets.compiled.push(set);
+        let slot = Slot { set, list: patterns.clone(), holders: 1 };
+        let handle = match sets.free.pop() {
+            Some(handle) => {
+                sets.slots[handle as usize] = Some(slot);
+                handle
+            }
+            None => {
+                sets.slots.push(Some(slot));
+                (sets.slots.len() - 1) as u32
+            }
+        };
         sets.by_list.insert(patterns, handle);
         Ok(handle)
+    }
+
+    fn hold_sets(&self, handles: &[u32]) {
+        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
+        for &handle in handles {
+            sets.slot_mut(handle).holders += 1;
+        }
+    }
+
+    fn release_sets(&self, handles: &[u32]) {
+        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
+        for &handle in handles {
+            let slot = sets.slot_mut(handle);
+            slot.holders -= 1;
+            if slot.holders == 0 {
+                let Some(slot) = sets.slots[handle as usize].take() else { continue };
+                sets.by_list.remove(&slot.list);
+                sets.free.push(handle);
+            }
+        }
+    }
+
+    /// Pattern sets compiled and held right now.
+    #[cfg(test)]
+    fn sets_in_use(&self) -> usize {
+        self.sets.read().unwrap_or_else(|e| e.into_inner()).by_list.len()
     }
 
     /// The index of the first pattern of set `handle` that matches all of `text`.
     pub(crate) fn first_in_set(&self, handle: u32, text: &str) -> Result<Option<u32>, String> {
         let sets = self.sets.read().unwrap_or_else(|e| e.into_inner());
         let set = sets
-            .compiled
+            .slots
             .get(handle as usize)
+            .and_then(Option::as_ref)
             .ok_or_else(|| format!("no pattern set {handle} was prepared"))?;
         // Set indices come back in ascending order; they fit in u32, as the list did.
-        Ok(set.matches(text).iter().next().map(|index| index as u32))
+        Ok(set.set.matches(text).iter().next().map(|index| index as u32))
     }
 
     /// `pattern` compiled for whole matches and planned for index queries.
@@ -124,6 +173,73 @@ impl PatternCache {
             cache.insert(pattern.to_string(), compiled.clone());
         }
         compiled
+    }
+}
+
+impl Sets {
+    /// A held slot; holders only name handles they acquired, so it is there.
+    fn slot_mut(&mut self, handle: u32) -> &mut Slot {
+        self.slots[handle as usize].as_mut().expect("a held pattern set is prepared")
+    }
+}
+
+/// The pattern sets one holder keeps compiled: a store (the sets its instance prepared) or
+/// a configured policy (the sets its `configure` prepared, which instances started from its
+/// snapshot use without preparing them). Dropping it releases them, so a policy's sets are
+/// those of the configurations and instances alive, however many a gate has loaded and
+/// dropped over its life.
+pub(crate) struct HeldSets {
+    cache: Arc<PatternCache>,
+    handles: Vec<u32>,
+}
+
+impl HeldSets {
+    pub(crate) fn new(cache: Arc<PatternCache>) -> Self {
+        Self { cache, handles: Vec::new() }
+    }
+
+    pub(crate) fn cache(&self) -> &PatternCache {
+        &self.cache
+    }
+
+    /// Prepare `patterns` for this holder; at most [`MAX_SETS`] distinct sets per holder, so
+    /// that an instance preparing a new list on every call is stopped, not kept.
+    pub(crate) fn prepare(&mut self, patterns: Vec<String>) -> Result<u32, String> {
+        if let Some(handle) = self.cache.lookup_set(&patterns)
+            && self.handles.contains(&handle)
+        {
+            return Ok(handle);
+        }
+        if self.handles.len() >= MAX_SETS {
+            return Err(format!(
+                "an instance may prepare at most {MAX_SETS} distinct pattern sets"
+            ));
+        }
+        let handle = self.cache.acquire_set(patterns)?;
+        self.handles.push(handle);
+        Ok(handle)
+    }
+
+    /// Another holder of the same sets, for what outlives the store that prepared them.
+    pub(crate) fn share(&self) -> Self {
+        self.cache.hold_sets(&self.handles);
+        Self { cache: self.cache.clone(), handles: self.handles.clone() }
+    }
+
+    /// Hold `other`'s sets too.
+    pub(crate) fn extend(&mut self, other: Self) {
+        for &handle in &other.handles {
+            if !self.handles.contains(&handle) {
+                self.cache.hold_sets(&[handle]);
+                self.handles.push(handle);
+            }
+        }
+    }
+}
+
+impl Drop for HeldSets {
+    fn drop(&mut self) {
+        self.cache.release_sets(&self.handles);
     }
 }
 
@@ -194,36 +310,72 @@ mod tests {
         assert!(err.contains("limit"), "{err}");
     }
 
+    fn list(items: &[&str]) -> Vec<String> {
+        items.iter().map(|p| p.to_string()).collect()
+    }
+
     #[test]
     fn a_prepared_set_answers_the_first_whole_match() {
-        let cache = PatternCache::default();
-        let list = |items: &[&str]| items.iter().map(|p| p.to_string()).collect::<Vec<_>>();
-        let set = cache.prepare_set(list(&["latest", r"\d+\.\d+", r"\d+.*"])).unwrap();
+        let mut held = HeldSets::new(Arc::default());
+        let set = held.prepare(list(&["latest", r"\d+\.\d+", r"\d+.*"])).unwrap();
+        let cache = held.cache();
         assert_eq!(cache.first_in_set(set, "latest"), Ok(Some(0)));
         assert_eq!(cache.first_in_set(set, "1.2"), Ok(Some(1)));
         assert_eq!(cache.first_in_set(set, "1.2.3"), Ok(Some(2)));
         // Whole-text matches only, and alternation stays inside the anchors.
         assert_eq!(cache.first_in_set(set, "latest-rc"), Ok(None));
-        let alternation = cache.prepare_set(list(&["a|b"])).unwrap();
+        let alternation = held.prepare(list(&["a|b"])).unwrap();
+        let cache = held.cache();
         assert_eq!(cache.first_in_set(alternation, "ab"), Ok(None));
         assert_eq!(cache.first_in_set(alternation, "b"), Ok(Some(0)));
         // The same list is the same set; another list is another.
-        assert_eq!(cache.prepare_set(list(&["latest", r"\d+\.\d+", r"\d+.*"])), Ok(set));
+        assert_eq!(held.prepare(list(&["latest", r"\d+\.\d+", r"\d+.*"])), Ok(set));
         assert_ne!(alternation, set);
-        let err = cache.first_in_set(99, "x").unwrap_err();
+        let err = held.cache().first_in_set(99, "x").unwrap_err();
         assert_eq!(err, "no pattern set 99 was prepared");
     }
 
     #[test]
-    fn a_set_with_an_invalid_pattern_names_it_and_sets_are_bounded() {
-        let cache = PatternCache::default();
-        let err = cache.prepare_set(vec!["ok".into(), "[a-".into()]).unwrap_err();
+    fn a_set_with_an_invalid_pattern_names_it_and_one_holder_is_bounded() {
+        let mut held = HeldSets::new(Arc::default());
+        let err = held.prepare(vec!["ok".into(), "[a-".into()]).unwrap_err();
         assert!(err.starts_with("pattern `[a-`: ") && err.contains("unclosed"), "{err}");
         for n in 0..MAX_SETS {
-            cache.prepare_set(vec![format!("p{n}")]).unwrap();
+            held.prepare(vec![format!("p{n}")]).unwrap();
         }
-        let err = cache.prepare_set(vec!["one-more".into()]).unwrap_err();
+        // Lists it holds are still answered; a new one is not.
+        assert!(held.prepare(vec!["p0".into()]).is_ok());
+        let err = held.prepare(vec!["one-more".into()]).unwrap_err();
         assert!(err.contains("at most 256"), "{err}");
+        // Another holder (another rule's configuration) is counted on its own.
+        let mut other = HeldSets::new(held.cache.clone());
+        assert!(other.prepare(vec!["one-more".into()]).is_ok());
+    }
+
+    #[test]
+    fn sets_live_as_long_as_a_holder() {
+        let cache = Arc::new(PatternCache::default());
+        // A gate reloading one rule whose list changes every time: each configuration
+        // releases its sets when dropped, so the thousandth reload prepares like the first.
+        for n in 0..1000 {
+            let mut held = HeldSets::new(cache.clone());
+            held.prepare(vec![format!("release-{n}")]).unwrap();
+            assert_eq!(cache.sets_in_use(), 1);
+        }
+        assert_eq!(cache.sets_in_use(), 0);
+        // A set shared by a configuration outlives the store that prepared it.
+        let mut store = HeldSets::new(cache.clone());
+        let handle = store.prepare(list(&["latest"])).unwrap();
+        let configuration = store.share();
+        drop(store);
+        assert_eq!(cache.first_in_set(handle, "latest"), Ok(Some(0)));
+        drop(configuration);
+        assert_eq!(cache.sets_in_use(), 0);
+        assert!(cache.first_in_set(handle, "latest").is_err());
+        // A released handle is given to the next list, which answers for itself.
+        let mut next = HeldSets::new(cache.clone());
+        assert_eq!(next.prepare(list(&["stable"])), Ok(handle));
+        assert_eq!(cache.first_in_set(handle, "latest"), Ok(None));
     }
 
     #[test]

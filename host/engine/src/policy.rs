@@ -11,7 +11,7 @@ use crate::decision::{self, Decision, truncate};
 use crate::engine::Engine;
 use crate::error::{Error, Failure};
 use crate::limits::{Limits, ticks};
-use crate::patterns::PatternCache;
+use crate::patterns::{HeldSets, PatternCache};
 use crate::push::{RepositoryView, Request};
 use crate::sandbox::{self, HostState};
 use crate::snapshot;
@@ -239,6 +239,9 @@ impl Policy {
                         Error::Load { origin: format!("policy `{}`", self.name()), failure }
                     }
                 })?;
+        // The sets `configure` prepared stay while this configuration lives, for instances
+        // that start from its snapshot.
+        let mut sets = instance.store.data().sets.share();
         let fresh = match self.isolation {
             Isolation::Reuse => Fresh::Reused(Mutex::new(vec![instance])),
             Isolation::Isolated if self.snapshot => {
@@ -250,8 +253,11 @@ impl Policy {
                     &limits,
                     &loaded.patterns,
                 ) {
-                    Ok(pre) => match Prepared::new(pre) {
-                        Ok(pre) => Fresh::Snapshot(pre),
+                    Ok((pre, snapshot_sets)) => match Prepared::new(pre) {
+                        Ok(pre) => {
+                            sets.extend(snapshot_sets);
+                            Fresh::Snapshot(pre)
+                        }
                         Err(error) => {
                             tracing::warn!(policy = self.name(), %error, "applying the settings per request instead");
                             Fresh::Configured
@@ -265,7 +271,7 @@ impl Policy {
             }
             Isolation::Isolated => Fresh::Configured,
         };
-        Ok(ConfiguredPolicy { policy: self.clone(), settings, fresh })
+        Ok(ConfiguredPolicy { policy: self.clone(), settings, fresh, _sets: sets })
     }
 }
 
@@ -276,6 +282,8 @@ pub struct ConfiguredPolicy {
     /// from a snapshot.
     settings: String,
     fresh: Fresh,
+    /// Kept for what it releases on drop.
+    _sets: HeldSets,
 }
 
 /// Where the instance of a request comes from.

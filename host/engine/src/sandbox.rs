@@ -14,7 +14,7 @@ use crate::decision::{Reports, Severity};
 use crate::image::{KeyValue, Manifest, Referrer};
 use crate::limits::{CallBudget, Limits, StoreLimiter};
 use crate::output::PolicyOutput;
-use crate::patterns::PatternCache;
+use crate::patterns::{HeldSets, PatternCache};
 use crate::push::{RepositoryView, Request};
 use crate::query::TagQuery;
 use std::sync::Arc;
@@ -54,7 +54,8 @@ pub(crate) struct HostState {
     table: ResourceTable,
     pub(crate) limiter: StoreLimiter,
     pub(crate) output: PolicyOutput,
-    patterns: Arc<PatternCache>,
+    /// The policy's compiled patterns, and the sets this instance prepared.
+    pub(crate) sets: HeldSets,
     /// The repository of the request being evaluated; `None` outside `evaluate`.
     pub(crate) view: Option<Arc<dyn RepositoryView>>,
     /// What the policy reported during the call in progress.
@@ -101,7 +102,7 @@ impl HostState {
             table: ResourceTable::new(),
             limiter: StoreLimiter::new(limits),
             output,
-            patterns,
+            sets: HeldSets::new(patterns),
             view: None,
             reports: Reports::default(),
             context: CurrentRequest::default(),
@@ -184,7 +185,7 @@ impl repository::Host for HostState {
         if query.limit == 0 {
             return Err("limit: 0; ask for at least one tag".into());
         }
-        let pattern = self.patterns.query(&query.pattern)?;
+        let pattern = self.sets.cache().query(&query.pattern)?;
         let query = TagQuery::planned(pattern, query.order, query.limit, query.after);
         Ok(self.ask(|view| view.find_tags(&query)))
     }
@@ -242,19 +243,19 @@ impl verdict::Host for HostState {
 
 impl patterns::Host for HostState {
     fn full_match(&mut self, pattern: String, text: String) -> Result<bool, String> {
-        self.patterns.full_match(&pattern, &text)
+        self.sets.cache().full_match(&pattern, &text)
     }
 
     fn find(&mut self, pattern: String, text: String) -> Result<bool, String> {
-        self.patterns.find(&pattern, &text)
+        self.sets.cache().find(&pattern, &text)
     }
 
     fn prepare_set(&mut self, patterns: Vec<String>) -> Result<u32, String> {
-        self.patterns.prepare_set(patterns)
+        self.sets.prepare(patterns)
     }
 
     fn first_in_set(&mut self, set: u32, text: String) -> Result<Option<u32>, String> {
-        self.patterns.first_in_set(set, &text)
+        self.sets.cache().first_in_set(set, &text)
     }
 }
 

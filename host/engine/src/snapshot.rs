@@ -15,7 +15,7 @@
 use crate::bindings::TagPolicyPre;
 use crate::engine::Engine;
 use crate::limits::Limits;
-use crate::patterns::PatternCache;
+use crate::patterns::{HeldSets, PatternCache};
 use crate::sandbox::{self, HostState};
 use std::future::Future;
 use std::pin::pin;
@@ -38,15 +38,16 @@ impl SnapshotError {
     }
 }
 
-/// The component `bytes` with `settings` applied, compiled and ready to instantiate.
-/// `settings` were already accepted by the same component.
+/// The component `bytes` with `settings` applied, compiled and ready to instantiate, and
+/// the pattern sets its `configure` prepared, which its instances use without preparing
+/// them. `settings` were already accepted by the same component.
 pub(crate) fn configured(
     engine: &Engine,
     bytes: &[u8],
     settings: &str,
     limits: &Limits,
     patterns: &Arc<PatternCache>,
-) -> Result<TagPolicyPre<HostState>, SnapshotError> {
+) -> Result<(TagPolicyPre<HostState>, HeldSets), SnapshotError> {
     // Wizer rewrites a component we did not write; an internal assertion failing on an
     // unusual one must cost the snapshot, not the process (a gate reloading its policies).
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -68,7 +69,7 @@ fn snapshot(
     settings: &str,
     limits: &Limits,
     patterns: &Arc<PatternCache>,
-) -> Result<TagPolicyPre<HostState>, SnapshotError> {
+) -> Result<(TagPolicyPre<HostState>, HeldSets), SnapshotError> {
     let wizer = Wizer::new();
     let (context, instrumented) = wizer
         .instrument_component(bytes)
@@ -104,7 +105,10 @@ fn snapshot(
     if let Some(failure) = state.failure {
         return Err(SnapshotError(failure));
     }
-    engine.prepare(&snapshot).map_err(|e| SnapshotError::from_wasmtime("compiling the snapshot", e))
+    let pre = engine
+        .prepare(&snapshot)
+        .map_err(|e| SnapshotError::from_wasmtime("compiling the snapshot", e))?;
+    Ok((pre, store.data().sets.share()))
 }
 
 /// Wizer's snapshot API is async for the sake of async hosts; ours answers every call
@@ -193,7 +197,7 @@ mod tests {
         let bytes = crate::embedded::bytes("immutable-tags").unwrap();
         let limits = engine.limits();
         let pre = configured(&engine, bytes, settings, &limits, &Arc::new(PatternCache::default()));
-        (engine, pre)
+        (engine, pre.map(|(pre, _)| pre))
     }
 
     #[test]
