@@ -203,21 +203,46 @@ fn connections_over_the_limit_are_told_to_come_back() {
     assert!(turned_away.head.to_ascii_lowercase().contains("retry-after: 1"), "{turned_away:?}");
     drop(idle);
     // A slot frees as soon as a connection closes.
-    let deadline = Instant::now() + SLACK;
-    loop {
-        let reply = raw_request(&gate.address, "GET", "/v2/", &[], b"");
-        if reply.status == 200 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{reply:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_ok(&gate, "/v2/");
     let metrics = gate.metrics();
     assert!(
         metrics.lines().any(|l| l.starts_with("tagpolicy_gate_connections_rejected_total ")
             && l != "tagpolicy_gate_connections_rejected_total 0"),
         "{metrics}"
     );
+}
+
+#[test]
+fn the_admin_listener_answers_while_clients_hold_every_slot() {
+    let registry = Registry::start();
+    let admin = format!("127.0.0.1:{}", registry::free_port());
+    let gate = Gate::start(
+        &registry.url(),
+        &format!(
+            "admin_listen: {admin}\nlimits: {{max_connections: 2, header_timeout: 30s}}\n{RULES}"
+        ),
+    );
+    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&gate.address).unwrap()).collect();
+    let turned_away = wait_until_turned_away(&gate);
+    assert_eq!(turned_away.status, 429, "{turned_away:?}");
+    // Probes and the scrape still get through, on the operator's own listener.
+    for probe in ["/healthz", "/readyz"] {
+        let reply = raw_request(&admin, "GET", probe, &[], b"");
+        assert_eq!(reply.status, 200, "{probe}: {reply:?}");
+    }
+    let metrics = raw_request(&admin, "GET", "/metrics", &[], b"");
+    assert_eq!(metrics.status, 200, "{metrics:?}");
+    assert!(
+        metrics.body.lines().any(|l| l.starts_with("tagpolicy_gate_connections_rejected_total ")
+            && l != "tagpolicy_gate_connections_rejected_total 0"),
+        "{metrics:?}"
+    );
+    assert_eq!(raw_request(&admin, "GET", "/v2/", &[], b"").status, 404);
+    drop(idle);
+    // Registry clients no longer see the metrics; the probes stay on both listeners.
+    wait_until_ok(&gate, "/healthz");
+    let on_clients = raw_request(&gate.address, "GET", "/metrics", &[], b"");
+    assert!(!on_clients.body.contains("tagpolicy_gate_"), "{on_clients:?}");
 }
 
 #[test]
@@ -252,6 +277,19 @@ fn reading_upstream(
 }
 
 /// Wait until `GET /v2/` through the gate is turned away (every slot taken); its answer.
+/// Wait until `GET target` through the gate answers 200.
+fn wait_until_ok(gate: &Gate, target: &str) {
+    let deadline = Instant::now() + SLACK;
+    loop {
+        let reply = raw_request(&gate.address, "GET", target, &[], b"");
+        if reply.status == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{reply:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn wait_until_turned_away(gate: &Gate) -> registry::RawReply {
     let deadline = Instant::now() + SLACK;
     loop {
@@ -457,4 +495,40 @@ fn only_known_headers_reach_the_upstream() {
         }
     }
     assert!(read.headers.contains_key("x-custom-rewrite"), "other headers of a read pass");
+}
+
+#[test]
+fn notifications_about_names_no_registry_stores_keep_nothing() {
+    let (upstream, _) = stand_in::start(|_| Answer::status(404));
+    let dir = tempfile::tempdir().unwrap();
+    let (token, notifications) = registry::notifications_token(dir.path());
+    let gate = Gate::start(&upstream, &format!("{notifications}{RULES}"));
+    let before = gate.peak_rss_kib();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let authorization = format!("Bearer {token}");
+    for round in 0..50 {
+        // A megabyte of repository name per event, each a different one.
+        let name = format!("{round:02}{}", "a".repeat((1 << 20) - 200));
+        let envelope = format!(
+            r#"{{"events":[{{"action":"push","target":{{"repository":"{name}","digest":"{digest}","tag":"1.0"}}}}]}}"#
+        );
+        let reply = raw_request(
+            &gate.address,
+            "POST",
+            "/tagpolicy/notifications",
+            &[("Authorization", &authorization), ("Content-Type", "application/json")],
+            envelope.as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    assert!(
+        metric(&gate, r#"tagpolicy_gate_notifications_total{result="invalid"} 50"#),
+        "{}",
+        gate.metrics()
+    );
+    // 50 MiB of names were sent; what the gate keeps of them stays far below that.
+    let grown = gate.peak_rss_kib().saturating_sub(before);
+    assert!(grown < 16 << 10, "the gate grew by {grown} KiB");
+    // The gate keeps serving.
+    assert_eq!(raw_request(&gate.address, "GET", "/healthz", &[], b"").status, 200);
 }

@@ -3,6 +3,7 @@
 use super::Exit;
 use super::common;
 use anyhow::Context;
+use std::io::Write;
 use std::path::PathBuf;
 use tagpolicy_gate::Gate;
 
@@ -88,8 +89,30 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
             .await
             .with_context(|| format!("cannot listen on `{listen}`"))?;
         let address = listener.local_addr()?;
+        let admin = match gate.admin_listen() {
+            Some(admin_listen) => Some(
+                tokio::net::TcpListener::bind(admin_listen)
+                    .await
+                    .with_context(|| format!("cannot listen on `{admin_listen}` (admin_listen)"))?,
+            ),
+            None => None,
+        };
         // The first line on stdout, for scripts and tests that start the gate on port 0.
         println!("tagpolicy gate listening on {}://{address}", gate.scheme());
+        let gate = match admin {
+            Some(admin) => {
+                let admin_address = admin.local_addr()?;
+                tracing::info!(address = %admin_address, "admin endpoints listening");
+                // The second line, for scripts that start it on port 0; a reader that took
+                // only the first line and closed the pipe must not stop the gate.
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "tagpolicy gate admin endpoints on http://{admin_address}"
+                );
+                gate.with_admin_listener(admin)
+            }
+            None => gate,
+        };
         for line in gate.describe() {
             tracing::info!("{line}");
         }

@@ -2,7 +2,7 @@
 //! policies rule which repositories. The `policies` entries are the scenario files' own
 //! schema, so a scenario tests exactly what the gate runs.
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::Glob;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use super::identity::{Identity, IdentitySpec};
 use super::index::IndexSettings;
 use super::limits::GateLimits;
 use super::route::PassWrites;
+use super::rule_matcher::RuleMatcher;
 use super::tls::CertificateFiles;
 
 /// Why a gate configuration cannot be used. The message names the file and the field.
@@ -38,6 +39,11 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct File {
     listen: SocketAddr,
+    /// A second, plain-HTTP listener for `/metrics`, `/healthz` and `/readyz`, kept apart
+    /// from registry clients: probes and scrapes are answered when client connections are
+    /// at their limit, and `/metrics` is no longer served to registry clients.
+    #[serde(default)]
+    admin_listen: Option<SocketAddr>,
     /// The listener's certificate and key; without it the gate speaks plain HTTP.
     #[serde(default)]
     tls: Option<CertificateFiles>,
@@ -199,6 +205,8 @@ struct RuleFile {
 pub struct GateConfig {
     pub path: PathBuf,
     pub listen: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served apart from clients, if anywhere.
+    pub admin_listen: Option<SocketAddr>,
     pub tls: Option<CertificateFiles>,
     /// `http://host:port` or `https://host[:port]`, without a path.
     pub upstream: http::Uri,
@@ -246,6 +254,14 @@ impl GateConfig {
                     )));
                 }
             }
+        }
+        if let Some(admin) = file.admin_listen
+            && admin == file.listen
+            && admin.port() != 0
+        {
+            return Err(invalid(format!(
+                "admin_listen: `{admin}` is also `listen`; give the admin endpoints their own port"
+            )));
         }
         let pass_writes =
             PassWrites::new(&file.pass_writes).map_err(|e| invalid(format!("pass_writes{e}")))?;
@@ -302,6 +318,7 @@ impl GateConfig {
         Ok(GateConfig {
             path: path.to_path_buf(),
             listen: file.listen,
+            admin_listen: file.admin_listen,
             tls,
             upstream,
             upstream_ca,
@@ -346,15 +363,6 @@ impl GateConfig {
     pub fn load(&self, loader: &Loader) -> Result<Rules, ConfigError> {
         let mut rules = Vec::with_capacity(self.rules.len());
         for (r, rule) in self.rules.iter().enumerate() {
-            let mut globs = GlobSetBuilder::new();
-            for glob in &rule.repositories {
-                // Checked when parsed.
-                globs.add(repository_glob(glob).expect("checked"));
-            }
-            let matcher = globs.build().map_err(|e| ConfigError::Invalid {
-                path: self.path.clone(),
-                message: format!("rules[{r}].repositories: {e}"),
-            })?;
             let policies =
                 loader.policy_set(&rule.policies, self.base_dir()).map_err(|(index, source)| {
                     ConfigError::Policy {
@@ -379,10 +387,17 @@ impl GateConfig {
             }
             rules.push(Rule {
                 repositories: rule.repositories.clone(),
-                matcher,
                 policies: Arc::new(policies),
             });
         }
+        let globs = self.rules.iter().map(|rule| {
+            // Checked when parsed.
+            rule.repositories.iter().map(|glob| repository_glob(glob).expect("checked")).collect()
+        });
+        let matcher = RuleMatcher::new(globs.collect()).map_err(|e| ConfigError::Invalid {
+            path: self.path.clone(),
+            message: format!("rules[].repositories: {e}"),
+        })?;
         let identity = match &self.identity {
             Some(spec) => Identity::load(spec).map_err(|message| ConfigError::Invalid {
                 path: self.path.clone(),
@@ -390,7 +405,7 @@ impl GateConfig {
             })?,
             None => Identity::anonymous(),
         };
-        Ok(Rules { rules, identity, pass_writes: self.pass_writes.clone() })
+        Ok(Rules { rules, matcher, identity, pass_writes: self.pass_writes.clone() })
     }
 }
 
@@ -455,19 +470,19 @@ fn repository_glob(glob: &str) -> Result<Glob, String> {
 /// The loaded rules: the first rule whose globs match a repository applies.
 pub struct Rules {
     rules: Vec<Rule>,
+    matcher: RuleMatcher,
     pub identity: Identity,
     pub pass_writes: PassWrites,
 }
 
 pub struct Rule {
     pub repositories: Vec<String>,
-    matcher: GlobSet,
     pub policies: Arc<PolicySet>,
 }
 
 impl Rules {
     pub fn rule_for(&self, repository: &str) -> Option<&Rule> {
-        self.rules.iter().find(|rule| rule.matcher.is_match(repository))
+        self.matcher.rule_for(repository).map(|rule| &self.rules[rule])
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Rule> {

@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 mod config;
 mod coordination;
 pub mod identity;
@@ -25,6 +26,7 @@ mod proxy;
 mod read_account;
 mod refresh;
 pub mod route;
+mod rule_matcher;
 mod stall;
 mod state;
 mod tag_list;
@@ -72,6 +74,8 @@ struct Shared {
     loader: Loader,
     /// Fixed at start: `limits` in the file change only on restart.
     limits: GateLimits,
+    /// Where the admin endpoints are served apart from clients (fixed at start).
+    admin_listen: Option<SocketAddr>,
     upstream: Arc<Upstream>,
     /// The listener's TLS, fixed at start (its certificate files are watched for rotation).
     tls: Option<tls::ServerTls>,
@@ -96,6 +100,8 @@ struct Shared {
 /// A loaded gate, ready to serve.
 pub struct Gate {
     shared: Arc<Shared>,
+    /// The admin listener, when the caller bound it (`admin_listen` with port 0, say).
+    admin: Option<tokio::net::TcpListener>,
 }
 
 impl Gate {
@@ -160,6 +166,7 @@ impl Gate {
         };
         let notifications_token = config.notifications_token().map_err(invalid)?;
         let authoritative = config.authoritative;
+        let admin_listen = config.admin_listen;
         let coordinator = Arc::new(coordinator);
         // The index is the truth only when the gates see every write or hear of the others,
         // and it is read with the gate's own account, never a client's.
@@ -192,6 +199,7 @@ impl Gate {
                 active: ArcSwap::from_pointee(active),
                 loader,
                 limits,
+                admin_listen,
                 upstream,
                 tls,
                 metrics,
@@ -203,6 +211,7 @@ impl Gate {
                 fetcher,
                 reloading: std::sync::Mutex::new(()),
             }),
+            admin: None,
         })
     }
 
@@ -316,6 +325,18 @@ impl Gate {
         reload(&self.shared)
     }
 
+    /// Where the configuration asks for the admin endpoints to be served apart from clients.
+    pub fn admin_listen(&self) -> Option<SocketAddr> {
+        self.shared.admin_listen
+    }
+
+    /// Serve the admin endpoints on `listener` (bound by the caller at
+    /// [`admin_listen`](Self::admin_listen)); without it, [`serve`](Self::serve) binds that
+    /// address itself.
+    pub fn with_admin_listener(self, listener: tokio::net::TcpListener) -> Self {
+        Self { admin: Some(listener), ..self }
+    }
+
     /// Serve on `listener` until `shutdown` completes, reloading the configuration on SIGHUP
     /// and when its file changes.
     pub async fn serve(
@@ -323,6 +344,12 @@ impl Gate {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
+        let admin = match (self.admin, self.shared.admin_listen) {
+            (Some(listener), _) => Some(listener),
+            (None, Some(address)) => Some(tokio::net::TcpListener::bind(address).await?),
+            (None, None) => None,
+        };
+        let admin = admin.map(|listener| tokio::spawn(admin::serve(self.shared.clone(), listener)));
         let watcher = tokio::spawn(watch(self.shared.clone()));
         let interval = self.shared.active.load().config.policy_registries.refresh();
         let follower = tokio::spawn(refresh::follow(
@@ -379,6 +406,9 @@ impl Gate {
         };
         watcher.abort();
         follower.abort();
+        if let Some(admin) = admin {
+            admin.abort();
+        }
         result
     }
 }
@@ -661,6 +691,7 @@ fn reload_locked(shared: &Shared) -> Result<(), ConfigError> {
     let result = GateConfig::from_file(&current.config.path).and_then(|config| {
         let running = &current.config;
         if config.listen != running.listen
+            || config.admin_listen != running.admin_listen
             || config.tls != running.tls
             || config.upstream != running.upstream
             || config.upstream_ca != running.upstream_ca
@@ -671,13 +702,14 @@ fn reload_locked(shared: &Shared) -> Result<(), ConfigError> {
             || config.index != running.index
         {
             tracing::warn!(
-                "`listen`, `tls`, `upstream`, `upstream_ca`, `upstream_client_cert`, `limits`, \
+                "`listen`, `admin_listen`, `tls`, `upstream`, `upstream_ca`, `upstream_client_cert`, `limits`, \
                  `policy_registries`, `upstream_read` and `index` change only on restart \
                  (certificate files are re-read when they change); keeping the running ones"
             );
         }
         let mut config = config;
         config.listen = running.listen;
+        config.admin_listen = running.admin_listen;
         config.tls = running.tls.clone();
         config.upstream = running.upstream.clone();
         config.upstream_ca = running.upstream_ca.clone();

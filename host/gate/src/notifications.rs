@@ -10,6 +10,7 @@ use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
+use tagpolicy::oci::{check_digest, check_repository, check_tag};
 
 /// Where the registry posts its notifications.
 pub const PATH: &str = "/tagpolicy/notifications";
@@ -96,6 +97,13 @@ pub async fn receive(shared: &Shared, request: http::Request<Incoming>) -> Respo
     };
     for event in &envelope.events {
         let repository = event.target.repository.as_str();
+        // Nothing is kept, looked up or logged in full for a name no registry would store:
+        // each repository the gate hears of costs memory and, with Redis, a key.
+        if let Err(error) = check_target(event) {
+            shared.metrics.notification("invalid");
+            tracing::warn!(%error, "ignored a notification event");
+            continue;
+        }
         let (tag, digest) = match forget(event) {
             Forget::Nothing => {
                 shared.metrics.notification("ignored");
@@ -129,6 +137,19 @@ pub async fn receive(shared: &Shared, request: http::Request<Incoming>) -> Respo
         tracing::info!(repository, action = %event.action, tag = ?event.target.tag, "a change made around the gates: looking it up again");
     }
     answer(StatusCode::OK, "")
+}
+
+/// The event's repository, tag and digest, checked against the distribution grammar and
+/// lengths.
+fn check_target(event: &Event) -> Result<(), String> {
+    check_repository(&event.target.repository)?;
+    if let Some(tag) = &event.target.tag {
+        check_tag(tag)?;
+    }
+    if let Some(digest) = &event.target.digest {
+        check_digest(digest)?;
+    }
+    Ok(())
 }
 
 /// Compare without leaking, through timing, how much of the token matched.
@@ -169,6 +190,24 @@ mod tests {
         assert_eq!(forget(&by_digest), Forget::Nothing);
         let pulled = event(r#"{"action":"pull","target":{"repository":"a","tag":"1.0"}}"#);
         assert_eq!(forget(&pulled), Forget::Nothing);
+    }
+
+    #[test]
+    fn targets_no_registry_would_store_are_refused() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let named = |repository: &str, tag: &str| {
+            event(&format!(
+                r#"{{"action":"push","target":{{"repository":"{repository}","digest":"{digest}","tag":"{tag}"}}}}"#
+            ))
+        };
+        assert_eq!(check_target(&named("team/app", "1.0")), Ok(()));
+        let long = "a".repeat(1 << 20);
+        assert!(check_target(&named(&long, "1.0")).unwrap_err().contains("at most 255 bytes"));
+        assert!(check_target(&named("Team/App", "1.0")).is_err());
+        assert!(check_target(&named("team/app", ".bad")).is_err());
+        let bad_digest =
+            event(r#"{"action":"delete","target":{"repository":"a","digest":"sha256:1"}}"#);
+        assert!(check_target(&bad_digest).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Each request: pass it through untouched, or (a manifest write or deletion) decide it with
 //! the policies of its repository and apply it upstream only if allowed.
 
+use super::admin::Listener;
 use super::config::Rules;
 use super::coordination::{CoordinationError, Lease};
 use super::identity::{Established, Identity, Scheme, Unauthorized};
@@ -48,22 +49,16 @@ pub async fn handle(
     mut request: http::Request<Incoming>,
 ) -> Response<Body> {
     let method = request.method().clone();
-    match (&method, request.uri().path()) {
-        (&Method::GET, "/metrics") => {
-            return text(StatusCode::OK, shared.metrics.render(), "text/plain; version=0.0.4");
-        }
-        (&Method::GET, "/healthz") => return text(StatusCode::OK, "ok\n".into(), "text/plain"),
-        (&Method::POST, super::notifications::PATH) if shared.notifications_token.is_some() => {
-            return super::notifications::receive(&shared, request).await;
-        }
-        (&Method::GET, "/readyz") => {
-            return if shared.upstream.is_reachable().await {
-                text(StatusCode::OK, "ready\n".into(), "text/plain")
-            } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "upstream unreachable\n".into(), "text/plain")
-            };
-        }
-        _ => {}
+    if let Some(response) =
+        super::admin::answer(&shared, Listener::Clients, &method, request.uri().path()).await
+    {
+        return response;
+    }
+    if method == Method::POST
+        && request.uri().path() == super::notifications::PATH
+        && shared.notifications_token.is_some()
+    {
+        return super::notifications::receive(&shared, request).await;
     }
     // Requests decide on the configuration current when they arrive; a reload swaps it for
     // later requests only.
@@ -1159,14 +1154,6 @@ pub fn oci_error(
         .expect("valid headers")
 }
 
-fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, content_type)
-        .body(full(body))
-        .expect("valid headers")
-}
-
 fn excerpt(body: &Bytes) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
     text.replace(|c: char| c.is_control(), " ")
@@ -1225,7 +1212,7 @@ mod tests {
             })
             .collect();
         let response = with_warnings(
-            text(StatusCode::OK, String::new(), "text/plain"),
+            crate::admin::text(StatusCode::OK, String::new(), "text/plain"),
             &Decision::from_findings(findings),
         );
         let values: Vec<_> = response.headers().get_all(http::header::WARNING).iter().collect();
