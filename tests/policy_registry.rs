@@ -656,3 +656,78 @@ fn signatures_are_compatible_with_cosigns_key_pair_format() {
     assert!(verified.status.success(), "openssl verifies ours: {}", text(&verified));
     assert!(String::from_utf8_lossy(&verified.stdout).contains("Verified OK"));
 }
+
+/// `tests/support/hostile_registry.py` serving `mode` over TLS on `port`, stopped on drop.
+struct HostileRegistry(std::process::Child);
+
+impl HostileRegistry {
+    fn start(fixture: &Fixture, port: u16, mode: &str) -> HostileRegistry {
+        use std::io::BufRead;
+        let script = common::workspace().join("tests/support/hostile_registry.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(fixture.path("registry.pem"))
+            .arg(fixture.path("registry.key"))
+            .arg(mode)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the hostile registry ({mode}) did not start");
+        HostileRegistry(child)
+    }
+}
+
+impl Drop for HostileRegistry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Refreshes of the followed tag that failed so far.
+fn failed_refreshes(gate: &Gate) -> u64 {
+    gate.metrics()
+        .lines()
+        .filter(|line| {
+            line.starts_with("tagpolicy_gate_policy_refreshes_total{result=\"unreachable\"}")
+                || line.starts_with("tagpolicy_gate_policy_refreshes_total{result=\"refused\"}")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_hostile_policy_registry_cannot_grow_the_gate_or_stop_its_refreshes() {
+    // Before the bounds, one refresh against an endless manifest took a gate from 24 to
+    // 829 MiB, and an answer trickled a byte at a time stopped its refreshes for good.
+    let mut fixture = Fixture::new();
+    let upstream = Registry::start();
+    let stable = format!("{}:stable", fixture.repository("rule"));
+    fixture.push("immutable-tags", &stable, "1.0.0");
+    fixture.sign("ci.key", &stable);
+    let settings = fixture.gate_settings(&["ci.pub"], "1s");
+    let followed = format!("oci://{stable}");
+    let gate = Gate::start(&upstream.url(), &format!("{settings}{}", rules(&followed)));
+    let probe = Probe::new(&gate, &upstream);
+    assert_eq!(probe.move_status(), 403, "immutable-tags, verified");
+    let port = fixture.registry.port;
+    fixture.registry.stop();
+    let before_kib = gate.peak_rss_kib();
+    // (mode, failed refreshes to wait for: a trickled answer takes the whole 30 s deadline)
+    for (mode, refreshes) in [("endless", 3), ("huge", 3), ("token", 3), ("trickle", 2)] {
+        let _hostile = HostileRegistry::start(&fixture, port, mode);
+        let failed = failed_refreshes(&gate);
+        wait_for(mode, Duration::from_secs(90), || failed_refreshes(&gate) >= failed + refreshes);
+        assert_eq!(probe.move_status(), 403, "{mode}: the verified version still decides");
+        let peak_kib = gate.peak_rss_kib();
+        assert!(
+            peak_kib < before_kib + (64 << 10),
+            "{mode}: peak RSS {peak_kib} KiB, {before_kib} KiB before the registry turned"
+        );
+        eprintln!("{mode}: peak RSS {peak_kib} KiB ({before_kib} KiB before)");
+    }
+    assert!(gate.log().contains("keeping the last verified version"), "{}", gate.log());
+}
