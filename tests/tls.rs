@@ -590,9 +590,16 @@ fn a_registry_that_requires_a_client_certificate_gets_the_gates() {
 }
 
 /// Open a TLS connection to `gate` that speaks HTTP/2 (by ALPN) and send the connection
-/// preface with an empty SETTINGS frame, then `then` (raw frame bytes, one every 100 ms).
+/// preface with a SETTINGS frame of `settings` (its payload), `at_once` (raw frames), then
+/// `trickled` one byte every 100 ms. Reads whatever comes and never acknowledges anything.
 /// Returns how long the gate took to close the connection; fails if it did not within 30 s.
-fn http2_client_closed_after(gate: &Gate, ca_pem: &str, then: &[u8]) -> Duration {
+fn http2_client_closed_after(
+    gate: &Gate,
+    ca_pem: &str,
+    settings: &[u8],
+    at_once: &[u8],
+    trickled: &[u8],
+) -> Duration {
     use std::io::{Read, Write};
     let mut config = registry::tls_client(ca_pem);
     config.alpn_protocols = vec![b"h2".to_vec()];
@@ -602,12 +609,13 @@ fn http2_client_closed_after(gate: &Gate, ca_pem: &str, then: &[u8]) -> Duration
     socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     let mut stream = rustls::StreamOwned::new(connection, socket);
     let started = Instant::now();
-    stream
-        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-        .unwrap();
+    let mut opening = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    opening.extend(http2_frame(4, 0, 0, settings));
+    opening.extend(at_once);
+    stream.write_all(&opening).unwrap();
     stream.flush().unwrap();
     assert_eq!(stream.conn.alpn_protocol(), Some(&b"h2"[..]), "the gate must choose HTTP/2");
-    let mut pending = then.iter();
+    let mut pending = trickled.iter();
     let mut sink = [0u8; 4096];
     loop {
         assert!(started.elapsed() < Duration::from_secs(30), "the gate kept the connection open");
@@ -628,28 +636,34 @@ fn http2_client_closed_after(gate: &Gate, ca_pem: &str, then: &[u8]) -> Duration
     }
 }
 
+/// A gate serving TLS (with a certificate of a CA made here) in front of `registry`, with
+/// `limits`; the folder holds its certificate and key.
+fn tls_gate(registry: &Registry, limits: &str) -> (Gate, Authority, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("tagpolicy test CA");
+    let (cert, key) = ca.server(NAMES, 9).write(dir.path(), "gate");
+    let gate = Gate::start(
+        &registry.url(),
+        &format!(
+            "tls: {{cert: {}, key: {}}}\nlimits: {limits}\n{RULES}",
+            cert.display(),
+            key.display()
+        ),
+    );
+    (gate, ca, dir)
+}
+
 #[test]
 fn idle_and_trickling_http2_connections_are_closed() {
     // HTTP/2 has no header timeout of its own in the server library: a client that answers
     // pings but sends no request, or trickles one HEADERS frame, would keep its connection
     // (and its slot under `max_connections`) for ever.
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Authority::new("tagpolicy test CA");
-    let (cert, key) = ca.server(NAMES, 9).write(dir.path(), "gate");
     let registry = Registry::start();
-    let gate = Gate::start(
-        &registry.url(),
-        &format!(
-            "tls: {{cert: {}, key: {}}}\nlimits: {{header_timeout: 1s}}\n{RULES}",
-            cert.display(),
-            key.display()
-        ),
-    );
-    let idle = http2_client_closed_after(&gate, &ca.pem, b"");
+    let (gate, ca, _dir) = tls_gate(&registry, "{header_timeout: 1s}");
+    let idle = http2_client_closed_after(&gate, &ca.pem, b"", b"", b"");
     // A HEADERS frame (type 1, END_HEADERS) announcing 64 bytes, then one byte every 100 ms.
-    let mut trickle = vec![0, 0, 64, 1, 4, 0, 0, 0, 1];
-    trickle.extend([0x82; 64]);
-    let trickling = http2_client_closed_after(&gate, &ca.pem, &trickle);
+    let trickle = http2_frame(1, 4, 1, &[0x82; 64]);
+    let trickling = http2_client_closed_after(&gate, &ca.pem, b"", b"", &trickle);
     // Generous bounds: the point is that the wait ends, near the 1 s limit (plus its GOAWAY
     // grace of one more limit at most), not after the client's 7.3 s of trickling.
     for (what, waited) in [("idle", idle), ("trickling", trickling)] {
@@ -666,4 +680,43 @@ fn idle_and_trickling_http2_connections_are_closed() {
     // A connection that does send requests is served as before.
     let client = Client::with(&gate.url(), Some(&ca.pem), None);
     assert_eq!(client.get("/v2/").status, 200);
+}
+
+/// One HTTP/2 frame: `kind`, `flags`, `stream`, `payload`.
+fn http2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let length = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut frame = vec![length[1], length[2], length[3], kind, flags];
+    frame.extend(stream.to_be_bytes());
+    frame.extend(payload);
+    frame
+}
+
+#[test]
+fn an_http2_client_that_grants_no_window_is_closed_within_the_idle_timeout() {
+    // The client asks for a blob with an initial stream window of 0: the gate may send the
+    // headers, never a byte of the body. Nothing on the socket stalls (it reads everything),
+    // so only the watch on handed-over frames can tell that the client stopped taking.
+    let registry = Registry::start();
+    let digest = Client::new(&registry.url()).upload_blob("team/h2", &vec![7u8; 1 << 20]);
+    let (gate, ca, _dir) = tls_gate(&registry, "{idle_timeout: 2s, header_timeout: 30s}");
+    // SETTINGS_INITIAL_WINDOW_SIZE (4) = 0.
+    let no_window = [0, 4, 0, 0, 0, 0];
+    // HEADERS (END_STREAM | END_HEADERS) for GET https://<gate>/v2/team/h2/blobs/<digest>:
+    // `:method GET` and `:scheme https` from the static table, `:path` and `:authority` as
+    // literals with indexed names.
+    let path = format!("/v2/team/h2/blobs/{digest}");
+    let mut block = vec![0x82, 0x87, 0x04, u8::try_from(path.len()).unwrap()];
+    block.extend(path.as_bytes());
+    block.extend([0x01, u8::try_from(gate.address.len()).unwrap()]);
+    block.extend(gate.address.as_bytes());
+    let request = http2_frame(1, 0x5, 1, &block);
+    let waited = http2_client_closed_after(&gate, &ca.pem, &no_window, &request, b"");
+    assert!(waited >= Duration::from_millis(1900), "closed after {waited:?}");
+    assert!(waited < Duration::from_secs(15), "closed after {waited:?}");
+    let metrics = Client::with(&gate.url(), Some(&ca.pem), None).get("/metrics").body;
+    assert!(
+        metrics.contains(r#"tagpolicy_gate_timeouts_total{phase="client_write"} 1"#),
+        "{metrics}"
+    );
+    assert!(gate.log().contains("stopped taking a response"), "{}", gate.log());
 }

@@ -468,19 +468,21 @@ async fn serve_http2(
 ) {
     let idle_limit = shared.limits.header_timeout;
     let activity = Arc::new(Activity::new());
+    let handovers = Arc::new(stall::Handovers::default());
     let tracked = {
-        let (shared, activity) = (shared.clone(), activity.clone());
+        let (shared, activity, handovers) = (shared.clone(), activity.clone(), handovers.clone());
         service_fn(move |request| {
             let (shared, started) = (shared.clone(), activity.begin());
+            let handovers = handovers.clone();
             async move {
                 let response = proxy::handle(shared, peer, true, request).await;
                 // The request counts as in flight until its response body is done or dropped.
                 Ok::<_, std::convert::Infallible>(response.map(|body| {
-                    body.map_frame(move |frame| {
+                    let body = body.map_frame(move |frame| {
                         let _in_flight = &started;
                         frame
-                    })
-                    .boxed()
+                    });
+                    handovers.watch(body).boxed()
                 }))
             }
         })
@@ -499,6 +501,13 @@ async fn serve_http2(
             () = tokio::time::sleep(check_every) => {
                 if activity.idle_for() >= Some(idle_limit) {
                     break;
+                }
+                if handovers.longest_wait() >= Some(shared.limits.idle_timeout) {
+                    // A stream whose client grants no window: as on HTTP/1.1, the client
+                    // stopped reading, and the connection goes (GOAWAY would wait on it).
+                    shared.metrics.timeout("client_write");
+                    tracing::info!(%peer, limit = ?shared.limits.idle_timeout, "closed an HTTP/2 connection whose client stopped taking a response");
+                    return;
                 }
             }
         }

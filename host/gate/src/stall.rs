@@ -173,3 +173,73 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStall<S> {
         this.watch(cx, polled)
     }
 }
+
+/// The response bodies of one HTTP/2 connection, watched for a client that stops granting
+/// flow-control window. The server library then stops polling the body, so [`IdleBody`]
+/// never runs its timer, and the socket keeps moving (pings, other streams), so
+/// [`WriteStall`] never sees a stall: the stream, its upstream connection and the client's
+/// connection slot would be held for ever.
+#[derive(Default)]
+pub struct Handovers {
+    bodies: std::sync::Mutex<Vec<std::sync::Weak<Handover>>>,
+}
+
+/// When a body last handed a frame over (or was created) without being polled since.
+type Handover = std::sync::Mutex<Option<std::time::Instant>>;
+
+impl Handovers {
+    /// `body`, watched from now until it ends or is dropped.
+    pub fn watch<B: Body>(&self, body: B) -> HandedBody<B> {
+        let now = (!body.is_end_stream()).then(std::time::Instant::now);
+        let waiting_since = Arc::new(std::sync::Mutex::new(now));
+        let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        bodies.retain(|body| body.strong_count() > 0);
+        bodies.push(Arc::downgrade(&waiting_since));
+        HandedBody { inner: body, waiting_since }
+    }
+
+    /// The longest any live body has waited for the client to take (make room for) what it
+    /// handed over.
+    pub fn longest_wait(&self) -> Option<Duration> {
+        let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        bodies.retain(|body| body.strong_count() > 0);
+        bodies
+            .iter()
+            .filter_map(|body| *body.upgrade()?.lock().unwrap_or_else(|e| e.into_inner()))
+            .map(|since| since.elapsed())
+            .max()
+    }
+}
+
+/// A response body of an HTTP/2 stream whose hand-overs [`Handovers`] watches.
+pub struct HandedBody<B> {
+    inner: B,
+    waiting_since: Arc<Handover>,
+}
+
+impl<B: Body + Unpin> Body for HandedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        // Polled: the client has room. A frame handed over starts the wait for the next
+        // poll, unless it was the last.
+        let waiting = matches!(polled, Poll::Ready(Some(_))) && !this.inner.is_end_stream();
+        *this.waiting_since.lock().unwrap_or_else(|e| e.into_inner()) =
+            waiting.then(std::time::Instant::now);
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
