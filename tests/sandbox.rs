@@ -242,6 +242,31 @@ fn pattern_sets_are_counted_while_a_configuration_holds_them() {
 }
 
 #[test]
+fn more_reusing_configurations_than_pool_slots_still_decide() {
+    // Each reusing configuration keeps an idle instance between requests. Kept without a
+    // budget, as many rules as pool slots filled the pool with idle instances and every
+    // request that needed one more was denied ("maximum concurrent limit ... reached").
+    let engine = Engine::builder().instance_pool(Some(8)).build().unwrap();
+    let policy = engine.load_embedded("immutable-tags").unwrap();
+    let rules: Vec<_> = (0..20)
+        .map(|n| policy.configure(&json!({"mutable": [format!("rule-{n}")]})).unwrap())
+        .collect();
+    for round in 0..3 {
+        for (n, rule) in rules.iter().enumerate() {
+            let tag = format!("rule-{n}");
+            assert_eq!(
+                outcome(rule, &moves(&tag)),
+                Some(Outcome::Allow),
+                "round {round}, rule {n}"
+            );
+        }
+    }
+    // Half of the slots at most are idle: four requests can still run at once.
+    let idle = rules.iter().filter(|rule| rule.idle_memory().is_some()).count();
+    assert_eq!(idle, 4);
+}
+
+#[test]
 fn an_isolated_configuration_keeps_the_sets_its_snapshot_uses() {
     // Instances from the snapshot use the handle `configure` got without preparing it again;
     // were it released with the configuring instance, the next list would take its handle.

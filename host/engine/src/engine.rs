@@ -3,7 +3,9 @@
 use crate::bindings::TagPolicyPre;
 use crate::cache::CompileCache;
 use crate::error::Error;
-use crate::limits::{DEFAULT_INSTANCE_SLOTS, EPOCH_TICK, Limits, instance_pool};
+use crate::limits::{
+    DEFAULT_INSTANCE_SLOTS, EPOCH_TICK, Limits, ParkingBudget, ParkingSpace, instance_pool,
+};
 use crate::policy::{Policy, hex_sha256};
 use crate::sandbox::{self, HostState};
 use std::path::{Path, PathBuf};
@@ -23,6 +25,8 @@ struct Inner {
     linker: Linker<HostState>,
     limits: Limits,
     cache: Option<CompileCache>,
+    /// Idle instances kept for reuse, across all policies, bounded to leave pool slots free.
+    parking: Arc<ParkingBudget>,
 }
 
 /// Options for [`Engine`]; start with [`Engine::builder`].
@@ -85,7 +89,10 @@ impl EngineBuilder {
         let linker = sandbox::linker(&wasmtime).map_err(engine_error)?;
         let cache = self.cache_dir.map(|dir| CompileCache::new(dir, &wasmtime));
         spawn_epoch_ticker(&wasmtime);
-        Ok(Engine { inner: Arc::new(Inner { wasmtime, linker, limits: self.limits, cache }) })
+        let parking = Arc::new(ParkingBudget::for_slots(self.instance_slots));
+        Ok(Engine {
+            inner: Arc::new(Inner { wasmtime, linker, limits: self.limits, cache, parking }),
+        })
     }
 }
 
@@ -139,6 +146,11 @@ impl Engine {
 
     pub(crate) fn linker(&self) -> &Linker<HostState> {
         &self.inner.linker
+    }
+
+    /// A place to keep one idle instance for reuse, if the engine's budget has one.
+    pub(crate) fn park(&self) -> Option<ParkingSpace> {
+        self.inner.parking.park()
     }
 
     pub(crate) fn limits(&self) -> Limits {

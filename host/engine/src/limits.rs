@@ -111,6 +111,47 @@ impl Limits {
 /// its request is denied (fail closed) rather than the host allocating without bound.
 pub const DEFAULT_INSTANCE_SLOTS: u32 = 1000;
 
+/// Share of the pool's slots that idle (parked) instances may hold, so that the rest stay
+/// free for instances in use: each reusing configuration keeps an instance between requests,
+/// and a gate with as many rules as slots would otherwise fill the pool with idle instances
+/// and deny every request that needs one more.
+const PARKED_SHARE_OF_SLOTS: u32 = 2;
+
+/// How many instances may be parked (idle, kept for reuse) at once across an engine.
+pub(crate) struct ParkingBudget {
+    max: usize,
+    parked: std::sync::atomic::AtomicUsize,
+}
+
+impl ParkingBudget {
+    /// Half of `slots` pooled slots; without a pool (instances allocated on demand), as many
+    /// as the configurations keep.
+    pub(crate) fn for_slots(slots: Option<u32>) -> Self {
+        let max = slots.map_or(usize::MAX, |slots| (slots / PARKED_SHARE_OF_SLOTS) as usize);
+        Self { max, parked: std::sync::atomic::AtomicUsize::new(0) }
+    }
+
+    /// A place for one more idle instance, if the budget has one.
+    pub(crate) fn park(self: &std::sync::Arc<Self>) -> Option<ParkingSpace> {
+        use std::sync::atomic::Ordering;
+        self.parked
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |parked| {
+                (parked < self.max).then_some(parked + 1)
+            })
+            .ok()
+            .map(|_| ParkingSpace(self.clone()))
+    }
+}
+
+/// One idle instance's share of the [`ParkingBudget`], given back when dropped.
+pub(crate) struct ParkingSpace(std::sync::Arc<ParkingBudget>);
+
+impl Drop for ParkingSpace {
+    fn drop(&mut self) {
+        self.0.parked.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// Largest linear memory a pooled slot can hold: the largest `memory_mib` a policy entry may
 /// ask for. Only address space is reserved; pages are committed as a policy touches them
 /// and returned (copy-on-write images reset) when its instance is dropped.

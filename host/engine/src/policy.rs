@@ -10,7 +10,7 @@ use crate::bindings::{PolicyMetadata, TagPolicy, TagPolicyPre};
 use crate::decision::{self, Decision, truncate};
 use crate::engine::Engine;
 use crate::error::{Error, Failure};
-use crate::limits::{Limits, ticks};
+use crate::limits::{Limits, ParkingSpace, ticks};
 use crate::patterns::{HeldSets, PatternCache};
 use crate::push::{RepositoryView, Request};
 use crate::sandbox::{self, HostState};
@@ -243,7 +243,11 @@ impl Policy {
         // that start from its snapshot.
         let mut sets = instance.store.data().sets.share();
         let fresh = match self.isolation {
-            Isolation::Reuse => Fresh::Reused(Mutex::new(vec![instance])),
+            Isolation::Reuse => {
+                let parked =
+                    self.inner.engine.park().map(|space| Parked { instance, _space: space });
+                Fresh::Reused(Mutex::new(parked.into_iter().collect()))
+            }
             Isolation::Isolated if self.snapshot => {
                 let loaded = &self.inner;
                 match snapshot::configured(
@@ -290,7 +294,7 @@ pub struct ConfiguredPolicy {
 enum Fresh {
     /// Idle configured instances, reused until recycled; a new one is configured when
     /// none is idle.
-    Reused(Mutex<Vec<Instance>>),
+    Reused(Mutex<Vec<Parked>>),
     /// A new instance per request of the component snapshotted after `configure`.
     Snapshot(Prepared),
     /// A new instance per request of the original component, configured for it.
@@ -323,7 +327,9 @@ impl ConfiguredPolicy {
         let Fresh::Reused(idle) = &self.fresh else { return None };
         let idle = idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.iter()
-            .map(|instance| (instance.store.data().limiter.memory_granted, instance.uses))
+            .map(|Parked { instance, .. }| {
+                (instance.store.data().limiter.memory_granted, instance.uses)
+            })
             .max()
     }
 
@@ -351,7 +357,7 @@ impl ConfiguredPolicy {
         };
         let mut instance = match &self.fresh {
             Fresh::Reused(idle) => match idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-                Some(instance) => instance,
+                Some(parked) => parked.instance,
                 None => configure_new()?,
             },
             Fresh::Snapshot(pre) => Instance::new(pre, &limits, &loaded.patterns)?,
@@ -384,8 +390,10 @@ impl ConfiguredPolicy {
                     && !instance.store.data().limiter.grown_past_half()
                 {
                     let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
-                    if idle.len() < MAX_IDLE_INSTANCES {
-                        idle.push(instance);
+                    if idle.len() < MAX_IDLE_INSTANCES
+                        && let Some(space) = loaded.engine.park()
+                    {
+                        idle.push(Parked { instance, _space: space });
                     }
                 }
                 Ok(reports.into_decision(self.name()))
@@ -393,6 +401,12 @@ impl ConfiguredPolicy {
             Err(error) => Err(instance.failure(error, &limits, limits.evaluate_deadline)),
         }
     }
+}
+
+/// An idle instance kept for the next request, holding its place in the engine's budget.
+struct Parked {
+    instance: Instance,
+    _space: ParkingSpace,
 }
 
 /// A component ready to instantiate, with its `evaluate` export found, so that each call
