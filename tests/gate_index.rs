@@ -506,3 +506,48 @@ rules:
     assert!(reply.body.contains("its 4s grace period after creation has passed"), "{}", reply.body);
     assert_eq!(direct.digest_of("team/app", "1.2.3"), Some(fixed_digest));
 }
+
+/// Each repository the gates index is listed for the background check. Its keys expire
+/// when it sees no change; its entry in the list leaves when the check visits it, or, with
+/// the check off, when a later fill samples it: the list does not grow with every
+/// repository ever seen.
+#[test]
+fn repositories_whose_index_expired_leave_the_list() {
+    let redis = Redis::start();
+    let registry = Registry::start();
+    let config = format!(
+        "coordination: {{redis: {}, lease: 2s}}\nupstream_read: anonymous\nauthoritative: true\n\
+         index: {{verify_every: 0s}}\n{RULES}",
+        redis.url(),
+    );
+    let gate = Gate::start(&registry.url(), &config);
+    let direct = Client::new(&registry.url());
+    let push = |repository: &str| {
+        let (manifest, _) = direct.image_manifest(repository, "image");
+        let reply = Client::new(&gate.url()).put_manifest(repository, "1.0.0", &manifest);
+        // Decided either way (`min-tags` wants two tags): the repository was indexed.
+        assert!(matches!(reply.status, 201 | 403), "{}: {}", reply.status, reply.body);
+    };
+    let listed = || redis.cli(&["ZCARD", "tagpolicy:index-repositories"]).parse::<usize>().unwrap();
+    for n in 0..40 {
+        push(&format!("team/old-{n}"));
+    }
+    assert_eq!(listed(), 40);
+    // Their index expires (`idle_expiry` is a minute at least; the keys are dropped here as
+    // Redis would drop them).
+    let expired = redis.cli(&["--scan", "--pattern", "tagpolicy:index-*:team/old-*"]);
+    for key in expired.lines() {
+        redis.cli(&["DEL", key]);
+    }
+    for n in 0..20 {
+        push(&format!("team/new-{n}"));
+    }
+    // 20 fills, each sampling 16 of at most 60 entries: a stale entry survives all of them
+    // with a probability below 1 in 1,000.
+    let left = listed();
+    assert!(
+        (20..=23).contains(&left),
+        "{left} listed: {}",
+        redis.cli(&["ZRANGE", "tagpolicy:index-repositories", "0", "-1"])
+    );
+}

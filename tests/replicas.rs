@@ -486,6 +486,17 @@ fn writes_through_one_replica_and_around_the_gates_are_seen_by_the_others() {
         br#"{"events":[]}"#,
     );
     assert_eq!(forged.status, 401, "{}", forged.body);
+
+    // Everything the gates keep in Redis expires unless used again: a repository seen once
+    // leaves nothing behind for good. (The list of indexed repositories is one key for all;
+    // its entries leave as their repositories' keys expire: gate_index.rs.)
+    let keys = redis.cli(&["--scan"]);
+    assert!(!keys.trim().is_empty(), "the gates keep nothing in Redis?");
+    let shared = ["tagpolicy:index-repositories"];
+    for key in keys.lines().filter(|key| !key.is_empty() && !shared.contains(key)) {
+        let ttl = redis.cli(&["PTTL", key]);
+        assert_ne!(ttl.trim(), "-1", "`{key}` never expires");
+    }
 }
 
 #[test]

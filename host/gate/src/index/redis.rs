@@ -13,7 +13,8 @@
 //! Every change of a repository is one script, run under its lease; every key lives
 //! `index.idle_expiry` past the last change or fill, so an abandoned repository costs
 //! nothing for ever. `<namespace>:index-repositories` (score: last check) lists the
-//! repositories the background check visits.
+//! repositories the background check visits; entries whose keys expired leave it when the
+//! check visits them or when a fill samples them.
 
 use super::memory::Status;
 use super::{IndexReader, StoreError, TagNow};
@@ -153,6 +154,23 @@ impl RedisStore {
         keys.push(self.repositories());
         let args = [self.expiry(), now_millis().to_string(), repository.to_string()];
         let _: i64 = self.run(END_FILL, &keys, &args).await?;
+        self.prune_listed().await
+    }
+
+    /// Drop from the list of repositories some whose keys expired. A fill is the only way
+    /// onto the list, and each samples [`PRUNE_SAMPLE`] listed repositories at random, so
+    /// the list stays within a small share above the repositories that still have an index
+    /// even when the background check (which prunes too) never runs.
+    async fn prune_listed(&self) -> Result<(), StoreError> {
+        let sample: Vec<String> = self
+            .query(redis::cmd("ZRANDMEMBER").arg(self.repositories()).arg(PRUNE_SAMPLE).clone())
+            .await?;
+        if sample.is_empty() {
+            return Ok(());
+        }
+        let mut keys = vec![self.repositories()];
+        keys.extend(sample.iter().map(|repository| self.keys(repository).0[6].clone()));
+        let _: i64 = self.run(PRUNE_LISTED, &keys, &sample).await?;
         Ok(())
     }
 
@@ -565,6 +583,20 @@ else
   redis.call('zadd', KEYS[4], 0, digest .. ' ' .. tag)
 end
 return 1
+";
+
+/// Listed repositories sampled for pruning at the end of each fill.
+const PRUNE_SAMPLE: usize = 16;
+
+/// Unlist each repository ARGV[i] whose `meta` key (KEYS[i + 1]) expired.
+const PRUNE_LISTED: &str = r"
+local pruned = 0
+for i = 1, #ARGV do
+  if redis.call('exists', KEYS[i + 1]) == 0 then
+    pruned = pruned + redis.call('zrem', KEYS[1], ARGV[i])
+  end
+end
+return pruned
 ";
 
 /// Claim a repository's check if it is still due (its score at most ARGV[3]): move its score
