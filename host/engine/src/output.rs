@@ -4,9 +4,10 @@
 //! write).
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
@@ -35,7 +36,7 @@ impl PolicyOutput {
     }
 
     fn append(&self, bytes: &[u8]) {
-        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buffer = self.buffer.lock();
         let room = buffer.capacity - buffer.kept.len();
         let kept = bytes.len().min(room);
         buffer.kept.extend_from_slice(&bytes[..kept]);
@@ -49,7 +50,7 @@ impl PolicyOutput {
         if !self.written.swap(false, Ordering::Acquire) {
             return String::new();
         }
-        let mut buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buffer = self.buffer.lock();
         let mut text = String::from_utf8_lossy(&buffer.kept).into_owned();
         if buffer.dropped > 0 {
             text.push_str(&format!("\n… ({} more bytes dropped)", buffer.dropped));

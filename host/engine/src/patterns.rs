@@ -2,9 +2,10 @@
 //! each pattern compiled once per loaded policy.
 
 use crate::query::QueryPattern;
+use parking_lot::RwLock;
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// Longest pattern a policy may ask for, in bytes.
 const MAX_PATTERN_BYTES: usize = 4096;
@@ -58,14 +59,14 @@ impl PatternCache {
     }
 
     fn lookup_set(&self, patterns: &[String]) -> Option<u32> {
-        self.sets.read().unwrap_or_else(|e| e.into_inner()).by_list.get(patterns).copied()
+        self.sets.read().by_list.get(patterns).copied()
     }
 
     /// The handle of `patterns` compiled as one set of whole-text matches, with one more
     /// holder; the same list gets the same handle while it is held.
     fn acquire_set(&self, patterns: Vec<String>) -> Result<u32, String> {
         {
-            let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
+            let mut sets = self.sets.write();
             if let Some(&handle) = sets.by_list.get(&patterns) {
                 sets.slot_mut(handle).holders += 1;
                 return Ok(handle);
@@ -82,7 +83,7 @@ impl PatternCache {
             .map_err(|error| {
                 format!("the set of {} patterns: {}", patterns.len(), describe(error))
             })?;
-        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
+        let mut sets = self.sets.write();
         if let Some(&handle) = sets.by_list.get(&patterns) {
             sets.slot_mut(handle).holders += 1; // prepared meanwhile by another instance
             return Ok(handle);
@@ -103,14 +104,14 @@ impl PatternCache {
     }
 
     fn hold_sets(&self, handles: &[u32]) {
-        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
+        let mut sets = self.sets.write();
         for &handle in handles {
             sets.slot_mut(handle).holders += 1;
         }
     }
 
     fn release_sets(&self, handles: &[u32]) {
-        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
+        let mut sets = self.sets.write();
         for &handle in handles {
             let slot = sets.slot_mut(handle);
             slot.holders -= 1;
@@ -125,12 +126,12 @@ impl PatternCache {
     /// Pattern sets compiled and held right now.
     #[cfg(test)]
     fn sets_in_use(&self) -> usize {
-        self.sets.read().unwrap_or_else(|e| e.into_inner()).by_list.len()
+        self.sets.read().by_list.len()
     }
 
     /// The index of the first pattern of set `handle` that matches all of `text`.
     pub(crate) fn first_in_set(&self, handle: u32, text: &str) -> Result<Option<u32>, String> {
-        let sets = self.sets.read().unwrap_or_else(|e| e.into_inner());
+        let sets = self.sets.read();
         let set = sets
             .slots
             .get(handle as usize)
@@ -142,13 +143,13 @@ impl PatternCache {
 
     /// `pattern` compiled for whole matches and planned for index queries.
     pub(crate) fn query(&self, pattern: &str) -> Result<Arc<QueryPattern>, String> {
-        if let Some(hit) = self.queries.read().unwrap_or_else(|e| e.into_inner()).get(pattern) {
+        if let Some(hit) = self.queries.read().get(pattern) {
             return hit.clone();
         }
         let planned = self
             .get(Anchoring::Whole, pattern)
             .map(|regex| Arc::new(QueryPattern::new(pattern, Regex::clone(&regex))));
-        let mut cache = self.queries.write().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.queries.write();
         if cache.len() < MAX_CACHED {
             cache.insert(pattern.to_string(), planned.clone());
         }
@@ -164,11 +165,11 @@ impl PatternCache {
             Anchoring::Whole => &self.whole,
             Anchoring::Anywhere => &self.anywhere,
         };
-        if let Some(hit) = map.read().unwrap_or_else(|e| e.into_inner()).get(pattern) {
+        if let Some(hit) = map.read().get(pattern) {
             return hit.clone();
         }
         let compiled = compile(anchoring, pattern);
-        let mut cache = map.write().unwrap_or_else(|e| e.into_inner());
+        let mut cache = map.write();
         if cache.len() < MAX_CACHED {
             cache.insert(pattern.to_string(), compiled.clone());
         }

@@ -15,9 +15,10 @@ use crate::patterns::{HeldSets, PatternCache};
 use crate::push::{RepositoryView, Request};
 use crate::sandbox::{self, HostState};
 use crate::snapshot;
+use parking_lot::Mutex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{ComponentExportIndex, Func, TypedFunc};
 use wasmtime::{Store, Trap};
@@ -325,7 +326,7 @@ impl ConfiguredPolicy {
     /// limit is replaced after the decision that grew it.
     pub fn idle_memory(&self) -> Option<(usize, u32)> {
         let Fresh::Reused(idle) = &self.fresh else { return None };
-        let idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = idle.lock();
         idle.iter()
             .map(|Parked { instance, .. }| {
                 (instance.store.data().limiter.memory_granted, instance.uses)
@@ -356,7 +357,7 @@ impl ConfiguredPolicy {
             )
         };
         let mut instance = match &self.fresh {
-            Fresh::Reused(idle) => match idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            Fresh::Reused(idle) => match idle.lock().pop() {
                 Some(parked) => parked.instance,
                 None => configure_new()?,
             },
@@ -389,7 +390,7 @@ impl ConfiguredPolicy {
                     && instance.uses < limits.recycle_after
                     && !instance.store.data().limiter.grown_past_half()
                 {
-                    let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut idle = idle.lock();
                     if idle.len() < MAX_IDLE_INSTANCES
                         && let Some(space) = loaded.engine.park()
                     {

@@ -9,11 +9,12 @@ use crate::limits::Limits;
 use crate::policy::{ConfiguredPolicy, Isolation, Policy};
 use crate::push::{RepositoryView, Request};
 use crate::source::{self, PolicySource};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How a policy's denials count.
@@ -304,7 +305,7 @@ impl Loader {
             });
         }
         // Keyed by content: a file that changed is compiled again, the same bytes once.
-        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let mut loaded = self.loaded.lock();
         // A component no configured policy uses any more (a reload replaced it, a followed
         // tag moved on) is released here, with its compiled code and patterns.
         loaded.retain(|_, policy| policy.in_use());
@@ -313,7 +314,7 @@ impl Loader {
         }
         drop(loaded);
         let policy = self.engine.load_bytes_with_origin(&bytes, origin)?;
-        self.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(sha256, policy.clone());
+        self.loaded.lock().insert(sha256, policy.clone());
         Ok(policy)
     }
 
@@ -353,7 +354,7 @@ mod tests {
     #[test]
     fn components_no_configured_policy_uses_are_released() {
         let loader = Loader::new(Engine::new().unwrap());
-        let loaded = || loader.loaded.lock().unwrap().len();
+        let loaded = || loader.loaded.lock().len();
         let here = Path::new(".");
         let series = loader.configure(&spec("policy: semver-series").unwrap(), here).unwrap();
         let tags = loader.configure(&spec("policy: min-tags").unwrap(), here).unwrap();

@@ -27,10 +27,11 @@
 //! [`SEND_MARGIN`] falls between the last check and the request's bytes leaving the process.
 
 use super::metrics::Metrics;
+use parking_lot::Mutex;
 use redis::AsyncCommands;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
@@ -276,11 +277,11 @@ struct Local {
 
 impl Local {
     fn generation(&self, repository: &str) -> u64 {
-        lock(&self.generations).get(repository).copied().unwrap_or(0)
+        self.generations.lock().get(repository).copied().unwrap_or(0)
     }
 
     fn changed(&self, repository: &str) -> u64 {
-        let mut generations = lock(&self.generations);
+        let mut generations = self.generations.lock();
         if generations.len() >= MAX_GENERATIONS && !generations.contains_key(repository) {
             generations.clear();
         }
@@ -288,10 +289,6 @@ impl Local {
         *current += 1;
         *current
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One async lock per repository, so that two requests changing tags of one repository are
@@ -305,7 +302,7 @@ pub struct RepositoryLocks {
 impl RepositoryLocks {
     pub async fn lock(&self, repository: &str) -> OwnedMutexGuard<()> {
         let lock = {
-            let mut locks = lock(&self.locks);
+            let mut locks = self.locks.lock();
             if locks.len() > 1024 {
                 locks.retain(|_, lock| lock.strong_count() > 0);
             }
@@ -618,7 +615,7 @@ struct LeaseState {
 
 impl LeaseState {
     fn usable(&self) -> bool {
-        !self.lost.load(Ordering::SeqCst) && Instant::now() < *lock(&self.deadline)
+        !self.lost.load(Ordering::SeqCst) && Instant::now() < *self.deadline.lock()
     }
 }
 
@@ -694,7 +691,7 @@ async fn renew(
         let renewed =
             store.run::<i64>(RENEW, &[&key], &[token.clone(), millis(settings.lease)]).await;
         match renewed {
-            Ok(1) => *lock(&state.deadline) = sent + settings.lease - settings.margin(),
+            Ok(1) => *state.deadline.lock() = sent + settings.lease - settings.margin(),
             Ok(_) => {
                 state.lost.store(true, Ordering::SeqCst);
                 tracing::warn!(lease = %key, "the lease was taken over; nothing more is sent");

@@ -8,12 +8,12 @@ use http::HeaderValue;
 use http::header::AUTHORIZATION;
 use ipnet::IpNet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+use parking_lot::Mutex;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tagpolicy::push::Actor;
 
@@ -357,7 +357,7 @@ impl Htpasswd {
             .chain_update(password.as_bytes())
             .finalize()
             .into();
-        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        let mut verified = self.verified.lock();
         if verified.contains(&key) {
             return Ok(());
         }
@@ -368,7 +368,7 @@ impl Htpasswd {
             self.failed(user, Instant::now());
             return Err(Unauthorized::BadPassword);
         }
-        verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        verified = self.verified.lock();
         if verified.len() >= MAX_VERIFIED {
             verified.clear();
         }
@@ -380,7 +380,7 @@ impl Htpasswd {
 impl Htpasswd {
     /// Refuse to check `user`'s password while it has too many recent failures.
     fn throttle(&self, user: &str, now: Instant) -> Result<(), Unauthorized> {
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let failures = self.failures.lock();
         match failures.get(user) {
             Some(f) if f.count >= MAX_FAILURES && now < f.since + FAILURE_WINDOW => {
                 let left = (f.since + FAILURE_WINDOW).saturating_duration_since(now);
@@ -394,7 +394,7 @@ impl Htpasswd {
     }
 
     fn failed(&self, user: &str, now: Instant) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failures = self.failures.lock();
         let entry = failures.entry(user.to_string()).or_insert(Failures { count: 0, since: now });
         if now >= entry.since + FAILURE_WINDOW {
             *entry = Failures { count: 0, since: now };

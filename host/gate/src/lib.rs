@@ -94,7 +94,7 @@ struct Shared {
     /// Held while a configuration is loaded and swapped in: a file-change reload and a
     /// followed tag's swap must not finish in the wrong order (one loaded with the old pin
     /// stored after one loaded with the new).
-    reloading: std::sync::Mutex<()>,
+    reloading: parking_lot::Mutex<()>,
 }
 
 /// A loaded gate, ready to serve.
@@ -209,7 +209,7 @@ impl Gate {
                 authoritative,
                 notifications_token,
                 fetcher,
-                reloading: std::sync::Mutex::new(()),
+                reloading: parking_lot::Mutex::new(()),
             }),
             admin: None,
         })
@@ -527,13 +527,13 @@ async fn serve_http2(
 /// entries.
 struct PerClient {
     limit: usize,
-    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    open: Arc<parking_lot::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
 }
 
 /// One connection of a client; dropped when it closes.
 struct ClientSlot {
     peer: std::net::IpAddr,
-    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    open: Arc<parking_lot::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
 }
 
 impl PerClient {
@@ -542,7 +542,7 @@ impl PerClient {
     }
 
     fn acquire(&self, peer: std::net::IpAddr) -> Option<ClientSlot> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self.open.lock();
         let count = open.entry(peer).or_insert(0);
         if *count >= self.limit {
             return None;
@@ -554,7 +554,7 @@ impl PerClient {
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self.open.lock();
         if let Some(count) = open.get_mut(&self.peer) {
             *count -= 1;
             if *count == 0 {
@@ -565,18 +565,18 @@ impl Drop for ClientSlot {
 }
 
 /// How many requests of one connection are in flight, and since when none is.
-struct Activity(std::sync::Mutex<(usize, Option<std::time::Instant>)>);
+struct Activity(parking_lot::Mutex<(usize, Option<std::time::Instant>)>);
 
 /// One request in flight; dropped when its response is done.
 struct InFlight(Arc<Activity>);
 
 impl Activity {
     fn new() -> Self {
-        Activity(std::sync::Mutex::new((0, Some(std::time::Instant::now()))))
+        Activity(parking_lot::Mutex::new((0, Some(std::time::Instant::now()))))
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, (usize, Option<std::time::Instant>)> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> parking_lot::MutexGuard<'_, (usize, Option<std::time::Instant>)> {
+        self.0.lock()
     }
 
     fn begin(self: &Arc<Self>) -> InFlight {
@@ -690,7 +690,7 @@ fn pass_writes_warning(pass: &route::PassWrites) -> Option<String> {
 }
 
 fn reload(shared: &Shared) -> Result<(), ConfigError> {
-    let _reloading = shared.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _reloading = shared.reloading.lock();
     reload_locked(shared)
 }
 

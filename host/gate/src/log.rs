@@ -1,9 +1,9 @@
 //! The decision log: one JSON object per line for every decided request.
 
+use parking_lot::Mutex;
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
 
 #[derive(Debug, Serialize)]
 pub struct Entry<'a> {
@@ -42,7 +42,7 @@ impl DecisionLog {
     pub fn write(&self, entry: &Entry<'_>) {
         let mut line = serde_json::to_vec(entry).expect("plain data serializes");
         line.push(b'\n');
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let mut file = self.file.lock();
         if let Err(error) = file.write_all(&line) {
             tracing::error!(%error, "cannot write the decision log");
         }

@@ -10,8 +10,8 @@
 
 use http::HeaderValue;
 use http::header::WWW_AUTHENTICATE;
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Tokens kept at most (one per repository read); past this the oldest half is dropped.
@@ -61,14 +61,14 @@ impl ReadAccount {
     /// The upstream's challenge as last learned (`Some(None)`: it asks for none), if still
     /// taken as known.
     pub fn known_challenge(&self) -> Option<Option<Challenge>> {
-        let known = self.challenge.lock().unwrap_or_else(|e| e.into_inner());
+        let known = self.challenge.lock();
         known.as_ref().filter(|(_, until)| Instant::now() < *until).map(|(c, _)| c.clone())
     }
 
     /// Remember how the upstream asks for credentials.
     pub fn learn_challenge(&self, challenge: Option<Challenge>) {
         let until = Instant::now() + CHALLENGE_LIFETIME;
-        *self.challenge.lock().unwrap_or_else(|e| e.into_inner()) = Some((challenge, until));
+        *self.challenge.lock() = Some((challenge, until));
     }
 
     /// For the start-up log.
@@ -81,7 +81,7 @@ impl ReadAccount {
 
     /// The `Authorization` to send for `scope`, if one is known.
     pub fn authorization(&self, scope: &str) -> Option<HeaderValue> {
-        let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let tokens = self.tokens.lock();
         let (value, until) = tokens.get(scope)?;
         (Instant::now() < *until).then(|| value.clone())
     }
@@ -98,7 +98,7 @@ impl ReadAccount {
     /// Remember `value` as the answer for `scope` for `lifetime`.
     pub fn remember(&self, scope: &str, value: HeaderValue, lifetime: Duration) {
         let until = Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN);
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tokens = self.tokens.lock();
         if tokens.len() >= MAX_TOKENS {
             let now = Instant::now();
             tokens.retain(|_, (_, until)| *until > now);

@@ -32,7 +32,7 @@ pub async fn follow(shared: Arc<Shared>, fetcher: Arc<Fetcher>, interval: Durati
 fn refresh(shared: &Shared, fetcher: &Fetcher) {
     // The whole round, pins included, under the reload lock: a file-change reload cannot
     // load with the old pins and be stored after the swap, nor with new pins being undone.
-    let _reloading = shared.reloading.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _reloading = shared.reloading.lock();
     let reports = match fetcher.refresh() {
         Ok(reports) => reports,
         Err(error) => {

@@ -181,18 +181,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStall<S> {
 /// connection slot would be held for ever.
 #[derive(Default)]
 pub struct Handovers {
-    bodies: std::sync::Mutex<Vec<std::sync::Weak<Handover>>>,
+    bodies: parking_lot::Mutex<Vec<std::sync::Weak<Handover>>>,
 }
 
 /// When a body last handed a frame over (or was created) without being polled since.
-type Handover = std::sync::Mutex<Option<std::time::Instant>>;
+type Handover = parking_lot::Mutex<Option<std::time::Instant>>;
 
 impl Handovers {
     /// `body`, watched from now until it ends or is dropped.
     pub fn watch<B: Body>(&self, body: B) -> HandedBody<B> {
         let now = (!body.is_end_stream()).then(std::time::Instant::now);
-        let waiting_since = Arc::new(std::sync::Mutex::new(now));
-        let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting_since = Arc::new(parking_lot::Mutex::new(now));
+        let mut bodies = self.bodies.lock();
         bodies.retain(|body| body.strong_count() > 0);
         bodies.push(Arc::downgrade(&waiting_since));
         HandedBody { inner: body, waiting_since }
@@ -201,13 +201,9 @@ impl Handovers {
     /// The longest any live body has waited for the client to take (make room for) what it
     /// handed over.
     pub fn longest_wait(&self) -> Option<Duration> {
-        let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bodies = self.bodies.lock();
         bodies.retain(|body| body.strong_count() > 0);
-        bodies
-            .iter()
-            .filter_map(|body| *body.upgrade()?.lock().unwrap_or_else(|e| e.into_inner()))
-            .map(|since| since.elapsed())
-            .max()
+        bodies.iter().filter_map(|body| *body.upgrade()?.lock()).map(|since| since.elapsed()).max()
     }
 }
 
@@ -230,8 +226,7 @@ impl<B: Body + Unpin> Body for HandedBody<B> {
         // Polled: the client has room. A frame handed over starts the wait for the next
         // poll, unless it was the last.
         let waiting = matches!(polled, Poll::Ready(Some(_))) && !this.inner.is_end_stream();
-        *this.waiting_since.lock().unwrap_or_else(|e| e.into_inner()) =
-            waiting.then(std::time::Instant::now);
+        *this.waiting_since.lock() = waiting.then(std::time::Instant::now);
         polled
     }
 

@@ -8,9 +8,10 @@
 use super::images;
 use super::index::IndexReader;
 use super::upstream::{Reader, Upstream, UpstreamError};
+use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tagpolicy::TagHistory;
 use tagpolicy::image::{KeyValue, Manifest, Referrer};
@@ -82,8 +83,8 @@ impl StateCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<(String, String), Entry>> {
+        self.entries.lock()
     }
 }
 
@@ -203,13 +204,13 @@ impl DecisionView {
     }
 
     fn fail(&self, why: String) {
-        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failure = self.failure.lock();
         failure.get_or_insert(why);
     }
 
     /// Why a lookup a policy asked for failed, if one did.
     pub fn failure(&self) -> Option<String> {
-        self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.failure.lock().clone()
     }
 
     /// `value` from `cache`, else from `read` (on failure: remembered, and `T::default()`).
@@ -219,15 +220,12 @@ impl DecisionView {
         digest: &str,
         read: impl std::future::Future<Output = Result<T, String>>,
     ) -> T {
-        if let Some(value) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(digest) {
+        if let Some(value) = cache.lock().get(digest) {
             return value.clone();
         }
         match self.runtime.block_on(read) {
             Ok(value) => {
-                cache
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(digest.to_string(), value.clone());
+                cache.lock().insert(digest.to_string(), value.clone());
                 value
             }
             Err(why) => {

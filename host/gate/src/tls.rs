@@ -4,6 +4,7 @@
 //! optional client certificate). Verification is never turned off.
 
 use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -12,7 +13,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// A certificate chain and its private key, as PEM files.
@@ -134,7 +135,7 @@ impl ServerTls {
     pub fn rotate_if_changed(&self) -> Rotation {
         let files = &self.resolver.files;
         let now = stamp(files);
-        let mut seen = self.resolver.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = self.resolver.seen.lock();
         if now.is_none() || now == *seen {
             return Rotation::Unchanged;
         }

@@ -6,8 +6,8 @@
 //! most [`MAX_REDIRECTS`], only where they keep the scheme). The token dance (a `Bearer`
 //! challenge answered with a token from the realm) is done here too, under the same bounds.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, WWW_AUTHENTICATE};
@@ -109,7 +109,7 @@ impl BoundedReader {
         let mut answered_challenge = false;
         loop {
             let mut request = self.http.get(&url).header(ACCEPT, accept.join(", "));
-            let token = self.tokens.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+            let token = self.tokens.lock().get(&key).cloned();
             if let Some(token) = &token {
                 request = request.bearer_auth(token);
             } else if answered_challenge {
@@ -131,12 +131,9 @@ impl BoundedReader {
                         .to_string();
                     if let Some(bearer) = challenge.strip_prefix("Bearer ") {
                         let token = self.token(reference, scheme, bearer, name).await?;
-                        self.tokens
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(key.clone(), token);
+                        self.tokens.lock().insert(key.clone(), token);
                     } else {
-                        self.tokens.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                        self.tokens.lock().remove(&key);
                     }
                 }
                 status => return Err(refused(name, status, response).await),

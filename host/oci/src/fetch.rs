@@ -14,8 +14,8 @@
 //! - The manifest, config and component are checked against their digests and against the
 //!   Wasm component artifact layout.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::SystemTime;
 
 use tagpolicy::source::{Fetched, PolicySource};
@@ -146,7 +146,7 @@ impl Fetcher {
 
     /// The tag references in use and what each is pinned to.
     pub fn pinned(&self) -> Vec<VerifiedPolicy> {
-        self.pins.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.pins.lock().values().cloned().collect()
     }
 
     /// Fetches and verifies the policy `reference` names; returns it with the component.
@@ -210,7 +210,7 @@ impl Fetcher {
     }
 
     fn pin(&self, reference: &Reference, verified: VerifiedPolicy) {
-        self.pins.lock().unwrap_or_else(|e| e.into_inner()).insert(reference.to_string(), verified);
+        self.pins.lock().insert(reference.to_string(), verified);
     }
 
     fn record(&self, reference: &Reference, verified: &VerifiedPolicy) -> Result<(), CacheError> {
@@ -250,12 +250,7 @@ impl Fetcher {
         if self.keyring.is_none() {
             return Err(FetchError::TagNeedsVerification(reference.to_string()));
         }
-        let pinned = self
-            .pins
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&reference.to_string())
-            .cloned();
+        let pinned = self.pins.lock().get(&reference.to_string()).cloned();
         if let Some(pinned) = pinned {
             return self.verify_lazily(reference, &pinned.digest).await;
         }

@@ -3,9 +3,10 @@
 //! (and read again when next pushed to).
 
 use super::{IndexReader, StoreError, TagNow};
+use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 use tagpolicy::push::{RepositoryView, TagEntry};
 use tagpolicy::query::TagQuery;
@@ -33,12 +34,12 @@ struct State {
 }
 
 impl Repository {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
+    fn read(&self) -> parking_lot::RwLockReadGuard<'_, State> {
+        self.state.read()
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
+    fn write(&self) -> parking_lot::RwLockWriteGuard<'_, State> {
+        self.state.write()
     }
 }
 
@@ -64,8 +65,8 @@ impl MemoryStore {
         self.lock().get(repository).cloned()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Repository>>> {
-        self.repositories.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Arc<Repository>>> {
+        self.repositories.lock()
     }
 
     pub fn status(&self, repository: &str) -> Status {

@@ -25,10 +25,11 @@ use super::coordination::{CoordinationError, Coordinator, Lease};
 use super::metrics::Metrics;
 use super::upstream::{Reader, Upstream, UpstreamError};
 use memory::{MemoryStore, Status};
+use parking_lot::Mutex;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tagpolicy::push::TagEntry;
 use tagpolicy::query::TagQuery;
@@ -278,15 +279,12 @@ impl Index {
     ) -> Result<Lease, IndexError> {
         let (done, finished) = tokio::sync::oneshot::channel();
         let progress = Arc::new(AtomicU64::new(0));
-        self.fills
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(repository.to_string(), progress.clone());
+        self.fills.lock().insert(repository.to_string(), progress.clone());
         let index = self.clone();
         let name = repository.to_string();
         tokio::spawn(async move {
             let result = fill::fill(&index, &name, &progress).await;
-            index.fills.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
+            index.fills.lock().remove(&name);
             // The change may have stopped waiting; the lease is then released here.
             let _ = done.send((lease, result));
         });
@@ -306,7 +304,7 @@ impl Index {
 
     /// How many tags the fill of `repository` has read so far (0 when none is known).
     pub async fn fill_progress(&self, repository: &str) -> u64 {
-        let local = self.fills.lock().unwrap_or_else(|e| e.into_inner()).get(repository).cloned();
+        let local = self.fills.lock().get(repository).cloned();
         if let Some(progress) = local {
             return progress.load(Ordering::Relaxed);
         }
@@ -467,20 +465,20 @@ impl Index {
 
     /// Fix the dirty tags of `repository` under its lease, in the background.
     fn fix_soon(self: &Arc<Self>, repository: &str) {
-        if !self.fixing.lock().unwrap_or_else(|e| e.into_inner()).insert(repository.to_string()) {
+        if !self.fixing.lock().insert(repository.to_string()) {
             return;
         }
         let (index, repository) = (self.clone(), repository.to_string());
         tokio::spawn(async move {
             let result = async {
                 let lease = index.coordinator.lease(&repository, index.lock_timeout).await?;
-                index.fixing.lock().unwrap_or_else(|e| e.into_inner()).remove(&repository);
+                index.fixing.lock().remove(&repository);
                 let lease = index.prepare(&repository, lease).await?;
                 index.coordinator.finish(lease, true).await?;
                 Ok::<_, IndexError>(())
             }
             .await;
-            index.fixing.lock().unwrap_or_else(|e| e.into_inner()).remove(&repository);
+            index.fixing.lock().remove(&repository);
             if let Err(error) = result {
                 // The tags stay dirty: the next change of the repository looks them up.
                 tracing::warn!(repository, %error, "could not fix the index after a notification");
