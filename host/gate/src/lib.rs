@@ -25,6 +25,7 @@ mod notifications;
 mod proxy;
 mod read_account;
 mod refresh;
+mod restart_only;
 pub mod route;
 mod rule_matcher;
 mod stall;
@@ -47,6 +48,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use metrics::Metrics;
+use restart_only::RestartOnly;
 use stall::WriteStall;
 use state::StateCache;
 use std::future::Future;
@@ -698,35 +700,16 @@ fn reload(shared: &Shared) -> Result<(), ConfigError> {
 fn reload_locked(shared: &Shared) -> Result<(), ConfigError> {
     let current = shared.active.load_full();
     let result = GateConfig::from_file(&current.config.path).and_then(|config| {
-        let running = &current.config;
-        if config.listen != running.listen
-            || config.admin_listen != running.admin_listen
-            || config.tls != running.tls
-            || config.upstream != running.upstream
-            || config.upstream_ca != running.upstream_ca
-            || config.upstream_client_cert != running.upstream_client_cert
-            || config.limits != shared.limits
-            || config.policy_registries != running.policy_registries
-            || config.upstream_read != running.upstream_read
-            || config.index != running.index
-        {
+        let running = RestartOnly::of(&current.config);
+        let changed = running.changed(&RestartOnly::of(&config));
+        if !changed.is_empty() {
             tracing::warn!(
-                "`listen`, `admin_listen`, `tls`, `upstream`, `upstream_ca`, `upstream_client_cert`, `limits`, \
-                 `policy_registries`, `upstream_read` and `index` change only on restart \
-                 (certificate files are re-read when they change); keeping the running ones"
+                settings = changed.join(", "),
+                "these settings change only on restart (certificate files are re-read when \
+                 they change); keeping the running ones"
             );
         }
-        let mut config = config;
-        config.listen = running.listen;
-        config.admin_listen = running.admin_listen;
-        config.tls = running.tls.clone();
-        config.upstream = running.upstream.clone();
-        config.upstream_ca = running.upstream_ca.clone();
-        config.upstream_client_cert = running.upstream_client_cert.clone();
-        config.limits = shared.limits.clone();
-        config.policy_registries = running.policy_registries.clone();
-        config.upstream_read = running.upstream_read.clone();
-        config.index = running.index.clone();
+        let config = running.keep_in(config);
         if let Some(warning) = pass_writes_warning(&config.pass_writes) {
             tracing::warn!("{warning}");
         }
