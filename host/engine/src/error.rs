@@ -6,6 +6,7 @@ use std::time::Duration;
 
 /// Why a policy could not be loaded or configured.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("cannot read policy file `{}`: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
@@ -69,6 +70,7 @@ pub enum Error {
 /// How a call into a policy went wrong. A failed call never yields a decision of the
 /// policy's own: the policy set turns it into a denial (fail closed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Failure {
     #[error("exceeded its {} ms deadline", .0.as_millis())]
     Deadline(Duration),

@@ -46,6 +46,7 @@ pub const DEFAULT_MEDIA_TYPE: &str = crate::image::OCI_MANIFEST;
 
 /// Why a scenario file cannot be used. The message names the file and the field.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ScenarioError {
     #[error("cannot read scenario `{}`: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },

@@ -20,6 +20,7 @@ use super::tls::CertificateFiles;
 
 /// Why a gate configuration cannot be used. The message names the file and the field.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     #[error("cannot read gate configuration `{}`: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },

@@ -50,6 +50,7 @@ const MAX_GENERATIONS: usize = 100_000;
 
 /// Why a change could not be coordinated. Nothing is written upstream after any of these.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CoordinationError {
     #[error("another change of `{repository}` has held it for over {}", humantime::format_duration(*waited))]
     Busy { repository: String, waited: Duration },

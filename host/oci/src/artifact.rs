@@ -31,6 +31,7 @@ pub fn parse_version(text: &str) -> Option<semver::Version> {
 
 /// Why a manifest and config are not a Wasm component artifact, or cannot be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ArtifactError {
     #[error("`created` timestamp `{0}` is not an RFC 3339 UTC time such as `2026-01-31T12:00:00Z`")]
     Created(String),

@@ -34,6 +34,7 @@ use crate::reference::Reference;
 
 /// A cache operation that failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CacheError {
     #[error("cache `{path}`: {source}")]
     Io {

@@ -47,6 +47,7 @@ impl Default for Access {
 
 /// A registry operation that failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
     #[error("cannot set up the registry client: {0}")]
     Setup(String),

@@ -31,6 +31,7 @@ impl std::fmt::Debug for Credential {
 
 /// Why credentials could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CredentialError {
     #[error("cannot read auth file `{}`: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },

@@ -8,6 +8,7 @@ use sha2::{Digest as _, Sha256};
 
 /// Why a string is not a `sha256:` digest.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DigestError {
     /// The string has no `algorithm:` part.
     #[error("`{0}` is not a digest: it must look like `sha256:` followed by 64 hex digits")]

@@ -31,6 +31,7 @@ use crate::signature::{Keyring, SignatureError, SignatureManifest, Signed};
 
 /// Why a policy was not fetched.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FetchError {
     #[error(transparent)]
     Reference(#[from] ReferenceError),

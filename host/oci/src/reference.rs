@@ -20,6 +20,7 @@ pub const NAME_MAX: usize = 255;
 
 /// Which part of a reference is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReferenceError {
     #[error("`{0}` is not a policy reference: it must start with `oci://`")]
     MissingScheme(String),

@@ -55,6 +55,7 @@ pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 
 /// Why a key, a signature manifest or a set of signatures is refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SignatureError {
     #[error(
         "encrypted private keys (`{0}`) are not supported: give an unencrypted ECDSA P-256 key (`PRIVATE KEY` or `EC PRIVATE KEY` PEM)"
