@@ -2,11 +2,12 @@
 
 use crate::bindings::TagPolicyPre;
 use crate::cache::CompileCache;
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::limits::{
     DEFAULT_INSTANCE_SLOTS, EPOCH_TICK, Limits, ParkingBudget, ParkingSpace, instance_pool,
 };
-use crate::policy::{Policy, hex_sha256};
+use crate::policy::Policy;
 use crate::sandbox::{self, HostState};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -179,7 +180,7 @@ impl Engine {
     /// Compile `bytes` (through the cache) and link them against the host, ready to
     /// instantiate. For components already known to be policies of this world.
     pub(crate) fn prepare(&self, bytes: &[u8]) -> wasmtime::Result<TagPolicyPre<HostState>> {
-        let component = self.compile(bytes, &hex_sha256(bytes))?;
+        let component = self.compile(bytes, &Digest::of(bytes).hex())?;
         TagPolicyPre::new(self.linker().instantiate_pre(&component)?)
     }
 

@@ -47,6 +47,7 @@
 mod bindings;
 mod cache;
 pub mod decision;
+pub mod digest;
 pub mod embedded;
 mod engine;
 mod error;

@@ -17,7 +17,6 @@ use crate::sandbox::{self, HostState};
 use crate::snapshot;
 use parking_lot::Mutex;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{ComponentExportIndex, Func, TypedFunc};
@@ -93,7 +92,7 @@ struct Loaded {
 impl Policy {
     pub(crate) fn load(engine: &Engine, bytes: &[u8], origin: String) -> Result<Self, Error> {
         check_is_component(bytes, &origin)?;
-        let sha256 = hex_sha256(bytes);
+        let sha256 = crate::digest::Digest::of(bytes).hex();
         let component = engine.compile(bytes, &sha256).map_err(|e| Error::InvalidComponent {
             origin: origin.clone(),
             message: root_cause(&e),
@@ -603,11 +602,6 @@ fn check_metadata(raw: PolicyMetadata) -> Result<Metadata, String> {
 fn root_cause(error: &wasmtime::Error) -> String {
     let parts: Vec<String> = error.chain().map(|cause| cause.to_string()).collect();
     parts.join(": ")
-}
-
-pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -294,7 +294,7 @@ impl Loader {
                 (Cow::Owned(bytes), format!("`{}`", path.display()))
             }
         };
-        let sha256 = crate::policy::hex_sha256(&bytes);
+        let sha256 = crate::digest::Digest::of(&bytes).hex();
         if let Some(expected) = pin
             && !expected.eq_ignore_ascii_case(&sha256)
         {

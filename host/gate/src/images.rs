@@ -6,7 +6,7 @@
 
 use super::upstream::{Reader, Upstream};
 use http::HeaderValue;
-use sha2::{Digest, Sha256};
+use tagpolicy::digest::Digest;
 use tagpolicy::image::{KeyValue, Manifest, Referrer, config_labels};
 
 /// The media type of an OCI image index: what the referrers API answers and what the
@@ -153,7 +153,7 @@ async fn fallback(
             let manifest =
                 parse(&bytes, &content_type, &format!("the cosign manifest `{cosign}`"))?;
             found.push(Referrer {
-                digest: format!("sha256:{:x}", Sha256::digest(&bytes)),
+                digest: Digest::of(&bytes).to_string(),
                 media_type: manifest.media_type,
                 artifact_type: manifest.artifact_type.unwrap_or_else(|| artifact_type.to_string()),
                 annotations: manifest.annotations,

@@ -22,12 +22,12 @@ use http::{Method, Response, StatusCode, Version, request::Parts};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tagpolicy::Stamp;
 use tagpolicy::decision::{Decision, Finding, Outcome, Severity};
+use tagpolicy::digest::Digest;
 use tagpolicy::image::Manifest;
 use tagpolicy::push::{ManifestDeletion, Operation, Push, Request, TagChange};
 
@@ -437,7 +437,7 @@ impl Exchange<'_> {
             Ok(manifest) => manifest,
             Err(response) => return response,
         };
-        let digest = format!("sha256:{:x}", Sha256::digest(&manifest));
+        let digest = Digest::of(&manifest).to_string();
         if let Reference::Digest(reference) = &self.write.reference
             && *reference != digest
         {

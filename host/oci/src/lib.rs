@@ -49,7 +49,7 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod credentials;
-pub mod digest;
+pub use tagpolicy::digest;
 pub mod fetch;
 pub mod reference;
 pub mod signature;

@@ -1,5 +1,5 @@
 //! Content digests: `sha256:` followed by 64 lowercase hex digits, the only algorithm policies
-//! are pinned with.
+//! are pinned with and the only one the gate matches tags against.
 
 use std::fmt;
 use std::str::FromStr;
