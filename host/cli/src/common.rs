@@ -17,7 +17,8 @@ pub enum Output {
 #[derive(Debug, Clone, clap::Args)]
 pub struct PolicyOverride {
     /// Use this policy instead of the scenario's `policies`: an embedded name
-    /// (immutable-tags, min-tags, semver-series) or a path to a `.wasm` component.
+    /// (immutable-tags, min-tags, semver-series, image-requirements, change-freeze) or a path
+    /// to a `.wasm` component.
     #[arg(long, value_name = "NAME|FILE")]
     pub policy: Option<String>,
     /// Settings for `--policy`, a YAML or JSON file with a mapping (default `{}`).

@@ -23,7 +23,8 @@ use std::process::ExitCode;
 ///
 /// A policy decides every push, tag move and deletion: release tags that never move,
 /// `latest` that may, tags only CI may touch, a minimum set of tags on a new image.
-/// The reference policies `immutable-tags`, `min-tags` and `semver-series` are built in.
+/// The five reference policies are built in (`tagpolicy inspect NAME` describes one):
+/// `immutable-tags`, `min-tags`, `semver-series`, `image-requirements`, `change-freeze`.
 #[derive(Parser)]
 #[command(name = "tagpolicy", version, propagate_version = true)]
 #[command(after_help = "Examples:\n  \
