@@ -13,6 +13,7 @@
 //! ```
 
 mod admin;
+mod answer;
 mod config;
 mod coordination;
 pub mod identity;
