@@ -227,14 +227,13 @@ impl HeldSets {
         Self { cache: self.cache.clone(), handles: self.handles.clone() }
     }
 
-    /// Hold `other`'s sets too.
-    pub(crate) fn extend(&mut self, other: Self) {
-        for &handle in &other.handles {
-            if !self.handles.contains(&handle) {
-                self.cache.hold_sets(&[handle]);
-                self.handles.push(handle);
-            }
-        }
+    /// Hold `other`'s sets too: its holds of sets this holder lacks are taken over, and
+    /// its drop releases the rest.
+    pub(crate) fn extend(&mut self, mut other: Self) {
+        let (new, held): (Vec<u32>, Vec<u32>) =
+            other.handles.drain(..).partition(|handle| !self.handles.contains(handle));
+        other.handles = held;
+        self.handles.extend(new);
     }
 }
 

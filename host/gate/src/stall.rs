@@ -9,12 +9,13 @@
 use super::metrics::Metrics;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
+use parking_lot::Mutex;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
@@ -181,17 +182,17 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStall<S> {
 /// connection slot would be held for ever.
 #[derive(Default)]
 pub struct Handovers {
-    bodies: parking_lot::Mutex<Vec<std::sync::Weak<Handover>>>,
+    bodies: Mutex<Vec<Weak<Handover>>>,
 }
 
 /// When a body last handed a frame over (or was created) without being polled since.
-type Handover = parking_lot::Mutex<Option<std::time::Instant>>;
+type Handover = Mutex<Option<Instant>>;
 
 impl Handovers {
     /// `body`, watched from now until it ends or is dropped.
     pub fn watch<B: Body>(&self, body: B) -> HandedBody<B> {
-        let now = (!body.is_end_stream()).then(std::time::Instant::now);
-        let waiting_since = Arc::new(parking_lot::Mutex::new(now));
+        let now = (!body.is_end_stream()).then(Instant::now);
+        let waiting_since = Arc::new(Mutex::new(now));
         let mut bodies = self.bodies.lock();
         bodies.retain(|body| body.strong_count() > 0);
         bodies.push(Arc::downgrade(&waiting_since));
@@ -226,7 +227,7 @@ impl<B: Body + Unpin> Body for HandedBody<B> {
         // Polled: the client has room. A frame handed over starts the wait for the next
         // poll, unless it was the last.
         let waiting = matches!(polled, Poll::Ready(Some(_))) && !this.inner.is_end_stream();
-        *this.waiting_since.lock() = waiting.then(std::time::Instant::now);
+        *this.waiting_since.lock() = waiting.then(Instant::now);
         polled
     }
 
