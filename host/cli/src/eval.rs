@@ -154,15 +154,16 @@ impl<'a> Report<'a> {
                 .zip(results)
                 .enumerate()
                 .map(|(index, (step, result))| {
-                    let (operation, digest) = match &step.action {
-                        Action::Push { digest, .. } => ("push", Some(digest.as_str())),
-                        Action::DeleteTags(_) => ("delete-tags", None),
-                        Action::DeleteImage(digest) => ("delete-manifest", Some(digest.as_str())),
+                    let digest = match &step.action {
+                        Action::Push { digest, .. } | Action::DeleteImage(digest) => {
+                            Some(digest.as_str())
+                        }
+                        Action::DeleteTags(_) => None,
                     };
                     StepReport {
                         index: index + 1,
                         name: &step.name,
-                        operation,
+                        operation: result.request.operation.name(),
                         digest,
                         image: digest.map(|d| scenario.image_name(d)),
                         tags: result.request.tags(),

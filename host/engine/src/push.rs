@@ -74,6 +74,18 @@ impl Actor {
     }
 }
 
+impl Operation {
+    /// The operation's name in every output (decision log, CLI JSON, metrics):
+    /// `push`, `delete_tags` or `delete_manifest`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::Push(_) => "push",
+            Operation::DeleteTags(_) => "delete_tags",
+            Operation::DeleteManifest(_) => "delete_manifest",
+        }
+    }
+}
+
 impl Request {
     /// The tags the request touches, in request order.
     pub fn tags(&self) -> Vec<&str> {

@@ -455,7 +455,7 @@ impl Exchange<'_> {
             .headers
             .get(CONTENT_TYPE)
             .cloned()
-            .unwrap_or(HeaderValue::from_static(tagpolicy::scenario::DEFAULT_MEDIA_TYPE));
+            .unwrap_or(HeaderValue::from_static(tagpolicy::image::OCI_MANIFEST));
 
         let lease = match self.lease().await {
             Ok(lease) => lease,
@@ -975,15 +975,15 @@ fn log_entry<'a>(
     actor_source: super::identity::ActorSource,
     started: Instant,
 ) -> Entry<'a> {
-    let (operation, digest) = match &request.operation {
-        Operation::Push(push) => ("push", Some(push.digest.as_str())),
-        Operation::DeleteTags(_) => ("delete_tags", None),
-        Operation::DeleteManifest(deletion) => ("delete_manifest", Some(deletion.digest.as_str())),
+    let digest = match &request.operation {
+        Operation::Push(push) => Some(push.digest.as_str()),
+        Operation::DeleteTags(_) => None,
+        Operation::DeleteManifest(deletion) => Some(deletion.digest.as_str()),
     };
     Entry {
         time: log::now_rfc3339(),
         repository: &request.repository,
-        operation,
+        operation: request.operation.name(),
         tags: request.tags(),
         digest,
         actor: request.actor.id.as_deref(),
