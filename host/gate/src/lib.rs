@@ -25,6 +25,7 @@ mod metrics;
 mod notifications;
 mod proxy;
 mod read_account;
+mod redis_link;
 mod refresh;
 mod restart_only;
 pub mod route;
@@ -164,7 +165,7 @@ impl Gate {
             None => Coordinator::local(settings, metrics.clone()),
             Some(spec) => {
                 Coordinator::redis(&spec.redis, &spec.namespace, settings, metrics.clone())
-                    .map_err(|e| invalid(format!("coordination.redis: {e}")))?
+                    .map_err(|e| invalid(format!("coordination.redis: `{}`: {e}", spec.redis)))?
             }
         };
         let notifications_token = config.notifications_token().map_err(invalid)?;
@@ -180,7 +181,7 @@ impl Gate {
                 None => index::Backing::Memory,
                 Some(spec) => index::Backing::Redis {
                     url: &spec.redis,
-                    shown: coordination::shown_url(&spec.redis),
+                    shown: redis_link::shown_url(&spec.redis),
                     namespace: &spec.namespace,
                 },
             };

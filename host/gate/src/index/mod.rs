@@ -20,6 +20,7 @@ mod check;
 mod fill;
 mod memory;
 mod redis;
+mod scripts;
 
 use super::coordination::{CoordinationError, Coordinator, Lease};
 use super::metrics::Metrics;

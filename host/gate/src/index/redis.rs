@@ -17,7 +17,9 @@
 //! check visits them or when a fill samples them.
 
 use super::memory::Status;
+use super::scripts;
 use super::{IndexReader, StoreError, TagNow};
+use crate::redis_link::ScriptCall;
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,8 +35,6 @@ pub const MAX_DIRTY: usize = 10_000;
 /// a few that do not match its pattern should not pay a round trip for each.
 const MIN_READ: usize = 16;
 
-const PARTS: [&str; 7] = ["tags", "names", "versions", "images", "history", "dirty", "meta"];
-
 pub struct RedisStore {
     client: redis::Client,
     connection: tokio::sync::OnceCell<ConnectionManager>,
@@ -43,8 +43,44 @@ pub struct RedisStore {
     shown: String,
 }
 
-/// The keys of one repository, in the order of [`PARTS`].
-struct Keys([String; 7]);
+/// The keys of one repository's index.
+pub(super) struct RepositoryKeys {
+    tags: String,
+    names: String,
+    versions: String,
+    images: String,
+    history: String,
+    dirty: String,
+    meta: String,
+}
+
+impl RepositoryKeys {
+    fn new(namespace: &str, repository: &str) -> Self {
+        let key = |part: &str| format!("{namespace}:index-{part}:{repository}");
+        RepositoryKeys {
+            tags: key("tags"),
+            names: key("names"),
+            versions: key("versions"),
+            images: key("images"),
+            history: key("history"),
+            dirty: key("dirty"),
+            meta: key("meta"),
+        }
+    }
+
+    /// All seven, in the order every script names them.
+    pub fn all(&self) -> Vec<&str> {
+        vec![
+            &self.tags,
+            &self.names,
+            &self.versions,
+            &self.images,
+            &self.history,
+            &self.dirty,
+            &self.meta,
+        ]
+    }
+}
 
 impl RedisStore {
     pub fn new(
@@ -63,8 +99,8 @@ impl RedisStore {
         })
     }
 
-    fn keys(&self, repository: &str) -> Keys {
-        Keys(PARTS.map(|part| format!("{}:index-{part}:{repository}", self.namespace)))
+    fn keys(&self, repository: &str) -> RepositoryKeys {
+        RepositoryKeys::new(&self.namespace, repository)
     }
 
     fn repositories(&self) -> String {
@@ -72,7 +108,7 @@ impl RedisStore {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let config = crate::coordination::connection_config(TIMEOUT);
+        let config = crate::redis_link::connection_config(TIMEOUT);
         self.connection
             .get_or_try_init(|| self.client.get_connection_manager_with_config(config))
             .await
@@ -84,22 +120,9 @@ impl RedisStore {
         StoreError(format!("the index in Redis `{}` cannot be reached ({error})", self.shown))
     }
 
-    async fn run<T: redis::FromRedisValue>(
-        &self,
-        script: &'static str,
-        keys: &[String],
-        args: &[String],
-    ) -> Result<T, StoreError> {
+    async fn run<C: ScriptCall>(&self, call: &C) -> Result<C::Reply, StoreError> {
         let mut connection = self.connection().await?;
-        let script = redis::Script::new(script);
-        let mut invocation = script.prepare_invoke();
-        for key in keys {
-            invocation.key(key);
-        }
-        for arg in args {
-            invocation.arg(arg);
-        }
-        invocation.invoke_async(&mut connection).await.map_err(|e| self.failed(e))
+        crate::redis_link::run(&mut connection, call).await.map_err(|e| self.failed(e))
     }
 
     async fn query<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, StoreError> {
@@ -113,8 +136,8 @@ impl RedisStore {
 
     pub async fn status(&self, repository: &str) -> Result<Status, StoreError> {
         let keys = self.keys(repository);
-        let (state, dirty, tags): (Option<String>, Vec<String>, u64) =
-            self.run(STATUS, &keys.0, &[MAX_DIRTY.to_string()]).await?;
+        let (state, dirty, tags) =
+            self.run(&scripts::Status { keys: &keys, max_dirty: MAX_DIRTY }).await?;
         Ok(match state.as_deref() {
             Some("ready") => Status::Ready { dirty, tags },
             Some(_) => Status::Filling,
@@ -126,12 +149,13 @@ impl RedisStore {
     pub async fn fill_progress(&self, repository: &str) -> Result<u64, StoreError> {
         let keys = self.keys(repository);
         let read: Option<u64> =
-            self.query(redis::cmd("HGET").arg(&keys.0[6]).arg("read").clone()).await?;
+            self.query(redis::cmd("HGET").arg(&keys.meta).arg("read").clone()).await?;
         Ok(read.unwrap_or(0))
     }
 
     pub async fn begin_fill(&self, repository: &str) -> Result<(), StoreError> {
-        let _: i64 = self.run(BEGIN_FILL, &self.keys(repository).0, &[self.expiry()]).await?;
+        let keys = self.keys(repository);
+        self.run(&scripts::BeginFill { keys: &keys, expiry: self.expiry() }).await?;
         Ok(())
     }
 
@@ -140,20 +164,25 @@ impl RedisStore {
         repository: &str,
         found: &[(String, String)],
     ) -> Result<(), StoreError> {
-        let mut args = Vec::with_capacity(1 + found.len() * 3);
-        args.push(self.expiry());
-        for (tag, digest) in found {
-            args.extend([tag.clone(), digest.clone(), version_key(tag)]);
-        }
-        let _: i64 = self.run(FILL_BATCH, &self.keys(repository).0, &args).await?;
+        let found = found
+            .iter()
+            .map(|(tag, digest)| [tag.clone(), digest.clone(), version_key(tag)])
+            .collect();
+        let keys = self.keys(repository);
+        self.run(&scripts::FillBatch { keys: &keys, expiry: self.expiry(), found }).await?;
         Ok(())
     }
 
     pub async fn end_fill(&self, repository: &str) -> Result<(), StoreError> {
-        let mut keys = self.keys(repository).0.to_vec();
-        keys.push(self.repositories());
-        let args = [self.expiry(), now_millis().to_string(), repository.to_string()];
-        let _: i64 = self.run(END_FILL, &keys, &args).await?;
+        let (keys, repositories) = (self.keys(repository), self.repositories());
+        let call = scripts::EndFill {
+            keys: &keys,
+            repositories: &repositories,
+            expiry: self.expiry(),
+            now_millis: now_millis(),
+            repository,
+        };
+        self.run(&call).await?;
         self.prune_listed().await
     }
 
@@ -168,21 +197,26 @@ impl RedisStore {
         if sample.is_empty() {
             return Ok(());
         }
-        let mut keys = vec![self.repositories()];
-        keys.extend(sample.iter().map(|repository| self.keys(repository).0[6].clone()));
-        let _: i64 = self.run(PRUNE_LISTED, &keys, &sample).await?;
+        let repositories = self.repositories();
+        let sample = sample
+            .into_iter()
+            .map(|repository| {
+                let meta = self.keys(&repository).meta;
+                (repository, meta)
+            })
+            .collect();
+        self.run(&scripts::PruneListed { repositories: &repositories, sample }).await?;
         Ok(())
     }
 
     pub async fn abandon_fill(&self, repository: &str) -> Result<(), StoreError> {
-        let _: i64 = self.run(ABANDON_FILL, &self.keys(repository).0, &[]).await?;
+        self.run(&scripts::AbandonFill { keys: &self.keys(repository) }).await?;
         Ok(())
     }
 
     pub async fn mark_dirty(&self, repository: &str, tags: &[String]) -> Result<(), StoreError> {
-        let mut args = vec![self.expiry()];
-        args.extend(tags.iter().cloned());
-        let _: i64 = self.run(MARK_DIRTY, &self.keys(repository).0, &args).await?;
+        let keys = self.keys(repository);
+        self.run(&scripts::MarkDirty { keys: &keys, expiry: self.expiry(), tags }).await?;
         Ok(())
     }
 
@@ -192,22 +226,19 @@ impl RedisStore {
         changes: &[(String, TagNow)],
         stamp: &Stamp,
     ) -> Result<(), StoreError> {
-        let mut args = vec![
-            self.expiry(),
-            stamp.at.seconds.to_string(),
-            stamp.at.nanoseconds.to_string(),
-            u8::from(stamp.actor.is_some()).to_string(),
-            stamp.actor.clone().unwrap_or_default(),
-        ];
-        for (tag, now) in changes {
-            let (operation, digest) = match now {
-                TagNow::Is(Some(digest)) => ("set", digest.as_str()),
-                TagNow::Is(None) => ("del", ""),
-                TagNow::Unknown => continue,
-            };
-            args.extend([tag.clone(), operation.to_string(), digest.to_string(), version_key(tag)]);
-        }
-        let _: i64 = self.run(APPLY, &self.keys(repository).0, &args).await?;
+        let writes = changes
+            .iter()
+            .filter_map(|(tag, now)| match now {
+                TagNow::Is(digest) => Some(scripts::TagWrite {
+                    tag: tag.clone(),
+                    digest: digest.clone(),
+                    version: version_key(tag),
+                }),
+                TagNow::Unknown => None,
+            })
+            .collect();
+        let keys = self.keys(repository);
+        self.run(&scripts::Apply { keys: &keys, expiry: self.expiry(), stamp, writes }).await?;
         Ok(())
     }
 
@@ -217,8 +248,9 @@ impl RedisStore {
         tag: &str,
         digest: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let args = [tag.to_string(), digest.unwrap_or_default().to_string(), version_key(tag)];
-        let changed: i64 = self.run(CORRECT, &self.keys(repository).0, &args).await?;
+        let keys = self.keys(repository);
+        let call = scripts::Correct { keys: &keys, tag, version: version_key(tag), digest };
+        let changed = self.run(&call).await?;
         Ok(changed == 1)
     }
 
@@ -240,11 +272,16 @@ impl RedisStore {
     /// Take the next check of `repository` for this gate (none of the others takes it for
     /// `every`); `false` when another has it, or the repository left the index.
     pub async fn claim_check(&self, repository: &str, every: Duration) -> Result<bool, StoreError> {
-        let keys = [self.keys(repository).0[6].clone(), self.repositories()];
+        let (meta, repositories) = (self.keys(repository).meta, self.repositories());
         let now = now_millis();
-        let due = now.saturating_sub(every.as_millis() as u64);
-        let args = [repository.to_string(), now.to_string(), due.to_string()];
-        let claimed: i64 = self.run(CLAIM_CHECK, &keys, &args).await?;
+        let call = scripts::ClaimCheck {
+            meta: &meta,
+            repositories: &repositories,
+            repository,
+            now_millis: now,
+            due_millis: now.saturating_sub(every.as_millis() as u64),
+        };
+        let claimed = self.run(&call).await?;
         Ok(claimed == 1)
     }
 
@@ -258,7 +295,7 @@ impl RedisStore {
             return Ok(Vec::new());
         }
         let keys = self.keys(repository);
-        self.query(redis::cmd("HMGET").arg(&keys.0[0]).arg(tags).clone()).await
+        self.query(redis::cmd("HMGET").arg(&keys.tags).arg(tags).clone()).await
     }
 
     /// Up to `count` tags after `after`, by name (for the background check).
@@ -272,7 +309,7 @@ impl RedisStore {
         let from = after.map_or("-".to_string(), |after| format!("({after}"));
         self.query(
             redis::cmd("ZRANGEBYLEX")
-                .arg(&keys.0[1])
+                .arg(&keys.names)
                 .arg(from)
                 .arg("+")
                 .arg("LIMIT")
@@ -289,7 +326,7 @@ impl RedisStore {
         let pairs: Vec<String> = self
             .query(
                 redis::cmd("ZRANGEBYLEX")
-                    .arg(&keys.0[3])
+                    .arg(&keys.images)
                     .arg(format!("[{digest} "))
                     .arg(above(&format!("{digest} ")))
                     .clone(),
@@ -319,7 +356,7 @@ fn now_millis() -> u64 {
 /// A repository's index in Redis, read by a decision from a blocking thread.
 struct Reader {
     store: Arc<RedisStore>,
-    keys: Keys,
+    keys: RepositoryKeys,
     runtime: tokio::runtime::Handle,
 }
 
@@ -331,20 +368,13 @@ impl Reader {
     fn range(
         &self,
         command: &str,
-        key: usize,
+        key: &str,
         from: String,
         to: String,
         count: usize,
     ) -> Result<Vec<String>, StoreError> {
         self.query(
-            redis::cmd(command)
-                .arg(&self.keys.0[key])
-                .arg(from)
-                .arg(to)
-                .arg("LIMIT")
-                .arg(0)
-                .arg(count)
-                .clone(),
+            redis::cmd(command).arg(key).arg(from).arg(to).arg("LIMIT").arg(0).arg(count).clone(),
         )
     }
 }
@@ -378,7 +408,15 @@ impl SortedTags for Sorted<'_> {
             Some(after) if after >= prefix => format!("({after}"),
             _ => format!("[{prefix}"),
         };
-        self.ask(|| self.reader.range("ZRANGEBYLEX", 1, from, above(prefix), count.max(MIN_READ)))
+        self.ask(|| {
+            self.reader.range(
+                "ZRANGEBYLEX",
+                &self.reader.keys.names,
+                from,
+                above(prefix),
+                count.max(MIN_READ),
+            )
+        })
     }
 
     fn versions(&self, prefix: &str, below: Option<&str>, count: usize) -> Vec<String> {
@@ -388,7 +426,13 @@ impl SortedTags for Sorted<'_> {
             _ => format!("({top}"),
         };
         self.ask(|| {
-            self.reader.range("ZREVRANGEBYLEX", 2, to, format!("[{prefix}"), count.max(MIN_READ))
+            self.reader.range(
+                "ZREVRANGEBYLEX",
+                &self.reader.keys.versions,
+                to,
+                format!("[{prefix}"),
+                count.max(MIN_READ),
+            )
         })
     }
 }
@@ -404,7 +448,7 @@ impl IndexReader for Reader {
             return Ok(Vec::new());
         }
         let digests: Vec<Option<String>> =
-            self.query(redis::cmd("HMGET").arg(&self.keys.0[0]).arg(&tags).clone())?;
+            self.query(redis::cmd("HMGET").arg(&self.keys.tags).arg(&tags).clone())?;
         Ok(tags
             .into_iter()
             .zip(digests)
@@ -413,17 +457,17 @@ impl IndexReader for Reader {
     }
 
     fn count(&self) -> Result<u64, StoreError> {
-        self.query(redis::cmd("ZCARD").arg(&self.keys.0[1]).clone())
+        self.query(redis::cmd("ZCARD").arg(&self.keys.names).clone())
     }
 
     fn digest_of(&self, tag: &str) -> Result<Option<String>, StoreError> {
-        self.query(redis::cmd("HGET").arg(&self.keys.0[0]).arg(tag).clone())
+        self.query(redis::cmd("HGET").arg(&self.keys.tags).arg(tag).clone())
     }
 
     fn tags_of(&self, digest: &str) -> Result<Vec<String>, StoreError> {
         let pairs: Vec<String> = self.query(
             redis::cmd("ZRANGEBYLEX")
-                .arg(&self.keys.0[3])
+                .arg(&self.keys.images)
                 .arg(format!("[{digest} "))
                 .arg(above(&format!("{digest} ")))
                 .clone(),
@@ -433,13 +477,13 @@ impl IndexReader for Reader {
 
     fn history_of(&self, tag: &str) -> Result<Option<TagHistory>, StoreError> {
         let text: Option<String> =
-            self.query(redis::cmd("HGET").arg(&self.keys.0[4]).arg(tag).clone())?;
+            self.query(redis::cmd("HGET").arg(&self.keys.history).arg(tag).clone())?;
         Ok(text.and_then(|text| decode_history(&text)))
     }
 
     fn names(&self, after: Option<&str>, count: usize) -> Result<Vec<String>, StoreError> {
         let from = after.map_or("-".to_string(), |after| format!("({after}"));
-        self.range("ZRANGEBYLEX", 1, from, "+".to_string(), count)
+        self.range("ZRANGEBYLEX", &self.keys.names, from, "+".to_string(), count)
     }
 }
 
@@ -459,159 +503,8 @@ fn decode_history(text: &str) -> Option<TagHistory> {
     Some(TagHistory { changed: stamp(stored.c), created: stored.k.map(stamp) })
 }
 
-// The scripts. KEYS are the repository's parts in the order of `PARTS` (then, for some, the
-// list of repositories); every key is given a new expiry (ARGV[1]) when written.
-
-/// The repository's state, its dirty tags (none past ARGV[1]: more means fill again) and its
-/// number of tags.
-const STATUS: &str = r"
-local state = redis.call('hget', KEYS[7], 'state')
-local count = redis.call('zcard', KEYS[2])
-local dirty = {}
-if state == 'ready' then
-  if redis.call('scard', KEYS[6]) > tonumber(ARGV[1]) then
-    state = 'filling'
-  else
-    dirty = redis.call('smembers', KEYS[6])
-  end
-end
-return {state or false, dirty, count}
-";
-
-const BEGIN_FILL: &str = r"
-redis.call('unlink', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
-redis.call('hset', KEYS[7], 'state', 'filling', 'read', 0)
-redis.call('pexpire', KEYS[7], ARGV[1])
-return 1
-";
-
-const FILL_BATCH: &str = r"
-if redis.call('hget', KEYS[7], 'state') ~= 'filling' then return 0 end
-for i = 2, #ARGV, 3 do
-  local tag, digest, version = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  redis.call('hset', KEYS[1], tag, digest)
-  redis.call('zadd', KEYS[2], 0, tag)
-  redis.call('zadd', KEYS[3], 0, version)
-  redis.call('zadd', KEYS[4], 0, digest .. ' ' .. tag)
-end
-redis.call('hincrby', KEYS[7], 'read', (#ARGV - 1) / 3)
-for i = 1, 7 do redis.call('pexpire', KEYS[i], ARGV[1]) end
-return 1
-";
-
-const END_FILL: &str = r"
-redis.call('hset', KEYS[7], 'state', 'ready', 'filled', ARGV[2])
-for i = 1, 7 do redis.call('pexpire', KEYS[i], ARGV[1]) end
-redis.call('zadd', KEYS[8], ARGV[2], ARGV[3])
-return 1
-";
-
-const ABANDON_FILL: &str = r"
-if redis.call('hget', KEYS[7], 'state') == 'filling' then
-  redis.call('unlink', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
-end
-return 1
-";
-
-const MARK_DIRTY: &str = r"
-if not redis.call('hget', KEYS[7], 'state') then return 0 end
-for i = 2, #ARGV do redis.call('sadd', KEYS[6], ARGV[i]) end
-redis.call('pexpire', KEYS[6], ARGV[1])
-return 1
-";
-
-/// Record what a write did: ARGV[2..5] the stamp (seconds, nanoseconds, whether there is an
-/// actor, the actor), then (tag, `set`|`del`, digest, version key) each. A tag that keeps
-/// its digest keeps its history; a moved one keeps its creation.
-const APPLY: &str = r"
-if redis.call('hget', KEYS[7], 'state') ~= 'ready' then return 0 end
-local actor = cjson.null
-if ARGV[4] == '1' then actor = ARGV[5] end
-local stamp = {tonumber(ARGV[2]), tonumber(ARGV[3]), actor}
-for i = 6, #ARGV, 4 do
-  local tag, operation, digest, version = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local old = redis.call('hget', KEYS[1], tag)
-  redis.call('srem', KEYS[6], tag)
-  if operation == 'del' then
-    if old then
-      redis.call('hdel', KEYS[1], tag)
-      redis.call('zrem', KEYS[2], tag)
-      redis.call('zrem', KEYS[3], version)
-      redis.call('zrem', KEYS[4], old .. ' ' .. tag)
-      redis.call('hdel', KEYS[5], tag)
-    end
-  elseif old ~= digest then
-    local created = stamp
-    if old then
-      redis.call('zrem', KEYS[4], old .. ' ' .. tag)
-      created = nil
-      local history = redis.call('hget', KEYS[5], tag)
-      if history then
-        local known = cjson.decode(history).k
-        if known ~= cjson.null then created = known end
-      end
-    end
-    redis.call('hset', KEYS[1], tag, digest)
-    redis.call('zadd', KEYS[2], 0, tag)
-    redis.call('zadd', KEYS[3], 0, version)
-    redis.call('zadd', KEYS[4], 0, digest .. ' ' .. tag)
-    redis.call('hset', KEYS[5], tag, cjson.encode({c = stamp, k = created}))
-  end
-end
-for i = 1, 7 do redis.call('pexpire', KEYS[i], ARGV[1]) end
-return 1
-";
-
-/// Set ARGV[1] to what a lookup found (ARGV[2], '' for absent); its history is then unknown.
-/// 1 if that changed the index.
-const CORRECT: &str = r"
-if redis.call('hget', KEYS[7], 'state') ~= 'ready' then return 0 end
-local tag, digest, version = ARGV[1], ARGV[2], ARGV[3]
-redis.call('srem', KEYS[6], tag)
-local old = redis.call('hget', KEYS[1], tag)
-if (old or '') == digest then return 0 end
-if old then redis.call('zrem', KEYS[4], old .. ' ' .. tag) end
-redis.call('hdel', KEYS[5], tag)
-if digest == '' then
-  redis.call('hdel', KEYS[1], tag)
-  redis.call('zrem', KEYS[2], tag)
-  redis.call('zrem', KEYS[3], version)
-else
-  redis.call('hset', KEYS[1], tag, digest)
-  redis.call('zadd', KEYS[2], 0, tag)
-  redis.call('zadd', KEYS[3], 0, version)
-  redis.call('zadd', KEYS[4], 0, digest .. ' ' .. tag)
-end
-return 1
-";
-
 /// Listed repositories sampled for pruning at the end of each fill.
 const PRUNE_SAMPLE: usize = 16;
-
-/// Unlist each repository ARGV[i] whose `meta` key (KEYS[i + 1]) expired.
-const PRUNE_LISTED: &str = r"
-local pruned = 0
-for i = 1, #ARGV do
-  if redis.call('exists', KEYS[i + 1]) == 0 then
-    pruned = pruned + redis.call('zrem', KEYS[1], ARGV[i])
-  end
-end
-return pruned
-";
-
-/// Claim a repository's check if it is still due (its score at most ARGV[3]): move its score
-/// to now, so that the other gates see it as checked; a repository whose keys expired leaves
-/// the list.
-const CLAIM_CHECK: &str = r"
-if redis.call('hget', KEYS[1], 'state') ~= 'ready' then
-  redis.call('zrem', KEYS[2], ARGV[1])
-  return 0
-end
-local score = redis.call('zscore', KEYS[2], ARGV[1])
-if not score or tonumber(score) > tonumber(ARGV[3]) then return 0 end
-redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
-return 1
-";
 
 #[cfg(test)]
 mod tests {
