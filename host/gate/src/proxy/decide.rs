@@ -1,0 +1,158 @@
+//! The decision on one write: the repository's policies on a blocking thread, the gate's
+//! own denials, and the decision's log entry and metrics.
+
+use super::exchange::Exchange;
+use crate::log::{self, Entry, Reason};
+use crate::state::{DecisionView, Tags};
+use std::sync::Arc;
+use std::time::Instant;
+use tagpolicy::decision::{Decision, Finding, Outcome, Severity};
+use tagpolicy::image::Manifest;
+use tagpolicy::push::{Operation, Request};
+
+/// The name findings of the gate itself carry.
+const GATE: &str = "tagpolicy-gate";
+
+impl Exchange<'_> {
+    /// Decide `operation` with the repository's policies; log and count the decision.
+    /// `pushed` is the digest being pushed with its manifest's facts.
+    pub(super) async fn decide(
+        &self,
+        operation: Operation,
+        pushed: Option<(String, Result<Manifest, String>)>,
+        generation: u64,
+    ) -> (Request, Decision) {
+        let actor = self.established.actor.clone();
+        let request = Request {
+            repository: self.repository().to_string(),
+            actor,
+            operation,
+            time: tagpolicy::Instant::now(),
+        };
+        let rule = self.rules.rule_for(self.repository());
+        let identical = match &request.operation {
+            Operation::Push(push) => {
+                push.tags.iter().all(|change| change.current.as_deref() == Some(&push.digest))
+            }
+            _ => false,
+        };
+        let decided = Instant::now();
+        let decision = match rule {
+            // Re-pushing what is already there changes nothing; no policy needs to agree.
+            _ if identical => {
+                self.shared.metrics.request("identical");
+                Decision::allow()
+            }
+            None => Decision::allow(),
+            Some(rule) => {
+                let policies = rule.policies.clone();
+                let tags =
+                    match self.shared.index.as_ref().and_then(|i| i.reader(self.repository())) {
+                        Some(reader) => Tags::Index(reader),
+                        None => Tags::Upstream { cache: self.shared.cache.clone(), generation },
+                    };
+                let view = Arc::new(DecisionView::new(
+                    self.shared.upstream.clone(),
+                    self.repository(),
+                    self.reader(),
+                    tags,
+                    pushed,
+                    self.shared.limits.max_config_bytes,
+                ));
+                let evaluated = request.clone();
+                let outcome = tokio::task::spawn_blocking(move || {
+                    let decision = policies.evaluate(&evaluated, view.clone());
+                    (decision, view.failure())
+                })
+                .await;
+                for (policy, _) in rule.policies.policies() {
+                    let own = outcome.as_ref().ok().map(|(d, _)| policy_outcome(d, policy.name()));
+                    self.shared.metrics.decision(policy.name(), own.unwrap_or("error"));
+                }
+                match outcome {
+                    Ok((decision, None)) => decision,
+                    Ok((_, Some(failure))) => {
+                        gate_denial(format!("{failure}; the request is denied"))
+                    }
+                    Err(error) => gate_denial(format!(
+                        "the evaluation failed ({error}); the request is denied"
+                    )),
+                }
+            }
+        };
+        self.shared.metrics.decision_latency(decided.elapsed());
+        if let Some(log) = self.log {
+            let source = self.established.source;
+            log.write(&log_entry(&request, &decision, rule, source, self.started));
+        }
+        tracing::info!(
+            repository = %request.repository,
+            tags = ?request.tags(),
+            decision = %decision.outcome,
+            reasons = %decision.summary(),
+            "decided"
+        );
+        (request, decision)
+    }
+}
+
+fn policy_outcome(decision: &Decision, policy: &str) -> &'static str {
+    let mut outcome = Outcome::Allow;
+    for finding in decision.findings.iter().filter(|f| f.policy == policy) {
+        outcome = outcome.max(match finding.severity {
+            Severity::Deny => Outcome::Deny,
+            Severity::Warn => Outcome::Warn,
+        });
+    }
+    outcome.as_str()
+}
+
+fn gate_denial(reason: String) -> Decision {
+    Decision::from_findings(vec![Finding {
+        policy: GATE.to_string(),
+        severity: Severity::Deny,
+        tag: None,
+        reason,
+    }])
+}
+
+fn log_entry<'a>(
+    request: &'a Request,
+    decision: &'a Decision,
+    rule: Option<&'a crate::config::Rule>,
+    actor_source: crate::identity::ActorSource,
+    started: Instant,
+) -> Entry<'a> {
+    let digest = match &request.operation {
+        Operation::Push(push) => Some(push.digest.as_str()),
+        Operation::DeleteTags(_) => None,
+        Operation::DeleteManifest(deletion) => Some(deletion.digest.as_str()),
+    };
+    Entry {
+        time: log::now_rfc3339(),
+        repository: &request.repository,
+        operation: request.operation.name(),
+        tags: request.tags(),
+        digest,
+        actor: request.actor.id.as_deref(),
+        actor_source,
+        decision: decision.outcome.as_str(),
+        reasons: decision
+            .findings
+            .iter()
+            .map(|f| Reason {
+                policy: &f.policy,
+                severity: match f.severity {
+                    Severity::Deny => "deny",
+                    Severity::Warn => "warn",
+                },
+                tag: f.tag.as_deref(),
+                reason: &f.reason,
+            })
+            .collect(),
+        policies: rule
+            .map(|rule| rule.policies.policies().map(|(p, _)| p.name()).collect())
+            .unwrap_or_default(),
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+    }
+}
