@@ -1,11 +1,14 @@
-//! The registry behind the gate: requests passed through unchanged, and the lookups and
-//! writes the gate makes itself (current digests, tag lists, applying tags).
+//! The registry behind the gate: requests passed through unchanged, and the transport of the
+//! lookups and writes the gate makes itself (time limits, read accounts, bounded answers).
+//! What the gate asks of manifests is in [`manifests`], of tag lists in [`tags`].
+
+mod manifests;
+mod tags;
 
 use super::metrics::Metrics;
 use super::read_account::{self, ReadAccount};
-use super::tag_list::TagListReader;
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, LINK};
+use http::header::{AUTHORIZATION, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
@@ -14,6 +17,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use manifests::manifest_accept;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -395,227 +399,6 @@ impl Upstream {
         result.unwrap_or(Err(timed_out))
     }
 
-    /// The blob `digest` of `repository` (an image config), at most `max_bytes` of it.
-    pub async fn blob(
-        &self,
-        repository: &str,
-        digest: &str,
-        max_bytes: usize,
-        reader: &Reader,
-    ) -> Result<Bytes, UpstreamError> {
-        let path = format!("/v2/{repository}/blobs/{digest}");
-        let response = self
-            .lookup(Method::GET, repository, &path, HeaderMap::new(), reader, max_bytes)
-            .await?;
-        match response.status() {
-            status if status.is_success() => Ok(response.into_body()),
-            status if status.is_redirection() => Err(UpstreamError::Invalid(format!(
-                "a redirect for blob `{digest}` (HTTP {status}), which the gate does not follow"
-            ))),
-            _ => Err(UpstreamError::Refused(Box::new(response))),
-        }
-    }
-
-    /// The OCI referrers index of `digest` (`GET /v2/<name>/referrers/<digest>`), or `None`
-    /// when the registry has no referrers API (it answers 404, as CNCF distribution 2.8 does).
-    pub async fn referrers(
-        &self,
-        repository: &str,
-        digest: &str,
-        reader: &Reader,
-    ) -> Result<Option<Bytes>, UpstreamError> {
-        let path = format!("/v2/{repository}/referrers/{digest}");
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static("application/vnd.oci.image.index.v1+json"));
-        let response =
-            self.lookup(Method::GET, repository, &path, headers, reader, MAX_ANSWER_BYTES).await?;
-        Ok(found(response)?.map(Response::into_body))
-    }
-
-    /// `HEAD` or `GET` of a manifest: `None` if the upstream does not know it; any answer
-    /// other than success or 404 (e.g. a 401 challenge) is passed on as refused.
-    async fn manifest_lookup(
-        &self,
-        method: Method,
-        repository: &str,
-        reference: &str,
-        reader: &Reader,
-    ) -> Result<Option<Response<Bytes>>, UpstreamError> {
-        let path = format!("/v2/{repository}/manifests/{reference}");
-        let lookup = |method| {
-            self.lookup(method, repository, &path, manifest_accept(), reader, MAX_ANSWER_BYTES)
-        };
-        let mut response = lookup(method.clone()).await?;
-        let answered = |status: StatusCode| status.is_success() || status == StatusCode::NOT_FOUND;
-        if method == Method::HEAD && !answered(response.status()) {
-            // A refused HEAD has no body; the client gets the upstream's whole answer (the
-            // error body with its challenge), so ask again with GET.
-            response = lookup(Method::GET).await?;
-        }
-        found(response)
-    }
-
-    /// The digest `reference` points at, or `None` if the upstream does not know it.
-    pub async fn digest_of(
-        &self,
-        repository: &str,
-        reference: &str,
-        reader: &Reader,
-    ) -> Result<Option<String>, UpstreamError> {
-        let Some(response) =
-            self.manifest_lookup(Method::HEAD, repository, reference, reader).await?
-        else {
-            return Ok(None);
-        };
-        let digest = response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                UpstreamError::Invalid(format!(
-                    "no Docker-Content-Digest for `{repository}:{reference}`"
-                ))
-            })?;
-        tagpolicy::oci::check_digest(digest).map_err(UpstreamError::Invalid)?;
-        Ok(Some(digest.to_string()))
-    }
-
-    /// The manifest stored under `reference` (media type and the exact bytes).
-    pub async fn manifest(
-        &self,
-        repository: &str,
-        reference: &str,
-        reader: &Reader,
-    ) -> Result<Option<(HeaderValue, Bytes)>, UpstreamError> {
-        let Some(response) =
-            self.manifest_lookup(Method::GET, repository, reference, reader).await?
-        else {
-            return Ok(None);
-        };
-        let media_type = response.headers().get(CONTENT_TYPE).cloned().ok_or_else(|| {
-            UpstreamError::Invalid(format!("no Content-Type for `{repository}:{reference}`"))
-        })?;
-        Ok(Some((media_type, response.into_body())))
-    }
-
-    /// The tags of `repository`, page by page (following the upstream's `Link`), each page
-    /// read as it arrives: whatever the size of an answer, only a batch of tags is held.
-    pub fn tag_pages<'a>(&'a self, repository: &'a str, reader: &'a Reader) -> TagPages<'a> {
-        TagPages {
-            upstream: self,
-            repository,
-            reader,
-            next: Some(format!("/v2/{repository}/tags/list?n={TAG_PAGE}")),
-            body: None,
-        }
-    }
-
-    /// The digest of each of `tags` (`None`: absent), at most `tasks` lookups in flight, each
-    /// holding one of `permits` (shared by everything that reads many tags, so that together
-    /// they never make more lookups at once than it has), each tried once more after a pause
-    /// when the upstream did not answer or answered with a server error: reading many tags
-    /// should not fail on one hiccup. A failure names its tag.
-    pub async fn digests_of(
-        self: &Arc<Self>,
-        repository: &str,
-        tags: Vec<String>,
-        reader: &Reader,
-        (permits, tasks): (&Arc<tokio::sync::Semaphore>, usize),
-    ) -> Result<Vec<(String, Option<String>)>, (String, UpstreamError)> {
-        let mut waiting = tags.into_iter();
-        let mut running = tokio::task::JoinSet::new();
-        let mut found = Vec::with_capacity(waiting.len());
-        loop {
-            // No more tasks than may run at once, however many tags there are.
-            while running.len() < tasks.max(1) {
-                let Some(tag) = waiting.next() else { break };
-                let (upstream, repository, reader) =
-                    (self.clone(), repository.to_string(), reader.clone());
-                let permits = permits.clone();
-                running.spawn(async move {
-                    let _permit = permits.acquire_owned().await.expect("never closed");
-                    let digest = upstream.digest_with_retry(&repository, &tag, &reader).await;
-                    (tag, digest)
-                });
-            }
-            let Some(joined) = running.join_next().await else { return Ok(found) };
-            let (tag, digest) = joined.map_err(|e| {
-                (String::new(), UpstreamError::Invalid(format!("a lookup failed: {e}")))
-            })?;
-            match digest {
-                Ok(digest) => found.push((tag, digest)),
-                Err(error) => return Err((tag, error)),
-            }
-        }
-    }
-
-    async fn digest_with_retry(
-        &self,
-        repository: &str,
-        tag: &str,
-        reader: &Reader,
-    ) -> Result<Option<String>, UpstreamError> {
-        match self.digest_of(repository, tag, reader).await {
-            Err(UpstreamError::Unreachable(_) | UpstreamError::Timeout(_)) => {}
-            Err(UpstreamError::Refused(response)) if response.status().is_server_error() => {}
-            other => return other,
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        self.digest_of(repository, tag, reader).await
-    }
-
-    /// Every tag of `repository` (for the gate without an index, which reads the whole
-    /// repository when a policy asks).
-    pub async fn tags(
-        &self,
-        repository: &str,
-        reader: &Reader,
-    ) -> Result<Vec<String>, UpstreamError> {
-        let mut pages = self.tag_pages(repository, reader);
-        let mut tags = Vec::new();
-        while let Some(batch) = pages.next_batch().await? {
-            tags.extend(batch);
-        }
-        Ok(tags)
-    }
-
-    /// Store `manifest` under `reference`, with the client's credentials.
-    pub async fn put_manifest(
-        &self,
-        repository: &str,
-        reference: &str,
-        media_type: &HeaderValue,
-        manifest: Bytes,
-        auth: Option<&HeaderValue>,
-    ) -> Result<Response<Bytes>, UpstreamError> {
-        let mut headers = client_headers(auth);
-        headers.insert(CONTENT_TYPE, media_type.clone());
-        self.call(
-            Method::PUT,
-            &format!("/v2/{repository}/manifests/{reference}"),
-            headers,
-            manifest,
-            Purpose::Write,
-        )
-        .await
-    }
-
-    pub async fn delete_manifest(
-        &self,
-        repository: &str,
-        reference: &str,
-        auth: Option<&HeaderValue>,
-    ) -> Result<Response<Bytes>, UpstreamError> {
-        self.call(
-            Method::DELETE,
-            &format!("/v2/{repository}/manifests/{reference}"),
-            client_headers(auth),
-            Bytes::new(),
-            Purpose::Write,
-        )
-        .await
-    }
-
     /// The upstream's own challenge (`WWW-Authenticate` of `GET /v2/`), if it asks for one.
     pub async fn challenge(&self) -> Option<HeaderValue> {
         let response = self
@@ -676,78 +459,6 @@ impl Upstream {
     }
 }
 
-/// Tags asked for per page of a tag list (registries that page honour it; CNCF distribution
-/// 2.8 sends every tag at once, read as a stream).
-const TAG_PAGE: usize = 1000;
-/// Tags handed out at a time while a page is read.
-const TAG_BATCH: usize = 1000;
-
-/// A repository's tag list, read a batch at a time: [`Upstream::tag_pages`].
-pub struct TagPages<'a> {
-    upstream: &'a Upstream,
-    repository: &'a str,
-    reader: &'a Reader,
-    /// The path of the next page to ask for.
-    next: Option<String>,
-    /// The page being read.
-    body: Option<(Incoming, TagListReader)>,
-}
-
-impl TagPages<'_> {
-    /// The next tags, at most [`TAG_BATCH`]; `None` at the end of the list.
-    pub async fn next_batch(&mut self) -> Result<Option<Vec<String>>, UpstreamError> {
-        let mut batch = Vec::new();
-        loop {
-            let Some((body, reader)) = &mut self.body else {
-                let Some(path) = self.next.take() else {
-                    return Ok((!batch.is_empty()).then_some(batch));
-                };
-                let response = self
-                    .upstream
-                    .open(Method::GET, self.repository, &path, manifest_accept(), self.reader)
-                    .await?;
-                match response.status() {
-                    // A repository that does not exist yet has no tags.
-                    StatusCode::NOT_FOUND => continue,
-                    status if status.is_success() => {}
-                    _ => {
-                        let (parts, body) = response.into_parts();
-                        let bytes = collect(body, MAX_ANSWER_BYTES, "an error").await?;
-                        return Err(UpstreamError::Refused(Box::new(Response::from_parts(
-                            parts, bytes,
-                        ))));
-                    }
-                }
-                self.next = next_page(response.headers());
-                self.body = Some((response.into_body(), TagListReader::new()));
-                continue;
-            };
-            let frame = tokio::time::timeout(LOOKUP_TIMEOUT, body.frame()).await;
-            match frame {
-                Err(_) => return Err(UpstreamError::Timeout(LOOKUP_TIMEOUT)),
-                Ok(Some(Err(error))) => return Err(unreachable_or_tls(&error)),
-                Ok(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        let tags = reader.feed(&data).map_err(|e| {
-                            UpstreamError::Invalid(format!("`{}`: {e}", self.repository))
-                        })?;
-                        batch.extend(tags);
-                    }
-                }
-                Ok(None) => {
-                    let (_, reader) = self.body.take().expect("reading a page");
-                    reader.finish().map_err(|e| {
-                        UpstreamError::Invalid(format!("`{}`: {e}", self.repository))
-                    })?;
-                }
-            }
-            if batch.len() >= TAG_BATCH {
-                return Ok(Some(batch));
-            }
-        }
-    }
-}
-
 /// Whose view of the upstream a lookup reads.
 #[derive(Debug, Clone)]
 pub enum Reader {
@@ -772,7 +483,11 @@ fn refused_account(response: Response<Incoming>) -> Result<Response<Incoming>, U
 }
 
 /// Read `body` whole, at most `max_bytes`, each frame within the lookup timeout.
-async fn collect(body: Incoming, max_bytes: usize, what: &str) -> Result<Bytes, UpstreamError> {
+pub(super) async fn collect(
+    body: Incoming,
+    max_bytes: usize,
+    what: &str,
+) -> Result<Bytes, UpstreamError> {
     let limited = http_body_util::Limited::new(body, max_bytes);
     match tokio::time::timeout(LOOKUP_TIMEOUT, limited.collect()).await {
         Err(_) => Err(UpstreamError::Timeout(LOOKUP_TIMEOUT)),
@@ -801,34 +516,6 @@ fn query_encode(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
-}
-
-/// `Accept` with every manifest type the gate knows.
-fn manifest_accept() -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_TYPES));
-    headers
-}
-
-/// Headers of a request sent with the client's credentials.
-fn client_headers(auth: Option<&HeaderValue>) -> HeaderMap {
-    let mut headers = manifest_accept();
-    if let Some(auth) = auth {
-        headers.insert(AUTHORIZATION, auth.clone());
-    }
-    headers
-}
-
-/// The path of the next page from a `Link: </v2/...?last=x&n=1000>; rel="next"` header.
-fn next_page(headers: &HeaderMap) -> Option<String> {
-    let link = headers.get(LINK)?.to_str().ok()?;
-    let (target, params) = link.split_once(';')?;
-    if !params.contains("rel=\"next\"") {
-        return None;
-    }
-    let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-    // Only a path on this registry: never follow a link elsewhere.
-    target.starts_with("/v2/").then(|| target.to_string())
 }
 
 /// Headers that belong to one connection and must not be forwarded (RFC 9110, 7.6.1).
@@ -860,7 +547,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// A failed exchange: a refused certificate says so; anything else is unreachable.
-fn unreachable_or_tls(error: &(dyn std::error::Error + 'static)) -> UpstreamError {
+pub(super) fn unreachable_or_tls(error: &(dyn std::error::Error + 'static)) -> UpstreamError {
     let mut cause = Some(error);
     while let Some(current) = cause {
         if let Some(tls) = current.downcast_ref::<rustls::Error>() {
@@ -892,33 +579,10 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// A lookup's answer: the response on success, `None` on 404 (the upstream does not have
-/// it), and anything else (a 401 challenge, a 5xx) passed on as refused.
-fn found(response: Response<Bytes>) -> Result<Option<Response<Bytes>>, UpstreamError> {
-    match response.status() {
-        StatusCode::NOT_FOUND => Ok(None),
-        status if status.is_success() => Ok(Some(response)),
-        _ => Err(UpstreamError::Refused(Box::new(response))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pagination_follows_only_local_next_links() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            LINK,
-            HeaderValue::from_static("</v2/a/tags/list?last=x&n=1000>; rel=\"next\""),
-        );
-        assert_eq!(next_page(&headers).as_deref(), Some("/v2/a/tags/list?last=x&n=1000"));
-        headers.insert(LINK, HeaderValue::from_static("<http://evil/v2/a>; rel=\"next\""));
-        assert_eq!(next_page(&headers), None);
-        headers.insert(LINK, HeaderValue::from_static("</v2/a/tags/list?last=x>; rel=\"prev\""));
-        assert_eq!(next_page(&headers), None);
-    }
+    use http::header::ACCEPT;
 
     #[test]
     fn hop_by_hop_headers_are_dropped_and_repeated_ones_kept() {
