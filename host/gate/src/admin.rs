@@ -87,7 +87,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
                     Ok::<_, std::convert::Infallible>(response)
                 }
             });
-            let connection = super::http1_builder(&shared.limits)
+            let connection = super::server::http1_builder(&shared.limits)
                 .serve_connection(TokioIo::new(stream), service);
             let _ = tokio::time::timeout(ADMIN_CONNECTION_LIFETIME, connection).await;
         });

@@ -60,7 +60,7 @@ fn refresh(shared: &Shared, fetcher: &Fetcher) {
     }
     if !moved.is_empty() {
         // The fetcher already answers with the new digests: load every rule with them.
-        match super::reload_locked(shared) {
+        match super::reload::reload_locked(shared) {
             Ok(()) => {
                 for (reference, from, to) in &moved {
                     shared.metrics.policy_refresh("swapped");
