@@ -48,8 +48,12 @@ pub const SEND_MARGIN: Duration = Duration::from_secs(1);
 pub enum CoordinationError {
     #[error("another change of `{repository}` has held it for over {}", humantime::format_duration(*waited))]
     Busy { repository: String, waited: Duration },
-    #[error("the coordination store `{store}` cannot be reached ({reason})")]
-    Unreachable { store: String, reason: String },
+    #[error("the coordination store `{store}` cannot be reached ({error})")]
+    Unreachable {
+        store: String,
+        #[source]
+        error: redis::RedisError,
+    },
     #[error("the lease on `{0}` ran out before the write could be sent")]
     LeaseLost(String),
     #[error(

@@ -90,7 +90,7 @@ impl RedisStore {
     }
 
     fn unreachable(&self, error: redis::RedisError) -> CoordinationError {
-        CoordinationError::Unreachable { store: self.shown.clone(), reason: error.to_string() }
+        CoordinationError::Unreachable { store: self.shown.clone(), error }
     }
 
     async fn run<C: ScriptCall>(&self, call: &C) -> Result<C::Reply, CoordinationError> {

@@ -1,3 +1,6 @@
+//! Tests of the identity checks: htpasswd, bearer tokens and a trusted proxy, against the
+//! files in `testdata/`.
+
 use super::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{EncodingKey, Header, encode};

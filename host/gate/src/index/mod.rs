@@ -144,7 +144,12 @@ pub enum IndexError {
     #[error("cannot read `{repository}` into the index: {why}")]
     Fill { repository: String, why: String },
     #[error("cannot look up tag `{tag}` of `{repository}` ({error})")]
-    Lookup { repository: String, tag: String, error: UpstreamError },
+    Lookup {
+        repository: String,
+        tag: String,
+        #[source]
+        error: UpstreamError,
+    },
     #[error(transparent)]
     Coordination(#[from] CoordinationError),
 }
