@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use parking_lot::Mutex;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use tagpolicy::digest::Digest;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -351,12 +351,7 @@ impl Htpasswd {
     }
 
     fn verify(&self, user: &str, password: &str) -> Result<(), Unauthorized> {
-        let key: [u8; 32] = Sha256::new()
-            .chain_update(user.as_bytes())
-            .chain_update([0])
-            .chain_update(password.as_bytes())
-            .finalize()
-            .into();
+        let key = *Digest::of(&[user.as_bytes(), &[0], password.as_bytes()].concat()).as_bytes();
         let mut verified = self.verified.lock();
         if verified.contains(&key) {
             return Ok(());

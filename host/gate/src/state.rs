@@ -9,7 +9,7 @@ use super::images;
 use super::index::IndexReader;
 use super::upstream::{Reader, Upstream, UpstreamError};
 use parking_lot::Mutex;
-use sha2::{Digest, Sha256};
+use tagpolicy::digest::Digest;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ fn reader_key(reader: &Reader) -> String {
     match reader {
         Reader::Gate => "gate".to_string(),
         Reader::Client(None) => "anonymous".to_string(),
-        Reader::Client(Some(auth)) => format!("{:x}", Sha256::digest(auth.as_bytes())),
+        Reader::Client(Some(auth)) => Digest::of(auth.as_bytes()).hex(),
     }
 }
 
