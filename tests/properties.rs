@@ -10,9 +10,9 @@ use serde_json::json;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use tagpolicy::{
-    Actor, ConfiguredPolicy, Engine, ManifestDeletion, Operation, Push, Request, Scenario,
-    TagChange, TagMap,
+    Actor, ConfiguredPolicy, Engine, ManifestDeletion, Operation, Push, Request, TagChange, TagMap,
 };
+use tagpolicy_scenario::Scenario;
 
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();

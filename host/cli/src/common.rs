@@ -2,7 +2,8 @@
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
-use tagpolicy::{Engine, Isolation, Loader, PolicySet, PolicySpec, Scenario, ScenarioError};
+use tagpolicy::{Engine, Isolation, Loader, PolicySet, PolicySpec};
+use tagpolicy_scenario::{Scenario, ScenarioError};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {

@@ -6,7 +6,8 @@ use super::eval::{describe, reasons};
 use anyhow::bail;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use tagpolicy::{Loader, Outcome, Scenario};
+use tagpolicy::{Loader, Outcome};
+use tagpolicy_scenario::Scenario;
 
 /// Run scenario files and compare each push's decision with its `expect`.
 ///

@@ -61,7 +61,6 @@ mod policy_set;
 pub mod push;
 pub mod query;
 mod sandbox;
-pub mod scenario;
 mod snapshot;
 pub mod source;
 mod tag_map;
@@ -78,7 +77,6 @@ pub use push::{
     Stamp, TagChange, TagEntry, TagHistory, TagMap,
 };
 pub use query::{TagOrder, TagQuery};
-pub use scenario::{Scenario, ScenarioError};
 
 /// The WIT world every policy component must implement.
 pub const WORLD: &str = "tagpolicy:policy/tag-policy@0.3.0";
