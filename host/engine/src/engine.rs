@@ -7,7 +7,6 @@ use crate::error::Error;
 use crate::limits::{
     DEFAULT_INSTANCE_SLOTS, EPOCH_TICK, Limits, ParkingBudget, ParkingSpace, instance_pool,
 };
-use crate::policy::Policy;
 use crate::sandbox::{self, HostState};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -110,35 +109,6 @@ impl Engine {
 
     pub fn builder() -> EngineBuilder {
         EngineBuilder::default()
-    }
-
-    /// Load a policy component from a file.
-    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Policy, Error> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path)
-            .map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
-        Policy::load(self, &bytes, format!("`{}`", path.display()))
-    }
-
-    /// Load a policy component from bytes; `origin` names it in errors (e.g. a URL).
-    pub fn load_bytes(&self, bytes: &[u8], origin: &str) -> Result<Policy, Error> {
-        Policy::load(self, bytes, format!("`{origin}`"))
-    }
-
-    pub(crate) fn load_bytes_with_origin(
-        &self,
-        bytes: &[u8],
-        origin: String,
-    ) -> Result<Policy, Error> {
-        Policy::load(self, bytes, origin)
-    }
-
-    /// Load one of the reference policies compiled into this library
-    /// (`immutable-tags`, `min-tags`, `semver-series`).
-    pub fn load_embedded(&self, name: &str) -> Result<Policy, Error> {
-        let bytes = crate::embedded::bytes(name)
-            .ok_or_else(|| Error::UnknownPolicy { name: name.to_string() })?;
-        Policy::load(self, bytes, format!("embedded policy `{name}`"))
     }
 
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
