@@ -260,7 +260,7 @@ fn huge_reasons_are_truncated() {
     let decision = policy.evaluate(&push("a", &[("x", None)]), state(&[])).unwrap();
     assert_eq!(decision.outcome, Outcome::Deny);
     let reason = &decision.findings[0].reason;
-    assert!(reason.len() <= tagpolicy::decision::MAX_REASON_BYTES, "{}", reason.len());
+    assert!(reason.len() <= tagpolicy::MAX_REASON_BYTES, "{}", reason.len());
     assert!(reason.ends_with("… (truncated)"));
 }
 

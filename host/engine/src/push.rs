@@ -2,6 +2,7 @@
 
 use crate::image::{Images, KeyValue, Manifest, Referrer};
 use crate::query::TagQuery;
+use crate::tag_map::{TagHistory, TagMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -9,7 +10,6 @@ pub use crate::bindings::TagEntry;
 pub use crate::bindings::tagpolicy::policy::types::{
     Actor, Instant, ManifestDeletion, Operation, Push, TagChange,
 };
-pub use crate::tag_map::{Stamp, TagHistory, TagMap};
 
 /// One request to decide: where, who, what and when. A policy receives what is asked and
 /// when; it asks the host for the repository and the actor if it needs them.
@@ -106,7 +106,7 @@ impl Request {
 /// tags ([`TagMap`] alone).
 ///
 /// Every method should cost about the same whatever the size of the repository:
-/// [`TagMap`] shows how (and implements [`SortedTags`](crate::query::SortedTags), which
+/// [`TagMap`] shows how (and implements [`SortedTags`](crate::SortedTags), which
 /// runs a [`TagQuery`] on two sorted lists).
 pub trait RepositoryView: Send + Sync {
     /// The tags `query` asks for, with their digests, in its order, at most its limit.

@@ -35,7 +35,7 @@ const BATCH: usize = 128;
 /// A pattern compiled for queries: the whole-match expression and where in an index the tags
 /// it can match are.
 #[derive(Debug)]
-pub struct QueryPattern {
+pub(crate) struct QueryPattern {
     regex: Regex,
     /// Disjoint prefixes of the name index that hold every tag the pattern can match.
     name_prefixes: Vec<String>,
@@ -95,7 +95,7 @@ pub trait SortedTags {
 
 impl TagQuery {
     /// A query of `pattern` planned by the caller (the engine caches plans per policy).
-    pub fn planned(
+    pub(crate) fn planned(
         pattern: Arc<QueryPattern>,
         order: TagOrder,
         limit: u32,

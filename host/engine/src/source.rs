@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use tagpolicy::source::{Fetched, PolicySource};
+//! use tagpolicy::{Fetched, PolicySource};
 //! use tagpolicy::{Engine, Loader};
 //!
 //! /// Serves one embedded policy under a made-up scheme.

@@ -18,14 +18,14 @@ use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use tagpolicy::source::{Fetched, PolicySource};
+use tagpolicy::{Fetched, PolicySource};
 
+use crate::Digest;
 use crate::artifact::{self, ArtifactError, ArtifactInfo, parse_version};
 use crate::cache::{Cache, CacheError};
 use crate::client::{
     Access, MAX_COMPONENT_BYTES, MAX_DOCUMENT_BYTES, RegistryClient, RegistryError,
 };
-use crate::digest::Digest;
 use crate::reference::{Reference, ReferenceError};
 use crate::signature::{Keyring, SignatureError, SignatureManifest, Signed};
 

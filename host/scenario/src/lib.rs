@@ -31,19 +31,19 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tagpolicy::decision::{Decision, Outcome, Severity};
-use tagpolicy::digest::Digest;
-use tagpolicy::image::{Descriptor, ImageFacts, Images, KeyValue, Manifest, Referrer, key_values};
+use tagpolicy::Digest;
+use tagpolicy::TagQuery;
 use tagpolicy::oci;
-use tagpolicy::push::{
+use tagpolicy::{
     Actor, Instant, ManifestDeletion, Operation, Push, RepositoryState, RepositoryView, Request,
     Stamp, TagChange, TagEntry, TagHistory, TagMap,
 };
-use tagpolicy::query::TagQuery;
+use tagpolicy::{Decision, Outcome, Severity};
+use tagpolicy::{Descriptor, ImageFacts, Images, KeyValue, Manifest, Referrer, key_values};
 use tagpolicy::{PolicySet, PolicySpec};
 
 /// The media type assumed for pushes that do not name one.
-pub const DEFAULT_MEDIA_TYPE: &str = tagpolicy::image::OCI_MANIFEST;
+pub const DEFAULT_MEDIA_TYPE: &str = tagpolicy::OCI_MANIFEST;
 
 /// Why a scenario file cannot be used. The message names the file and the field.
 #[derive(Debug, thiserror::Error)]
