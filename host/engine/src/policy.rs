@@ -253,7 +253,8 @@ impl Policy {
     /// The same policy, whose isolated configurations start each request from a snapshot
     /// taken after `configure` (`true`, the default) or instantiate the component and
     /// apply the settings again for every request (`false`: slower; for comparison, or
-    /// for a policy that misbehaves when snapshotted).
+    /// for a policy that misbehaves when snapshotted). With the `testing` feature only.
+    #[cfg(feature = "testing")]
     pub fn with_snapshot(&self, snapshot: bool) -> Self {
         Self { snapshot, ..self.clone() }
     }
@@ -356,7 +357,8 @@ impl ConfiguredPolicy {
     /// grown to, in bytes, and how many decisions that one has made. For measuring how a
     /// policy's memory behaves over many decisions (`tagpolicy bench`); `None` when no
     /// instance is idle or in isolated mode. An instance that grows past half of its memory
-    /// limit is replaced after the decision that grew it.
+    /// limit is replaced after the decision that grew it. With the `testing` feature only.
+    #[cfg(feature = "testing")]
     pub fn idle_memory(&self) -> Option<(usize, u32)> {
         let Fresh::Reused(idle) = &self.fresh else { return None };
         let idle = idle.lock();
