@@ -383,7 +383,7 @@ fn an_isolated_configuration_is_snapshotted_once_and_its_compilation_cached() {
             .with_isolation(Isolation::Isolated)
             .configure(&settings)
             .unwrap();
-        assert!(isolated.from_snapshot());
+        assert!(isolated.uses_snapshot());
         let decision = isolated.evaluate(&request, view.clone()).unwrap();
         assert_eq!(decision.outcome, Outcome::Deny);
         summaries.push(decision.summary());

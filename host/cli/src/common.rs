@@ -168,3 +168,17 @@ fn cache_dir() -> Option<PathBuf> {
         .or_else(|| from_env("XDG_CACHE_HOME").map(|d| d.join("tagpolicy")))
         .or_else(|| from_env("HOME").map(|d| d.join(".cache").join("tagpolicy")))
 }
+
+/// `error` with its chain of causes, each once: many messages already quote their cause
+/// (the engine's errors quote theirs and keep them as sources).
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}

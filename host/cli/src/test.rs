@@ -69,14 +69,14 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
                 if text {
                     println!("ERR  {}", file.display());
                 }
-                summary.errors.push(format!("{error:#}"));
+                summary.errors.push(common::error_text(&error));
             }
         }
     }
 
     if let Err(error) = args.overrides.check_replacements_used() {
         summary.invalid += 1;
-        summary.errors.push(format!("{error:#}"));
+        summary.errors.push(common::error_text(&error));
     }
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&summary)?),

@@ -73,7 +73,7 @@ impl EngineBuilder {
 
     pub fn build(self) -> Result<Engine, Error> {
         self.limits.check(self.limits.fuel.is_some())?;
-        let engine_error = |e: wasmtime::Error| Error::Engine { message: e.to_string() };
+        let engine_error = |e: wasmtime::Error| Error::Engine { source: e.into_boxed_dyn_error() };
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);

@@ -1,8 +1,13 @@
 //! Typed errors of the host library. Messages are lowercase, one line, with user input in
 //! backticks; the CLI prints them as they are.
 
+use std::error::Error as StdError;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// An underlying error kept as the source of an [`Error`]: wasmtime's, or a
+/// [`PolicySource`](crate::PolicySource)'s.
+type Cause = Box<dyn StdError + Send + Sync>;
 
 /// Why a policy could not be loaded or configured.
 #[derive(Debug, thiserror::Error)]
@@ -20,14 +25,14 @@ pub enum Error {
     )]
     CoreModule { origin: String },
 
-    #[error("{origin} is not a valid WebAssembly component: {message}")]
-    InvalidComponent { origin: String, message: String },
+    #[error("{origin} is not a valid WebAssembly component: {}", chain(&**source))]
+    InvalidComponent { origin: String, source: Cause },
 
     #[error("{origin} imports what the host does not grant: {}", imports.join(", "))]
     ForbiddenImports { origin: String, imports: Vec<String> },
 
-    #[error("{origin} does not implement the `{world}` world: {message}", world = crate::WORLD)]
-    WrongWorld { origin: String, message: String },
+    #[error("{origin} does not implement the `{world}` world: {}", chain(&**source), world = crate::WORLD)]
+    WrongWorld { origin: String, source: Cause },
 
     #[error(
         "{origin} targets the contract `tagpolicy:policy@{found}`, but this host runs `@{}`: \
@@ -51,8 +56,8 @@ pub enum Error {
     #[error("{origin} does not match its pin: expected sha256 `{expected}`, got `{actual}`")]
     PinMismatch { origin: String, expected: String, actual: String },
 
-    #[error("cannot fetch policy `{reference}`: {message}")]
-    Fetch { reference: String, message: String },
+    #[error("cannot fetch policy `{reference}`: {source}")]
+    Fetch { reference: String, source: Cause },
 
     #[error(
         "policy `{reference}` is fetched from a registry, but nothing here fetches policies \
@@ -60,8 +65,8 @@ pub enum Error {
     )]
     NoSource { reference: String },
 
-    #[error("cannot create the WebAssembly engine: {message}")]
-    Engine { message: String },
+    #[error("cannot create the WebAssembly engine: {source}")]
+    Engine { source: Cause },
 
     #[error(transparent)]
     Limits(#[from] crate::limits::LimitError),
@@ -88,4 +93,17 @@ pub enum Failure {
     Panic(String),
     #[error("trapped: {0}")]
     Trap(String),
+}
+
+/// `error` and its causes on one line, outermost first. wasmtime's errors carry a chain of
+/// contexts: the innermost says what is wrong, the outer ones where.
+pub(crate) fn chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }

@@ -9,7 +9,7 @@ use crate::bindings::tagpolicy::policy::types as wit;
 use crate::bindings::{PolicyMetadata, TagPolicy, TagPolicyPre};
 use crate::decision::{self, Decision, truncate};
 use crate::engine::Engine;
-use crate::error::{Error, Failure};
+use crate::error::{Error, Failure, chain};
 use crate::limits::{Limits, ParkingSpace, ticks};
 use crate::patterns::{HeldSets, PatternCache};
 use crate::push::{RepositoryView, Request};
@@ -56,7 +56,7 @@ pub struct Policy {
 /// gives every request a fresh instance, so nothing can leak between requests, at the cost
 /// of an instantiation per request. The settings are not applied again for each: the
 /// instance starts from a snapshot of the policy taken once, right after `configure`
-/// (see [`ConfiguredPolicy::from_snapshot`]).
+/// (see [`ConfiguredPolicy::uses_snapshot`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Isolation {
@@ -65,14 +65,19 @@ pub enum Isolation {
     Isolated,
 }
 
-impl std::str::FromStr for Isolation {
-    type Err = String;
+/// A name that is not an [`Isolation`] mode, as given (e.g. on a command line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an isolation mode; use `reuse` or `isolated`")]
+pub struct ParseIsolationError(pub String);
 
-    fn from_str(text: &str) -> Result<Self, String> {
+impl std::str::FromStr for Isolation {
+    type Err = ParseIsolationError;
+
+    fn from_str(text: &str) -> Result<Self, ParseIsolationError> {
         match text {
             "reuse" => Ok(Isolation::Reuse),
             "isolated" => Ok(Isolation::Isolated),
-            other => Err(format!("`{other}` is not an isolation mode; use `reuse` or `isolated`")),
+            other => Err(ParseIsolationError(other.to_string())),
         }
     }
 }
@@ -129,7 +134,7 @@ impl Policy {
         let sha256 = crate::digest::Digest::of(bytes).hex();
         let component = engine.compile(bytes, &sha256).map_err(|e| Error::InvalidComponent {
             origin: origin.clone(),
-            message: root_cause(&e),
+            source: e.into_boxed_dyn_error(),
         })?;
         let component_type = component.component_type();
         let imports: Vec<String> =
@@ -153,7 +158,7 @@ impl Policy {
         }
         let wrong_world = |e: wasmtime::Error| Error::WrongWorld {
             origin: origin.clone(),
-            message: root_cause(&e),
+            source: e.into_boxed_dyn_error(),
         };
         let instance_pre = engine.linker().instantiate_pre(&component).map_err(wrong_world)?;
         let pre = Prepared::new(TagPolicyPre::new(instance_pre).map_err(wrong_world)?)
@@ -277,11 +282,11 @@ impl Policy {
         // The sets `configure` prepared stay while this configuration lives, for instances
         // that start from its snapshot.
         let mut sets = instance.store.data().sets.share();
-        let fresh = match self.isolation {
+        let instances = match self.isolation {
             Isolation::Reuse => {
                 let parked =
                     self.inner.engine.park().map(|space| Parked { instance, _space: space });
-                Fresh::Reused(Mutex::new(parked.into_iter().collect()))
+                Instances::Idle(Mutex::new(parked.into_iter().collect()))
             }
             Isolation::Isolated if self.snapshot => {
                 let loaded = &self.inner;
@@ -295,22 +300,22 @@ impl Policy {
                     Ok((pre, snapshot_sets)) => match Prepared::new(pre) {
                         Ok(pre) => {
                             sets.extend(snapshot_sets);
-                            Fresh::Snapshot(pre)
+                            Instances::Snapshot(pre)
                         }
                         Err(error) => {
                             tracing::warn!(policy = self.name(), %error, "applying the settings per request instead");
-                            Fresh::Configured
+                            Instances::ConfigureEach
                         }
                     },
                     Err(error) => {
                         tracing::warn!(policy = self.name(), %error, "applying the settings per request instead");
-                        Fresh::Configured
+                        Instances::ConfigureEach
                     }
                 }
             }
-            Isolation::Isolated => Fresh::Configured,
+            Isolation::Isolated => Instances::ConfigureEach,
         };
-        Ok(ConfiguredPolicy { policy: self.clone(), settings, fresh, _sets: sets })
+        Ok(ConfiguredPolicy { policy: self.clone(), settings, instances, _sets: sets })
     }
 }
 
@@ -320,20 +325,20 @@ pub struct ConfiguredPolicy {
     /// The settings as JSON text, applied to each new instance that does not start
     /// from a snapshot.
     settings: String,
-    fresh: Fresh,
+    instances: Instances,
     /// Kept for what it releases on drop.
     _sets: HeldSets,
 }
 
 /// Where the instance of a request comes from.
-enum Fresh {
-    /// Idle configured instances, reused until recycled; a new one is configured when
-    /// none is idle.
-    Reused(Mutex<Vec<Parked>>),
+enum Instances {
+    /// Reuse mode: the configured instances idle between requests, each reused until it is
+    /// recycled; a new one is configured when none is idle.
+    Idle(Mutex<Vec<Parked>>),
     /// A new instance per request of the component snapshotted after `configure`.
     Snapshot(Prepared),
     /// A new instance per request of the original component, configured for it.
-    Configured,
+    ConfigureEach,
 }
 
 impl ConfiguredPolicy {
@@ -349,8 +354,8 @@ impl ConfiguredPolicy {
     /// after `configure`. `false` in reuse mode, and in isolated mode when the policy
     /// could not be snapshotted (the reason is logged): its settings are then applied
     /// again for every request.
-    pub fn from_snapshot(&self) -> bool {
-        matches!(self.fresh, Fresh::Snapshot(_))
+    pub fn uses_snapshot(&self) -> bool {
+        matches!(self.instances, Instances::Snapshot(_))
     }
 
     /// In reuse mode, the linear memory of the idle instances: the largest any of them has
@@ -360,7 +365,7 @@ impl ConfiguredPolicy {
     /// limit is replaced after the decision that grew it. With the `testing` feature only.
     #[cfg(feature = "testing")]
     pub fn idle_memory(&self) -> Option<(usize, u32)> {
-        let Fresh::Reused(idle) = &self.fresh else { return None };
+        let Instances::Idle(idle) = &self.instances else { return None };
         let idle = idle.lock();
         idle.iter()
             .map(|Parked { instance, .. }| {
@@ -391,13 +396,13 @@ impl ConfiguredPolicy {
                 },
             )
         };
-        let mut instance = match &self.fresh {
-            Fresh::Reused(idle) => match idle.lock().pop() {
+        let mut instance = match &self.instances {
+            Instances::Idle(idle) => match idle.lock().pop() {
                 Some(parked) => parked.instance,
                 None => configure_new()?,
             },
-            Fresh::Snapshot(pre) => Instance::new(pre, &limits, &loaded.patterns)?,
-            Fresh::Configured => configure_new()?,
+            Instances::Snapshot(pre) => Instance::new(pre, &limits, &loaded.patterns)?,
+            Instances::ConfigureEach => configure_new()?,
         };
         let state = instance.store.data_mut();
         state.view = Some(repository);
@@ -421,7 +426,7 @@ impl ConfiguredPolicy {
                     tracing::debug!(policy = self.name(), output = %output, "policy output");
                 }
                 instance.uses += 1;
-                if let Fresh::Reused(idle) = &self.fresh
+                if let Instances::Idle(idle) = &self.instances
                     && instance.uses < limits.recycle_after
                     && !instance.store.data().limiter.grown_past_half()
                 {
@@ -574,7 +579,7 @@ fn classify(
     // The trap itself says what happened; the wasm backtrace around it is for debugging.
     let message = match trap {
         Some(trap) => trap.to_string(),
-        None => root_cause(&error),
+        None => chain(&*error),
     };
     Failure::Trap(truncate(message, decision::MAX_REASON_BYTES))
 }
@@ -631,13 +636,6 @@ fn check_metadata(raw: PolicyMetadata) -> Result<Metadata, String> {
         description: truncate(raw.description, MAX_METADATA_BYTES),
         settings_example: truncate(raw.settings_example, MAX_METADATA_BYTES),
     })
-}
-
-/// wasmtime errors carry a chain of contexts; the innermost says what is wrong, the
-/// outer ones where. Join them into one line.
-fn root_cause(error: &wasmtime::Error) -> String {
-    let parts: Vec<String> = error.chain().map(|cause| cause.to_string()).collect();
-    parts.join(": ")
 }
 
 #[cfg(test)]

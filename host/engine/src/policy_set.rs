@@ -278,10 +278,9 @@ impl Loader {
                 let Some(source) = &self.source else {
                     return Err(Error::NoSource { reference: reference.to_string() });
                 };
-                let fetched = source.fetch(reference).map_err(|message| Error::Fetch {
-                    reference: reference.to_string(),
-                    message,
-                })?;
+                let fetched = source
+                    .fetch(reference)
+                    .map_err(|source| Error::Fetch { reference: reference.to_string(), source })?;
                 (Cow::Owned(fetched.bytes), fetched.origin)
             }
             None => {

@@ -509,9 +509,9 @@ fn check_newer(
 }
 
 impl PolicySource for Fetcher {
-    fn fetch(&self, reference: &str) -> Result<Fetched, String> {
-        let parsed = Reference::parse(reference).map_err(|e| e.to_string())?;
-        let (verified, bytes) = Fetcher::fetch(self, &parsed).map_err(|e| e.to_string())?;
+    fn fetch(&self, reference: &str) -> Result<Fetched, Box<dyn std::error::Error + Send + Sync>> {
+        let parsed = Reference::parse(reference)?;
+        let (verified, bytes) = Fetcher::fetch(self, &parsed)?;
         Ok(Fetched { bytes, origin: verified.origin() })
     }
 }
