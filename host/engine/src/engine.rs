@@ -71,6 +71,8 @@ impl EngineBuilder {
         self
     }
 
+    /// Build the engine: check the limits, configure wasmtime (epoch deadlines, fuel if the
+    /// limits give it, the instance pool) and start the epoch thread.
     pub fn build(self) -> Result<Engine, Error> {
         self.limits.check(self.limits.fuel.is_some())?;
         let engine_error = |e: wasmtime::Error| Error::Engine { source: e.into_boxed_dyn_error() };
@@ -107,6 +109,7 @@ impl Engine {
         Self::builder().limits(limits).build()
     }
 
+    /// Options for an engine, to set more than its limits.
     pub fn builder() -> EngineBuilder {
         EngineBuilder::default()
     }

@@ -44,6 +44,8 @@
 //! A policy that traps, runs past its deadline or exceeds its memory limit denies the
 //! request with a reason that says so; the host goes on. See [`Limits`].
 
+#![deny(missing_docs)]
+
 mod bindings;
 mod cache;
 mod decision;

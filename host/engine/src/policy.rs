@@ -31,8 +31,11 @@ const MAX_METADATA_BYTES: usize = 4096;
 /// What a policy says about itself, checked at load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Metadata {
+    /// Lowercase letters, digits and dashes; names the policy in findings and errors.
     pub name: String,
+    /// The policy's own version, free-form, at most 64 bytes.
     pub version: String,
+    /// What the policy checks, on one line (cut to 4 KiB).
     pub description: String,
     /// Example settings, as JSON text.
     pub settings_example: String,
@@ -61,7 +64,9 @@ pub struct Policy {
 #[serde(rename_all = "lowercase")]
 pub enum Isolation {
     #[default]
+    /// Instances are reused across requests (the default).
     Reuse,
+    /// Every request gets a fresh instance.
     Isolated,
 }
 
@@ -200,10 +205,12 @@ impl Policy {
         })
     }
 
+    /// What the policy says about itself.
     pub fn metadata(&self) -> &Metadata {
         &self.inner.metadata
     }
 
+    /// The policy's name, from its metadata.
     pub fn name(&self) -> &str {
         &self.inner.metadata.name
     }
@@ -234,6 +241,7 @@ impl Policy {
         self.inner.size
     }
 
+    /// The limits of the instances configured from this policy.
     pub fn limits(&self) -> Limits {
         self.limits
     }
@@ -246,6 +254,7 @@ impl Policy {
         Ok(Self { limits, ..self.clone() })
     }
 
+    /// Whether configurations made from this policy share instances across requests.
     pub fn isolation(&self) -> Isolation {
         self.isolation
     }
@@ -342,10 +351,12 @@ enum Instances {
 }
 
 impl ConfiguredPolicy {
+    /// The loaded policy this was configured from.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
+    /// The policy's name, from its metadata.
     pub fn name(&self) -> &str {
         self.policy.name()
     }

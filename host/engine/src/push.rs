@@ -138,7 +138,9 @@ pub trait RepositoryView: Send + Sync {
 /// A repository in memory: its tags and what is known of its images.
 #[derive(Debug, Clone, Default)]
 pub struct RepositoryState {
+    /// The tags, their digests and their history.
     pub tags: Arc<TagMap>,
+    /// What is known of the images; an image missing here is unknown.
     pub images: Arc<Images>,
 }
 

@@ -76,9 +76,11 @@ impl QueryPattern {
 #[derive(Debug, Clone)]
 pub struct TagQuery {
     pattern: Arc<QueryPattern>,
+    /// By name, or newest version first.
     pub order: TagOrder,
     /// At most [`MAX_PAGE`].
     pub limit: usize,
+    /// Continue after this tag (the last of the previous page).
     pub after: Option<String>,
 }
 

@@ -27,6 +27,7 @@
 /// A component fetched for a reference, and where it came from (for errors and logs).
 #[derive(Debug, Clone)]
 pub struct Fetched {
+    /// The component bytes, verified as the source sees fit.
     pub bytes: Vec<u8>,
     /// E.g. ``oci://registry/repo:1.0@sha256:… (signed by `ci`)``.
     pub origin: String,

@@ -31,6 +31,7 @@ struct Entry {
 }
 
 impl TagMap {
+    /// No tags.
     pub fn new() -> Self {
         Self::default()
     }
@@ -122,10 +123,12 @@ impl TagMap {
         self.by_tag.iter().map(|(tag, entry)| (tag.as_str(), &*entry.digest))
     }
 
+    /// How many tags.
     pub fn len(&self) -> usize {
         self.by_tag.len()
     }
 
+    /// Whether there are no tags.
     pub fn is_empty(&self) -> bool {
         self.by_tag.is_empty()
     }
