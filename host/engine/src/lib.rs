@@ -81,12 +81,11 @@ pub use limits::{DEFAULT_INSTANCE_SLOTS, LimitError, Limits};
 pub use policy::{ConfiguredPolicy, Isolation, Metadata, ParseIsolationError, Policy};
 pub use policy_set::{Enforcement, FailMode, LimitsSpec, Loader, Mode, PolicySet, PolicySpec};
 pub use push::{
-    Actor, Instant, ManifestDeletion, Operation, Push, RepositoryState, RepositoryView, Request,
-    TagChange, TagEntry,
+    Actor, Instant, ManifestDeletion, Operation, Push, RepositoryView, Request, TagChange, TagEntry,
 };
 pub use query::{MAX_PAGE, SortedTags, TagOrder, TagQuery, version_key};
 pub use source::{Fetched, PolicySource, is_remote};
-pub use tag_map::{Stamp, TagHistory, TagMap};
+pub use tag_map::{RepositoryState, Stamp, TagHistory, TagMap};
 
 /// The WIT world every policy component must implement.
 pub const WORLD: &str = "tagpolicy:policy/tag-policy@0.3.0";
