@@ -1,4 +1,5 @@
-//! Decisions as the host reports them: attributed to policies, combined across a policy set.
+//! Decisions as the host reports them: attributed to policies, combined across a policy set,
+//! with caps on what one policy may report ([`MAX_FINDINGS`], [`MAX_REASON_BYTES`]).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,7 @@
-//! The shared engine: compiles policies, ticks the epoch that enforces deadlines.
+//! The shared engine: one wasmtime engine with its linker, limits and instance budget; it
+//! compiles components (through the compile cache) and ticks the epoch that enforces
+//! deadlines. It knows nothing of policies: their constructors, `Engine::load_*`, are in
+//! policy.rs.
 
 use crate::bindings::TagPolicyPre;
 use crate::cache::CompileCache;

@@ -1,5 +1,7 @@
-//! Typed errors of the host library. Messages are lowercase, one line, with user input in
-//! backticks; the CLI prints them as they are.
+//! Typed errors of the engine: [`Error`] (loading, configuring, building an engine) and
+//! [`Failure`] (a call into a policy). Messages are lowercase, one line, with user input in
+//! backticks; an error that wraps another keeps it as its source and quotes it, so printing
+//! the message alone loses nothing.
 
 use std::error::Error as StdError;
 use std::path::PathBuf;

@@ -43,6 +43,10 @@
 //!
 //! A policy that traps, runs past its deadline or exceeds its memory limit denies the
 //! request with a reason that says so; the host goes on. See [`Limits`].
+//!
+//! Every type is at the crate root; the modules [`embedded`] and [`oci`] hold functions and
+//! constants only. Scenario files (the YAML of `tagpolicy eval` and `test`) are read by the
+//! `tagpolicy-scenario` crate, not by the engine.
 
 #![deny(missing_docs)]
 

@@ -1,4 +1,5 @@
-//! A loaded policy component, and a configured one that decides requests.
+//! A loaded policy component, and a configured one that decides requests; the engine's
+//! constructors of policies (`Engine::load_*`); and how a failed call is named ([`Failure`]).
 //!
 //! Loading compiles and checks the component once ([`Policy`]); configuring validates the
 //! settings once ([`ConfiguredPolicy`]); evaluating runs the configured policy in an

@@ -1,5 +1,7 @@
 //! Several configured policies deciding together: every policy must allow (deny wins),
-//! warnings are collected, and a policy in audit mode only warns.
+//! warnings are collected, and a policy in audit mode only warns. Also the entries that name
+//! policies in files ([`PolicySpec`], [`LimitsSpec`]) and the [`Loader`] that turns them into
+//! configured policies, compiling each component once.
 
 use crate::decision::{Decision, Finding, Severity};
 use crate::embedded;

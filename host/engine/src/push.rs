@@ -1,4 +1,5 @@
-//! What a policy decides on: the request, and the repository as it is before it.
+//! What a policy decides on: the request, and the repository as it is before it, read
+//! through [`RepositoryView`].
 
 use crate::image::{KeyValue, Manifest, Referrer};
 use crate::query::TagQuery;
