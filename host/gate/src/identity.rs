@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tagpolicy::push::Actor;
+use tagpolicy::Actor;
 
 /// The `identity` section of the gate configuration.
 #[derive(Debug, Clone, Default, Deserialize)]

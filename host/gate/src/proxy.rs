@@ -25,11 +25,11 @@ use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use tagpolicy::Digest;
+use tagpolicy::Manifest;
 use tagpolicy::Stamp;
-use tagpolicy::decision::{Decision, Finding, Outcome, Severity};
-use tagpolicy::digest::Digest;
-use tagpolicy::image::Manifest;
-use tagpolicy::push::{ManifestDeletion, Operation, Push, Request, TagChange};
+use tagpolicy::{Decision, Finding, Outcome, Severity};
+use tagpolicy::{ManifestDeletion, Operation, Push, Request, TagChange};
 
 /// Largest manifest accepted, as CNCF distribution does.
 const MAX_MANIFEST_BYTES: usize = 4 << 20;
@@ -455,7 +455,7 @@ impl Exchange<'_> {
             .headers
             .get(CONTENT_TYPE)
             .cloned()
-            .unwrap_or(HeaderValue::from_static(tagpolicy::image::OCI_MANIFEST));
+            .unwrap_or(HeaderValue::from_static(tagpolicy::OCI_MANIFEST));
 
         let lease = match self.lease().await {
             Ok(lease) => lease,
@@ -560,7 +560,7 @@ impl Exchange<'_> {
             let state = super::state::fetch(&self.shared.upstream, repository, &self.reader())
                 .await
                 .map_err(|error| self.lookup_failure(error))?;
-            return Ok(tagpolicy::push::RepositoryView::tags_of(&state, digest));
+            return Ok(tagpolicy::RepositoryView::tags_of(&state, digest));
         };
         let listed = index
             .tags_of(repository, digest)
