@@ -194,7 +194,7 @@ fn large_state_file(tags: usize) -> String {
     let mut build = 0;
     while lines.iter().filter(|l| !l.is_empty() && !l.starts_with('#')).count() < tags {
         let image = if build % 10 == 0 {
-            tagpolicy::scenario::label_digest(&format!("img-{build}"))
+            tagpolicy_scenario::label_digest(&format!("img-{build}"))
         } else {
             format!("img-{build}")
         };

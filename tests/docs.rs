@@ -88,7 +88,7 @@ fn every_configuration_shown_parses_and_loads() {
             Some("scenario") => {
                 // Parsed, loaded and run: every expectation it states must hold.
                 let path = workspace().join(&block.file);
-                let scenario = tagpolicy::Scenario::from_yaml(&block.text, &path)
+                let scenario = tagpolicy_scenario::Scenario::from_yaml(&block.text, &path)
                     .unwrap_or_else(|e| panic!("{}: {e}", block.at()));
                 let policies = loader
                     .policy_set(&scenario.policies, scenario.base_dir())

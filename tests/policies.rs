@@ -260,7 +260,7 @@ fn huge_reasons_are_truncated() {
     let decision = policy.evaluate(&push("a", &[("x", None)]), state(&[])).unwrap();
     assert_eq!(decision.outcome, Outcome::Deny);
     let reason = &decision.findings[0].reason;
-    assert!(reason.len() <= tagpolicy::decision::MAX_REASON_BYTES, "{}", reason.len());
+    assert!(reason.len() <= tagpolicy::MAX_REASON_BYTES, "{}", reason.len());
     assert!(reason.ends_with("… (truncated)"));
 }
 
@@ -383,7 +383,7 @@ fn an_isolated_configuration_is_snapshotted_once_and_its_compilation_cached() {
             .with_isolation(Isolation::Isolated)
             .configure(&settings)
             .unwrap();
-        assert!(isolated.from_snapshot());
+        assert!(isolated.uses_snapshot());
         let decision = isolated.evaluate(&request, view.clone()).unwrap();
         assert_eq!(decision.outcome, Outcome::Deny);
         summaries.push(decision.summary());

@@ -10,9 +10,9 @@ use serde_json::json;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use tagpolicy::{
-    Actor, ConfiguredPolicy, Engine, ManifestDeletion, Operation, Push, Request, Scenario,
-    TagChange, TagMap,
+    Actor, ConfiguredPolicy, Engine, ManifestDeletion, Operation, Push, Request, TagChange, TagMap,
 };
+use tagpolicy_scenario::Scenario;
 
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
@@ -83,7 +83,7 @@ proptest! {
             let decision = policy.evaluate(&request, state.clone());
             prop_assert!(decision.is_ok(), "{}: {:?}", policy.name(), decision);
             for finding in decision.unwrap().findings {
-                prop_assert!(finding.reason.len() <= tagpolicy::decision::MAX_REASON_BYTES);
+                prop_assert!(finding.reason.len() <= tagpolicy::MAX_REASON_BYTES);
             }
         }
     }
@@ -175,6 +175,6 @@ fn ten_thousand_tags_in_a_repository_and_a_thousand_in_a_push() {
         let decision =
             policy.evaluate(&request, state.clone()).unwrap_or_else(|f| panic!("{name}: {f}"));
         assert_eq!(decision.is_allowed(), allowed, "{name}: {}", decision.summary());
-        assert!(decision.findings.len() <= tagpolicy::decision::MAX_FINDINGS + 1);
+        assert!(decision.findings.len() <= tagpolicy::MAX_FINDINGS + 1);
     }
 }

@@ -205,7 +205,7 @@ fn isolated_instances_and_recycled_ones_carry_no_state_between_requests() {
     assert!(reused.evaluate(&request, empty()).is_err());
     // Isolated, or recycled after every decision: every call is the instance's first.
     let isolated = policy.with_isolation(Isolation::Isolated).configure(&settings).unwrap();
-    assert!(isolated.from_snapshot(), "isolated requests start from the configured snapshot");
+    assert!(isolated.uses_snapshot(), "isolated requests start from the configured snapshot");
     let limits = Limits { recycle_after: 1, ..policy.limits() };
     let recycled = policy.with_limits(limits).unwrap().configure(&settings).unwrap();
     for call in 0..5 {
@@ -275,7 +275,7 @@ fn an_isolated_configuration_keeps_the_sets_its_snapshot_uses() {
         engine.load_embedded("immutable-tags").unwrap().with_isolation(Isolation::Isolated);
     let configure = |tag: &str| policy.configure(&json!({"mutable": [tag]})).unwrap();
     let first = configure("first");
-    assert!(first.from_snapshot());
+    assert!(first.uses_snapshot());
     let second = configure("second");
     for _ in 0..3 {
         assert_eq!(outcome(&first, &moves("first")), Some(Outcome::Allow));
@@ -369,9 +369,9 @@ fn a_policy_holding_a_host_stream_after_configure_is_configured_per_request_inst
     // Printing in `configure` leaves the guest holding a stderr stream, which a snapshot
     // cannot carry into a new instance: the host falls back to configuring per request.
     let printing = policy.configure(&json!({"behaviour": "print-in-configure"})).unwrap();
-    assert!(!printing.from_snapshot());
+    assert!(!printing.uses_snapshot());
     let quiet = policy.configure(&json!({"behaviour": "allow"})).unwrap();
-    assert!(quiet.from_snapshot());
+    assert!(quiet.uses_snapshot());
     for policy in [&printing, &quiet] {
         for _ in 0..3 {
             assert_eq!(policy.evaluate(&request, empty()).unwrap().outcome, Outcome::Allow);
@@ -385,7 +385,7 @@ fn a_policy_holding_a_host_stream_after_configure_is_configured_per_request_inst
         .with_snapshot(false)
         .configure(&json!({"behaviour": "allow"}))
         .unwrap();
-    assert!(!unsnapshotted.from_snapshot());
+    assert!(!unsnapshotted.uses_snapshot());
     assert_eq!(unsnapshotted.evaluate(&request, empty()).unwrap().outcome, Outcome::Allow);
 }
 
@@ -414,7 +414,7 @@ fn fuel_stops_a_loop_after_the_same_work_on_any_machine() {
         .with_isolation(Isolation::Isolated)
         .configure(&json!({}))
         .unwrap();
-    assert!(isolated.from_snapshot());
+    assert!(isolated.uses_snapshot());
     assert_eq!(isolated.evaluate(&request, empty()).unwrap().outcome, Outcome::Allow);
 }
 

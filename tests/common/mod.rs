@@ -47,7 +47,7 @@ pub fn hostile_policy() -> PathBuf {
 }
 
 pub fn digest(label: &str) -> String {
-    tagpolicy::scenario::label_digest(label)
+    tagpolicy_scenario::label_digest(label)
 }
 
 /// A push of `image` under `tags`, each given with its current image (if it exists).

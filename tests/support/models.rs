@@ -310,7 +310,7 @@ pub fn random_images(rng: &mut Rng) -> Images {
         let mut manifest = Manifest::bare("application/vnd.oci.image.manifest.v1+json");
         let mut annotations = rng.entries(&[VERSION], 70, VERSIONS);
         annotations.extend(rng.entries(&[SOURCE], 60, SOURCES));
-        manifest.annotations = tagpolicy::image::key_values(annotations);
+        manifest.annotations = tagpolicy::key_values(annotations);
         let labels = rng.entries(LABELS, 50, LABEL_VALUES);
         let referrers = rng
             .subset(ARTIFACT_TYPES, 50)
@@ -325,7 +325,7 @@ pub fn random_images(rng: &mut Rng) -> Images {
             .collect();
         let facts = ImageFacts {
             manifest: Some(manifest),
-            labels: tagpolicy::image::key_values(labels),
+            labels: tagpolicy::key_values(labels),
             referrers,
         };
         images.insert(&digest(image), facts);

@@ -2,7 +2,8 @@
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
-use tagpolicy::{Engine, Isolation, Loader, PolicySet, PolicySpec, Scenario, ScenarioError};
+use tagpolicy::{Engine, Isolation, Loader, PolicySet, PolicySpec};
+use tagpolicy_scenario::{Scenario, ScenarioError};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
@@ -166,4 +167,18 @@ fn cache_dir() -> Option<PathBuf> {
     from_env("TAGPOLICY_CACHE_DIR")
         .or_else(|| from_env("XDG_CACHE_HOME").map(|d| d.join("tagpolicy")))
         .or_else(|| from_env("HOME").map(|d| d.join(".cache").join("tagpolicy")))
+}
+
+/// `error` with its chain of causes, each once: many messages already quote their cause
+/// (the engine's errors quote theirs and keep them as sources).
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }

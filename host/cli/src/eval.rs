@@ -7,8 +7,8 @@ use comfy_table::{
 };
 use serde::Serialize;
 use std::path::PathBuf;
-use tagpolicy::scenario::{Action, StepResult};
-use tagpolicy::{Decision, Finding, Outcome, Scenario};
+use tagpolicy::{Decision, Finding, Outcome};
+use tagpolicy_scenario::{Action, Scenario, StepResult};
 
 /// Evaluate a scenario's pushes in order and print each decision with its reasons.
 ///

@@ -125,7 +125,7 @@ fn fetch_artifact(args: &Args) -> anyhow::Result<(Artifact, Vec<u8>)> {
 
 pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
     let loader = common::loader(global)?;
-    let (artifact, policy) = if tagpolicy::source::is_remote(&args.policy) {
+    let (artifact, policy) = if tagpolicy::is_remote(&args.policy) {
         let (artifact, component) = fetch_artifact(&args)?;
         let policy =
             loader.engine().load_bytes(&component, &format!("`{}`", artifact.reference))?;

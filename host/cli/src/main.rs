@@ -93,16 +93,7 @@ fn run() -> ExitCode {
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(error) => {
-            // The chain of causes, each once: many messages already quote their cause.
-            let mut text = error.to_string();
-            for cause in error.chain().skip(1) {
-                let cause = cause.to_string();
-                if !text.contains(&cause) {
-                    text.push_str(": ");
-                    text.push_str(&cause);
-                }
-            }
-            eprintln!("error: {text}");
+            eprintln!("error: {}", common::error_text(&error));
             ExitCode::from(Exit::Invalid as u8)
         }
     }

@@ -6,7 +6,8 @@ use super::eval::{describe, reasons};
 use anyhow::bail;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use tagpolicy::{Loader, Outcome, Scenario};
+use tagpolicy::{Loader, Outcome};
+use tagpolicy_scenario::Scenario;
 
 /// Run scenario files and compare each push's decision with its `expect`.
 ///
@@ -68,14 +69,14 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
                 if text {
                     println!("ERR  {}", file.display());
                 }
-                summary.errors.push(format!("{error:#}"));
+                summary.errors.push(common::error_text(&error));
             }
         }
     }
 
     if let Err(error) = args.overrides.check_replacements_used() {
         summary.invalid += 1;
-        summary.errors.push(format!("{error:#}"));
+        summary.errors.push(common::error_text(&error));
     }
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&summary)?),

@@ -1,4 +1,5 @@
-//! Decisions as the host reports them: attributed to policies, combined across a policy set.
+//! Decisions as the host reports them: attributed to policies, combined across a policy set,
+//! with caps on what one policy may report ([`MAX_FINDINGS`], [`MAX_REASON_BYTES`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -11,12 +12,16 @@ pub const MAX_FINDINGS: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    /// No policy denied or warned: the request goes ahead.
     Allow,
+    /// No policy denied, at least one warned: the request goes ahead with the warnings.
     Warn,
+    /// At least one policy denied: the request is refused.
     Deny,
 }
 
 impl Outcome {
+    /// `allow`, `warn` or `deny`, as written in scenario files and JSON output.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Allow => "allow",
@@ -36,28 +41,36 @@ impl std::fmt::Display for Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// The finding refuses the request.
     Deny,
+    /// The finding is reported; the request goes ahead.
     Warn,
 }
 
 /// One reason, attributed to the policy that gave it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// The name of the policy that reported it.
     pub policy: String,
+    /// Whether it refuses the request.
     pub severity: Severity,
     /// The tag it is about, if any.
     pub tag: Option<String>,
+    /// The policy's sentence, cut to [`MAX_REASON_BYTES`].
     pub reason: String,
 }
 
 /// The decision on one request: deny if any finding denies, else warn if any warns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
+    /// Follows from the findings' severities.
     pub outcome: Outcome,
+    /// Every policy's findings, in policy-set order.
     pub findings: Vec<Finding>,
 }
 
 impl Decision {
+    /// An allow without findings.
     pub fn allow() -> Self {
         Decision { outcome: Outcome::Allow, findings: Vec::new() }
     }
@@ -74,14 +87,17 @@ impl Decision {
         Decision { outcome, findings }
     }
 
+    /// Whether the request goes ahead (allow or warn).
     pub fn is_allowed(&self) -> bool {
         self.outcome != Outcome::Deny
     }
 
+    /// The findings that deny.
     pub fn denials(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.severity == Severity::Deny)
     }
 
+    /// The findings that only warn.
     pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.severity == Severity::Warn)
     }

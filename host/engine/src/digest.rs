@@ -15,7 +15,12 @@ pub enum DigestError {
     Malformed(String),
     /// An algorithm other than sha256.
     #[error("digest `{input}` uses algorithm `{algorithm}`: only `sha256` is supported")]
-    Algorithm { input: String, algorithm: String },
+    Algorithm {
+        /// The string as given.
+        input: String,
+        /// The part before the colon.
+        algorithm: String,
+    },
     /// The encoded part is not 64 lowercase hex digits.
     #[error("digest `{0}` must have exactly 64 lowercase hex digits after `sha256:`")]
     Encoded(String),

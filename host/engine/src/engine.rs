@@ -1,4 +1,7 @@
-//! The shared engine: compiles policies, ticks the epoch that enforces deadlines.
+//! The shared engine: one wasmtime engine with its linker, limits and instance budget; it
+//! compiles components (through the compile cache) and ticks the epoch that enforces
+//! deadlines. It knows nothing of policies: their constructors, `Engine::load_*`, are in
+//! policy.rs.
 
 use crate::bindings::TagPolicyPre;
 use crate::cache::CompileCache;
@@ -7,7 +10,6 @@ use crate::error::Error;
 use crate::limits::{
     DEFAULT_INSTANCE_SLOTS, EPOCH_TICK, Limits, ParkingBudget, ParkingSpace, instance_pool,
 };
-use crate::policy::Policy;
 use crate::sandbox::{self, HostState};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,9 +74,11 @@ impl EngineBuilder {
         self
     }
 
+    /// Build the engine: check the limits, configure wasmtime (epoch deadlines, fuel if the
+    /// limits give it, the instance pool) and start the epoch thread.
     pub fn build(self) -> Result<Engine, Error> {
         self.limits.check(self.limits.fuel.is_some())?;
-        let engine_error = |e: wasmtime::Error| Error::Engine { message: e.to_string() };
+        let engine_error = |e: wasmtime::Error| Error::Engine { source: e.into_boxed_dyn_error() };
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
@@ -108,37 +112,9 @@ impl Engine {
         Self::builder().limits(limits).build()
     }
 
+    /// Options for an engine, to set more than its limits.
     pub fn builder() -> EngineBuilder {
         EngineBuilder::default()
-    }
-
-    /// Load a policy component from a file.
-    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Policy, Error> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path)
-            .map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
-        Policy::load(self, &bytes, format!("`{}`", path.display()))
-    }
-
-    /// Load a policy component from bytes; `origin` names it in errors (e.g. a URL).
-    pub fn load_bytes(&self, bytes: &[u8], origin: &str) -> Result<Policy, Error> {
-        Policy::load(self, bytes, format!("`{origin}`"))
-    }
-
-    pub(crate) fn load_bytes_with_origin(
-        &self,
-        bytes: &[u8],
-        origin: String,
-    ) -> Result<Policy, Error> {
-        Policy::load(self, bytes, origin)
-    }
-
-    /// Load one of the reference policies compiled into this library
-    /// (`immutable-tags`, `min-tags`, `semver-series`).
-    pub fn load_embedded(&self, name: &str) -> Result<Policy, Error> {
-        let bytes = crate::embedded::bytes(name)
-            .ok_or_else(|| Error::UnknownPolicy { name: name.to_string() })?;
-        Policy::load(self, bytes, format!("embedded policy `{name}`"))
     }
 
     pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {

@@ -16,6 +16,7 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Everything known about one image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageFacts {
+    /// The manifest or index, if known.
     pub manifest: Option<Manifest>,
     /// `config.Labels`, ordered by key.
     pub labels: Vec<KeyValue>,
@@ -30,30 +31,37 @@ pub struct Images {
 }
 
 impl Images {
+    /// No images.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Set the facts of `digest`, replacing any.
     pub fn insert(&mut self, digest: &str, facts: ImageFacts) {
         self.by_digest.insert(digest.to_string(), facts);
     }
 
+    /// The facts of `digest`.
     pub fn get(&self, digest: &str) -> Option<&ImageFacts> {
         self.by_digest.get(digest)
     }
 
+    /// The facts of `digest`, to change them.
     pub fn get_mut(&mut self, digest: &str) -> Option<&mut ImageFacts> {
         self.by_digest.get_mut(digest)
     }
 
+    /// The manifest of `digest`, if known.
     pub fn manifest(&self, digest: &str) -> Option<Manifest> {
         self.get(digest).and_then(|facts| facts.manifest.clone())
     }
 
+    /// The config labels of `digest`, ordered by key; none if unknown.
     pub fn labels(&self, digest: &str) -> Vec<KeyValue> {
         self.get(digest).map(|facts| facts.labels.clone()).unwrap_or_default()
     }
 
+    /// The referrers of `digest`, of `artifact_type` if given, ordered by digest.
     pub fn referrers(&self, digest: &str, artifact_type: Option<&str>) -> Vec<Referrer> {
         filter_referrers(
             self.get(digest).map(|f| f.referrers.as_slice()).unwrap_or_default(),

@@ -43,42 +43,53 @@
 //!
 //! A policy that traps, runs past its deadline or exceeds its memory limit denies the
 //! request with a reason that says so; the host goes on. See [`Limits`].
+//!
+//! Every type is at the crate root; the modules [`embedded`] and [`oci`] hold functions and
+//! constants only. Scenario files (the YAML of `tagpolicy eval` and `test`) are read by the
+//! `tagpolicy-scenario` crate, not by the engine.
+
+#![deny(missing_docs)]
 
 mod bindings;
 mod cache;
-pub mod decision;
-pub mod digest;
+mod decision;
+mod digest;
 pub mod embedded;
 mod engine;
 mod error;
-pub mod image;
+mod image;
 mod limits;
 pub mod oci;
 mod output;
 mod patterns;
-pub mod policy;
+mod policy;
 mod policy_set;
-pub mod push;
-pub mod query;
+mod push;
+mod query;
 mod sandbox;
-pub mod scenario;
 mod snapshot;
-pub mod source;
+mod source;
 mod tag_map;
 
-pub use decision::{Decision, Finding, Outcome, Severity};
+pub use decision::{
+    Decision, Finding, MAX_FINDINGS, MAX_REASON_BYTES, Outcome, Severity, truncate,
+};
+pub use digest::{Digest, DigestError};
 pub use engine::{Engine, EngineBuilder};
 pub use error::{Error, Failure};
-pub use image::{ImageFacts, Images, KeyValue, Manifest, Referrer};
+pub use image::{
+    Descriptor, ImageFacts, Images, KeyValue, Manifest, OCI_MANIFEST, Platform, Referrer,
+    config_labels, filter_referrers, key_values,
+};
 pub use limits::{DEFAULT_INSTANCE_SLOTS, LimitError, Limits};
-pub use policy::{ConfiguredPolicy, Isolation, Metadata, Policy};
+pub use policy::{ConfiguredPolicy, Isolation, Metadata, ParseIsolationError, Policy};
 pub use policy_set::{Enforcement, FailMode, LimitsSpec, Loader, Mode, PolicySet, PolicySpec};
 pub use push::{
-    Actor, Instant, ManifestDeletion, Operation, Push, RepositoryState, RepositoryView, Request,
-    Stamp, TagChange, TagEntry, TagHistory, TagMap,
+    Actor, Instant, ManifestDeletion, Operation, Push, RepositoryView, Request, TagChange, TagEntry,
 };
-pub use query::{TagOrder, TagQuery};
-pub use scenario::{Scenario, ScenarioError};
+pub use query::{MAX_PAGE, SortedTags, TagOrder, TagQuery, version_key};
+pub use source::{Fetched, PolicySource, is_remote};
+pub use tag_map::{RepositoryState, Stamp, TagHistory, TagMap};
 
 /// The WIT world every policy component must implement.
 pub const WORLD: &str = "tagpolicy:policy/tag-policy@0.3.0";

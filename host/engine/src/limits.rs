@@ -54,6 +54,7 @@ impl Default for Limits {
 pub struct LimitError {
     /// The field of [`Limits`] at fault.
     pub field: &'static str,
+    /// What is wrong with its value.
     pub message: String,
 }
 

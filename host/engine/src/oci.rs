@@ -1,5 +1,5 @@
 //! The OCI distribution grammar for the names a request carries. Errors say what is wrong
-//! with the value, for messages such as "tags[1]: `1.2.x!` is not a valid tag: ...".
+//! with the value, for messages such as "tags\[1\]: `1.2.x!` is not a valid tag: ...".
 
 use regex::Regex;
 use std::sync::LazyLock;

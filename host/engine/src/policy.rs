@@ -1,4 +1,5 @@
-//! A loaded policy component, and a configured one that decides requests.
+//! A loaded policy component, and a configured one that decides requests; the engine's
+//! constructors of policies (`Engine::load_*`); and how a failed call is named ([`Failure`]).
 //!
 //! Loading compiles and checks the component once ([`Policy`]); configuring validates the
 //! settings once ([`ConfiguredPolicy`]); evaluating runs the configured policy in an
@@ -9,7 +10,7 @@ use crate::bindings::tagpolicy::policy::types as wit;
 use crate::bindings::{PolicyMetadata, TagPolicy, TagPolicyPre};
 use crate::decision::{self, Decision, truncate};
 use crate::engine::Engine;
-use crate::error::{Error, Failure};
+use crate::error::{Error, Failure, chain};
 use crate::limits::{Limits, ParkingSpace, ticks};
 use crate::patterns::{HeldSets, PatternCache};
 use crate::push::{RepositoryView, Request};
@@ -17,6 +18,7 @@ use crate::sandbox::{self, HostState};
 use crate::snapshot;
 use parking_lot::Mutex;
 use serde::Serialize;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{ComponentExportIndex, Func, TypedFunc};
@@ -30,8 +32,11 @@ const MAX_METADATA_BYTES: usize = 4096;
 /// What a policy says about itself, checked at load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Metadata {
+    /// Lowercase letters, digits and dashes; names the policy in findings and errors.
     pub name: String,
+    /// The policy's own version, free-form, at most 64 bytes.
     pub version: String,
+    /// What the policy checks, on one line (cut to 4 KiB).
     pub description: String,
     /// Example settings, as JSON text.
     pub settings_example: String,
@@ -55,23 +60,30 @@ pub struct Policy {
 /// gives every request a fresh instance, so nothing can leak between requests, at the cost
 /// of an instantiation per request. The settings are not applied again for each: the
 /// instance starts from a snapshot of the policy taken once, right after `configure`
-/// (see [`ConfiguredPolicy::from_snapshot`]).
+/// (see [`ConfiguredPolicy::uses_snapshot`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Isolation {
     #[default]
+    /// Instances are reused across requests (the default).
     Reuse,
+    /// Every request gets a fresh instance.
     Isolated,
 }
 
-impl std::str::FromStr for Isolation {
-    type Err = String;
+/// A name that is not an [`Isolation`] mode, as given (e.g. on a command line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an isolation mode; use `reuse` or `isolated`")]
+pub struct ParseIsolationError(pub String);
 
-    fn from_str(text: &str) -> Result<Self, String> {
+impl std::str::FromStr for Isolation {
+    type Err = ParseIsolationError;
+
+    fn from_str(text: &str) -> Result<Self, ParseIsolationError> {
         match text {
             "reuse" => Ok(Isolation::Reuse),
             "isolated" => Ok(Isolation::Isolated),
-            other => Err(format!("`{other}` is not an isolation mode; use `reuse` or `isolated`")),
+            other => Err(ParseIsolationError(other.to_string())),
         }
     }
 }
@@ -89,13 +101,46 @@ struct Loaded {
     patterns: Arc<PatternCache>,
 }
 
+/// The engine's policy constructors. They live beside [`Policy`] so that the engine, which
+/// policies are built on, knows nothing of them.
+impl Engine {
+    /// Load a policy component from a file.
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Policy, Error> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path)
+            .map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        Policy::load(self, &bytes, format!("`{}`", path.display()))
+    }
+
+    /// Load a policy component from bytes; `origin` names it in errors (e.g. a URL).
+    pub fn load_bytes(&self, bytes: &[u8], origin: &str) -> Result<Policy, Error> {
+        Policy::load(self, bytes, format!("`{origin}`"))
+    }
+
+    pub(crate) fn load_bytes_with_origin(
+        &self,
+        bytes: &[u8],
+        origin: String,
+    ) -> Result<Policy, Error> {
+        Policy::load(self, bytes, origin)
+    }
+
+    /// Load one of the reference policies compiled into this library
+    /// (`immutable-tags`, `min-tags`, `semver-series`).
+    pub fn load_embedded(&self, name: &str) -> Result<Policy, Error> {
+        let bytes = crate::embedded::bytes(name)
+            .ok_or_else(|| Error::UnknownPolicy { name: name.to_string() })?;
+        Policy::load(self, bytes, format!("embedded policy `{name}`"))
+    }
+}
+
 impl Policy {
     pub(crate) fn load(engine: &Engine, bytes: &[u8], origin: String) -> Result<Self, Error> {
         check_is_component(bytes, &origin)?;
         let sha256 = crate::digest::Digest::of(bytes).hex();
         let component = engine.compile(bytes, &sha256).map_err(|e| Error::InvalidComponent {
             origin: origin.clone(),
-            message: root_cause(&e),
+            source: e.into_boxed_dyn_error(),
         })?;
         let component_type = component.component_type();
         let imports: Vec<String> =
@@ -119,7 +164,7 @@ impl Policy {
         }
         let wrong_world = |e: wasmtime::Error| Error::WrongWorld {
             origin: origin.clone(),
-            message: root_cause(&e),
+            source: e.into_boxed_dyn_error(),
         };
         let instance_pre = engine.linker().instantiate_pre(&component).map_err(wrong_world)?;
         let pre = Prepared::new(TagPolicyPre::new(instance_pre).map_err(wrong_world)?)
@@ -161,10 +206,12 @@ impl Policy {
         })
     }
 
+    /// What the policy says about itself.
     pub fn metadata(&self) -> &Metadata {
         &self.inner.metadata
     }
 
+    /// The policy's name, from its metadata.
     pub fn name(&self) -> &str {
         &self.inner.metadata.name
     }
@@ -195,6 +242,7 @@ impl Policy {
         self.inner.size
     }
 
+    /// The limits of the instances configured from this policy.
     pub fn limits(&self) -> Limits {
         self.limits
     }
@@ -207,6 +255,7 @@ impl Policy {
         Ok(Self { limits, ..self.clone() })
     }
 
+    /// Whether configurations made from this policy share instances across requests.
     pub fn isolation(&self) -> Isolation {
         self.isolation
     }
@@ -219,7 +268,8 @@ impl Policy {
     /// The same policy, whose isolated configurations start each request from a snapshot
     /// taken after `configure` (`true`, the default) or instantiate the component and
     /// apply the settings again for every request (`false`: slower; for comparison, or
-    /// for a policy that misbehaves when snapshotted).
+    /// for a policy that misbehaves when snapshotted). With the `testing` feature only.
+    #[cfg(feature = "testing")]
     pub fn with_snapshot(&self, snapshot: bool) -> Self {
         Self { snapshot, ..self.clone() }
     }
@@ -242,11 +292,11 @@ impl Policy {
         // The sets `configure` prepared stay while this configuration lives, for instances
         // that start from its snapshot.
         let mut sets = instance.store.data().sets.share();
-        let fresh = match self.isolation {
+        let instances = match self.isolation {
             Isolation::Reuse => {
                 let parked =
                     self.inner.engine.park().map(|space| Parked { instance, _space: space });
-                Fresh::Reused(Mutex::new(parked.into_iter().collect()))
+                Instances::Idle(Mutex::new(parked.into_iter().collect()))
             }
             Isolation::Isolated if self.snapshot => {
                 let loaded = &self.inner;
@@ -260,22 +310,22 @@ impl Policy {
                     Ok((pre, snapshot_sets)) => match Prepared::new(pre) {
                         Ok(pre) => {
                             sets.extend(snapshot_sets);
-                            Fresh::Snapshot(pre)
+                            Instances::Snapshot(pre)
                         }
                         Err(error) => {
                             tracing::warn!(policy = self.name(), %error, "applying the settings per request instead");
-                            Fresh::Configured
+                            Instances::ConfigureEach
                         }
                     },
                     Err(error) => {
                         tracing::warn!(policy = self.name(), %error, "applying the settings per request instead");
-                        Fresh::Configured
+                        Instances::ConfigureEach
                     }
                 }
             }
-            Isolation::Isolated => Fresh::Configured,
+            Isolation::Isolated => Instances::ConfigureEach,
         };
-        Ok(ConfiguredPolicy { policy: self.clone(), settings, fresh, _sets: sets })
+        Ok(ConfiguredPolicy { policy: self.clone(), settings, instances, _sets: sets })
     }
 }
 
@@ -285,27 +335,29 @@ pub struct ConfiguredPolicy {
     /// The settings as JSON text, applied to each new instance that does not start
     /// from a snapshot.
     settings: String,
-    fresh: Fresh,
+    instances: Instances,
     /// Kept for what it releases on drop.
     _sets: HeldSets,
 }
 
 /// Where the instance of a request comes from.
-enum Fresh {
-    /// Idle configured instances, reused until recycled; a new one is configured when
-    /// none is idle.
-    Reused(Mutex<Vec<Parked>>),
+enum Instances {
+    /// Reuse mode: the configured instances idle between requests, each reused until it is
+    /// recycled; a new one is configured when none is idle.
+    Idle(Mutex<Vec<Parked>>),
     /// A new instance per request of the component snapshotted after `configure`.
     Snapshot(Prepared),
     /// A new instance per request of the original component, configured for it.
-    Configured,
+    ConfigureEach,
 }
 
 impl ConfiguredPolicy {
+    /// The loaded policy this was configured from.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
+    /// The policy's name, from its metadata.
     pub fn name(&self) -> &str {
         self.policy.name()
     }
@@ -314,17 +366,18 @@ impl ConfiguredPolicy {
     /// after `configure`. `false` in reuse mode, and in isolated mode when the policy
     /// could not be snapshotted (the reason is logged): its settings are then applied
     /// again for every request.
-    pub fn from_snapshot(&self) -> bool {
-        matches!(self.fresh, Fresh::Snapshot(_))
+    pub fn uses_snapshot(&self) -> bool {
+        matches!(self.instances, Instances::Snapshot(_))
     }
 
     /// In reuse mode, the linear memory of the idle instances: the largest any of them has
     /// grown to, in bytes, and how many decisions that one has made. For measuring how a
     /// policy's memory behaves over many decisions (`tagpolicy bench`); `None` when no
     /// instance is idle or in isolated mode. An instance that grows past half of its memory
-    /// limit is replaced after the decision that grew it.
+    /// limit is replaced after the decision that grew it. With the `testing` feature only.
+    #[cfg(feature = "testing")]
     pub fn idle_memory(&self) -> Option<(usize, u32)> {
-        let Fresh::Reused(idle) = &self.fresh else { return None };
+        let Instances::Idle(idle) = &self.instances else { return None };
         let idle = idle.lock();
         idle.iter()
             .map(|Parked { instance, .. }| {
@@ -355,13 +408,13 @@ impl ConfiguredPolicy {
                 },
             )
         };
-        let mut instance = match &self.fresh {
-            Fresh::Reused(idle) => match idle.lock().pop() {
+        let mut instance = match &self.instances {
+            Instances::Idle(idle) => match idle.lock().pop() {
                 Some(parked) => parked.instance,
                 None => configure_new()?,
             },
-            Fresh::Snapshot(pre) => Instance::new(pre, &limits, &loaded.patterns)?,
-            Fresh::Configured => configure_new()?,
+            Instances::Snapshot(pre) => Instance::new(pre, &limits, &loaded.patterns)?,
+            Instances::ConfigureEach => configure_new()?,
         };
         let state = instance.store.data_mut();
         state.view = Some(repository);
@@ -385,7 +438,7 @@ impl ConfiguredPolicy {
                     tracing::debug!(policy = self.name(), output = %output, "policy output");
                 }
                 instance.uses += 1;
-                if let Fresh::Reused(idle) = &self.fresh
+                if let Instances::Idle(idle) = &self.instances
                     && instance.uses < limits.recycle_after
                     && !instance.store.data().limiter.grown_past_half()
                 {
@@ -538,7 +591,7 @@ fn classify(
     // The trap itself says what happened; the wasm backtrace around it is for debugging.
     let message = match trap {
         Some(trap) => trap.to_string(),
-        None => root_cause(&error),
+        None => chain(&*error),
     };
     Failure::Trap(truncate(message, decision::MAX_REASON_BYTES))
 }
@@ -595,13 +648,6 @@ fn check_metadata(raw: PolicyMetadata) -> Result<Metadata, String> {
         description: truncate(raw.description, MAX_METADATA_BYTES),
         settings_example: truncate(raw.settings_example, MAX_METADATA_BYTES),
     })
-}
-
-/// wasmtime errors carry a chain of contexts; the innermost says what is wrong, the
-/// outer ones where. Join them into one line.
-fn root_cause(error: &wasmtime::Error) -> String {
-    let parts: Vec<String> = error.chain().map(|cause| cause.to_string()).collect();
-    parts.join(": ")
 }
 
 #[cfg(test)]

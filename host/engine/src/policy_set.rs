@@ -1,5 +1,7 @@
 //! Several configured policies deciding together: every policy must allow (deny wins),
-//! warnings are collected, and a policy in audit mode only warns.
+//! warnings are collected, and a policy in audit mode only warns. Also the entries that name
+//! policies in files ([`PolicySpec`], [`LimitsSpec`]) and the [`Loader`] that turns them into
+//! configured policies, compiling each component once.
 
 use crate::decision::{Decision, Finding, Severity};
 use crate::embedded;
@@ -42,7 +44,9 @@ pub enum FailMode {
 /// How a member of a policy set counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Enforcement {
+    /// How its denials count.
     pub mode: Mode,
+    /// What its failures mean.
     pub fail: FailMode,
 }
 
@@ -60,6 +64,7 @@ pub struct PolicySet {
 }
 
 impl PolicySet {
+    /// An empty set, which allows everything.
     pub fn new() -> Self {
         Self::default()
     }
@@ -70,14 +75,17 @@ impl PolicySet {
         self
     }
 
+    /// Add a policy (with a [`Mode`] or a full [`Enforcement`]).
     pub fn push(&mut self, policy: ConfiguredPolicy, enforcement: impl Into<Enforcement>) {
         self.members.push((policy, enforcement.into()));
     }
 
+    /// The members in order, with their enforcement.
     pub fn policies(&self) -> impl Iterator<Item = (&ConfiguredPolicy, Enforcement)> {
         self.members.iter().map(|(policy, enforcement)| (policy, *enforcement))
     }
 
+    /// Whether the set has no policy.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
@@ -127,6 +135,7 @@ pub struct PolicySpec {
     #[serde(default)]
     pub settings: Option<serde_json::Value>,
     #[serde(default)]
+    /// `enforce` (default) or `audit`: [`Mode`].
     pub mode: Mode,
     /// What a failure of the policy means: `closed` (deny, the default) or `open` (warn).
     #[serde(default)]
@@ -156,6 +165,7 @@ impl PolicySpec {
         }
     }
 
+    /// The entry's mode and fail mode.
     pub fn enforcement(&self) -> Enforcement {
         Enforcement { mode: self.mode, fail: self.fail }
     }
@@ -177,6 +187,7 @@ pub struct LimitsSpec {
 }
 
 impl LimitsSpec {
+    /// `limits` with the values this entry gives replaced.
     pub fn apply(&self, mut limits: Limits) -> Limits {
         if let Some(ms) = self.evaluate_ms {
             limits.evaluate_deadline = Duration::from_millis(ms);
@@ -243,6 +254,7 @@ pub struct Loader {
 }
 
 impl Loader {
+    /// A loader that compiles with `engine` and fetches nothing.
     pub fn new(engine: Engine) -> Self {
         Self { engine, loaded: Mutex::new(HashMap::new()), source: None }
     }
@@ -254,6 +266,7 @@ impl Loader {
         self
     }
 
+    /// The engine policies are loaded with.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -278,10 +291,9 @@ impl Loader {
                 let Some(source) = &self.source else {
                     return Err(Error::NoSource { reference: reference.to_string() });
                 };
-                let fetched = source.fetch(reference).map_err(|message| Error::Fetch {
-                    reference: reference.to_string(),
-                    message,
-                })?;
+                let fetched = source
+                    .fetch(reference)
+                    .map_err(|source| Error::Fetch { reference: reference.to_string(), source })?;
                 (Cow::Owned(fetched.bytes), fetched.origin)
             }
             None => {

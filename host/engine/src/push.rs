@@ -1,15 +1,15 @@
-//! What a policy decides on: the request, and the repository as it is before it.
+//! What a policy decides on: the request, and the repository as it is before it, read
+//! through [`RepositoryView`].
 
-use crate::image::{Images, KeyValue, Manifest, Referrer};
+use crate::image::{KeyValue, Manifest, Referrer};
 use crate::query::TagQuery;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use crate::bindings::TagEntry;
+use crate::bindings::tagpolicy::policy::types::TagHistory;
 pub use crate::bindings::tagpolicy::policy::types::{
     Actor, Instant, ManifestDeletion, Operation, Push, TagChange,
 };
-pub use crate::tag_map::{Stamp, TagHistory, TagMap};
 
 /// One request to decide: where, who, what and when. A policy receives what is asked and
 /// when; it asks the host for the repository and the actor if it needs them.
@@ -101,12 +101,12 @@ impl Request {
 
 /// Read-only access to a repository, answered for the policy's `repository` and `image`
 /// imports: queries on its tags, and the facts of its images. The CLI answers from a
-/// scenario ([`RepositoryState`]); a gate answers from its index of the registry. The image
+/// scenario ([`RepositoryState`](crate::RepositoryState)); a gate answers from its index of the registry. The image
 /// facts default to "unknown" and the history to "not recorded", for hosts that know only
-/// tags ([`TagMap`] alone).
+/// tags ([`TagMap`](crate::TagMap) alone).
 ///
 /// Every method should cost about the same whatever the size of the repository:
-/// [`TagMap`] shows how (and implements [`SortedTags`](crate::query::SortedTags), which
+/// [`TagMap`](crate::TagMap) shows how (and implements [`SortedTags`](crate::SortedTags), which
 /// runs a [`TagQuery`] on two sorted lists).
 pub trait RepositoryView: Send + Sync {
     /// The tags `query` asks for, with their digests, in its order, at most its limit.
@@ -132,39 +132,5 @@ pub trait RepositoryView: Send + Sync {
     /// The artifacts whose subject is `digest`, of `artifact_type` if given, ordered by digest.
     fn referrers(&self, _digest: &str, _artifact_type: Option<&str>) -> Vec<Referrer> {
         Vec::new()
-    }
-}
-
-/// A repository in memory: its tags and what is known of its images.
-#[derive(Debug, Clone, Default)]
-pub struct RepositoryState {
-    pub tags: Arc<TagMap>,
-    pub images: Arc<Images>,
-}
-
-impl RepositoryView for RepositoryState {
-    fn find_tags(&self, query: &TagQuery) -> Vec<TagEntry> {
-        self.tags.find(query)
-    }
-    fn count_tags(&self) -> u64 {
-        self.tags.count_tags()
-    }
-    fn digest_of(&self, tag: &str) -> Option<String> {
-        self.tags.digest_of(tag)
-    }
-    fn tags_of(&self, digest: &str) -> Vec<String> {
-        self.tags.tags_of(digest)
-    }
-    fn history_of(&self, tag: &str) -> Option<TagHistory> {
-        self.tags.history_of(tag)
-    }
-    fn manifest(&self, digest: &str) -> Option<Manifest> {
-        self.images.manifest(digest)
-    }
-    fn labels(&self, digest: &str) -> Vec<KeyValue> {
-        self.images.labels(digest)
-    }
-    fn referrers(&self, digest: &str, artifact_type: Option<&str>) -> Vec<Referrer> {
-        self.images.referrers(digest, artifact_type)
     }
 }

@@ -35,7 +35,7 @@ const BATCH: usize = 128;
 /// A pattern compiled for queries: the whole-match expression and where in an index the tags
 /// it can match are.
 #[derive(Debug)]
-pub struct QueryPattern {
+pub(crate) struct QueryPattern {
     regex: Regex,
     /// Disjoint prefixes of the name index that hold every tag the pattern can match.
     name_prefixes: Vec<String>,
@@ -76,9 +76,11 @@ impl QueryPattern {
 #[derive(Debug, Clone)]
 pub struct TagQuery {
     pattern: Arc<QueryPattern>,
+    /// By name, or newest version first.
     pub order: TagOrder,
     /// At most [`MAX_PAGE`].
     pub limit: usize,
+    /// Continue after this tag (the last of the previous page).
     pub after: Option<String>,
 }
 
@@ -95,7 +97,7 @@ pub trait SortedTags {
 
 impl TagQuery {
     /// A query of `pattern` planned by the caller (the engine caches plans per policy).
-    pub fn planned(
+    pub(crate) fn planned(
         pattern: Arc<QueryPattern>,
         order: TagOrder,
         limit: u32,

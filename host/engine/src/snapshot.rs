@@ -14,6 +14,7 @@
 
 use crate::bindings::TagPolicyPre;
 use crate::engine::Engine;
+use crate::error::chain;
 use crate::limits::Limits;
 use crate::patterns::{HeldSets, PatternCache};
 use crate::sandbox::{self, HostState};
@@ -33,8 +34,7 @@ pub(crate) struct SnapshotError(String);
 
 impl SnapshotError {
     fn from_wasmtime(context: &str, error: wasmtime::Error) -> Self {
-        let chain: Vec<String> = error.chain().map(|cause| cause.to_string()).collect();
-        Self(format!("{context}: {}", chain.join(": ")))
+        Self(format!("{context}: {}", chain(&*error)))
     }
 }
 

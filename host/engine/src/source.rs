@@ -5,13 +5,13 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use tagpolicy::source::{Fetched, PolicySource};
+//! use tagpolicy::{Fetched, PolicySource};
 //! use tagpolicy::{Engine, Loader};
 //!
 //! /// Serves one embedded policy under a made-up scheme.
 //! struct Mirror;
 //! impl PolicySource for Mirror {
-//!     fn fetch(&self, reference: &str) -> Result<Fetched, String> {
+//!     fn fetch(&self, reference: &str) -> Result<Fetched, Box<dyn std::error::Error + Send + Sync>> {
 //!         let name = reference.strip_prefix("mirror://").ok_or("not a mirror reference")?;
 //!         let bytes = tagpolicy::embedded::bytes(name).ok_or("no such policy")?;
 //!         Ok(Fetched { bytes: bytes.to_vec(), origin: format!("mirrored `{name}`") })
@@ -27,6 +27,7 @@
 /// A component fetched for a reference, and where it came from (for errors and logs).
 #[derive(Debug, Clone)]
 pub struct Fetched {
+    /// The component bytes, verified as the source sees fit.
     pub bytes: Vec<u8>,
     /// E.g. ``oci://registry/repo:1.0@sha256:… (signed by `ci`)``.
     pub origin: String,
@@ -34,9 +35,10 @@ pub struct Fetched {
 
 /// Fetches the components of references with a scheme (`scheme://…`).
 pub trait PolicySource: Send + Sync {
-    /// The component for `reference`, or a sentence saying why not (it ends up in the
-    /// loader's error next to the reference).
-    fn fetch(&self, reference: &str) -> Result<Fetched, String>;
+    /// The component for `reference`, or why not: the error is kept as the source of the
+    /// loader's [`Error::Fetch`](crate::Error::Fetch), whose message quotes it after the
+    /// reference. A `String` or `&str` converts into it with `?` or `.into()`.
+    fn fetch(&self, reference: &str) -> Result<Fetched, Box<dyn std::error::Error + Send + Sync>>;
 }
 
 /// Whether `reference` names a policy a [`PolicySource`] fetches (it has a scheme), rather

@@ -1,7 +1,9 @@
 //! A repository's tags in memory, indexed three ways (by name, by version, by digest) with
 //! what is known of each tag's history: the index a scenario's state lives in, and a gate's
-//! index when it runs alone. Every query costs O(log N + what it reads).
+//! index when it runs alone. Every query costs O(log N + what it reads). [`RepositoryState`]
+//! pairs such an index with the facts of the images.
 
+use crate::image::{Images, KeyValue, Manifest, Referrer};
 use crate::push::{Operation, RepositoryView, Request, TagEntry};
 use crate::query::{SortedTags, TagQuery, key_tag, version_key};
 use std::cell::RefCell;
@@ -31,6 +33,7 @@ struct Entry {
 }
 
 impl TagMap {
+    /// No tags.
     pub fn new() -> Self {
         Self::default()
     }
@@ -122,10 +125,12 @@ impl TagMap {
         self.by_tag.iter().map(|(tag, entry)| (tag.as_str(), &*entry.digest))
     }
 
+    /// How many tags.
     pub fn len(&self) -> usize {
         self.by_tag.len()
     }
 
+    /// Whether there are no tags.
     pub fn is_empty(&self) -> bool {
         self.by_tag.is_empty()
     }
@@ -266,6 +271,42 @@ impl RepositoryView for TagMap {
 
     fn history_of(&self, tag: &str) -> Option<TagHistory> {
         self.by_tag.get(tag).and_then(|entry| entry.history.as_deref().cloned())
+    }
+}
+
+/// A repository in memory: its tags and what is known of its images.
+#[derive(Debug, Clone, Default)]
+pub struct RepositoryState {
+    /// The tags, their digests and their history.
+    pub tags: Arc<TagMap>,
+    /// What is known of the images; an image missing here is unknown.
+    pub images: Arc<Images>,
+}
+
+impl RepositoryView for RepositoryState {
+    fn find_tags(&self, query: &TagQuery) -> Vec<TagEntry> {
+        self.tags.find(query)
+    }
+    fn count_tags(&self) -> u64 {
+        self.tags.count_tags()
+    }
+    fn digest_of(&self, tag: &str) -> Option<String> {
+        self.tags.digest_of(tag)
+    }
+    fn tags_of(&self, digest: &str) -> Vec<String> {
+        self.tags.tags_of(digest)
+    }
+    fn history_of(&self, tag: &str) -> Option<TagHistory> {
+        self.tags.history_of(tag)
+    }
+    fn manifest(&self, digest: &str) -> Option<Manifest> {
+        self.images.manifest(digest)
+    }
+    fn labels(&self, digest: &str) -> Vec<KeyValue> {
+        self.images.labels(digest)
+    }
+    fn referrers(&self, digest: &str, artifact_type: Option<&str>) -> Vec<Referrer> {
+        self.images.referrers(digest, artifact_type)
     }
 }
 

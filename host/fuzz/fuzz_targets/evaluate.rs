@@ -7,7 +7,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tagpolicy::image::key_values;
+use tagpolicy::key_values;
 use tagpolicy::{
     Actor, ConfiguredPolicy, Engine, ImageFacts, Images, Instant, Limits, Manifest,
     ManifestDeletion, Operation, Push, Referrer, RepositoryState, Request, TagChange,

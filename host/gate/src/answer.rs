@@ -10,7 +10,7 @@ use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use serde_json::json;
 use tagpolicy::Decision;
-use tagpolicy::push::Request;
+use tagpolicy::Request;
 
 /// Most bytes of `Warning` headers on one response (the spec's limit).
 const MAX_WARNING_BYTES: usize = 4096;
@@ -25,7 +25,7 @@ pub(crate) fn denial(request: &Request, decision: &Decision) -> Response<Body> {
         .collect::<Vec<_>>()
         .join("; ")
         .replace(|c: char| c.is_control(), " ");
-    message = tagpolicy::decision::truncate(message, MAX_MESSAGE_BYTES);
+    message = tagpolicy::truncate(message, MAX_MESSAGE_BYTES);
     let reasons: Vec<_> = decision
         .denials()
         .map(|f| json!({"policy": f.policy, "tag": f.tag, "reason": f.reason}))
@@ -167,7 +167,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use http_body_util::BodyExt;
-    use tagpolicy::push::{Actor, Operation, TagChange};
+    use tagpolicy::{Actor, Operation, TagChange};
     use tagpolicy::{Finding, Severity};
 
     #[test]

@@ -271,7 +271,7 @@ impl GateConfig {
         let verifies = file.policy_registries.as_ref().is_some_and(|p| p.verify.is_some());
         for (r, rule) in file.rules.iter().enumerate() {
             for (p, spec) in rule.policies.iter().enumerate() {
-                if !tagpolicy::source::is_remote(&spec.policy) {
+                if !tagpolicy::is_remote(&spec.policy) {
                     continue;
                 }
                 let field = format!("rules[{r}].policies[{p}].policy");

@@ -10,12 +10,12 @@ use ipnet::IpNet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use parking_lot::Mutex;
 use serde::Deserialize;
-use tagpolicy::digest::Digest;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tagpolicy::push::Actor;
+use tagpolicy::Actor;
+use tagpolicy::Digest;
 
 /// The `identity` section of the gate configuration.
 #[derive(Debug, Clone, Default, Deserialize)]

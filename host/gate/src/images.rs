@@ -6,8 +6,8 @@
 
 use super::upstream::{Reader, Upstream};
 use http::HeaderValue;
-use tagpolicy::digest::Digest;
-use tagpolicy::image::{KeyValue, Manifest, Referrer, config_labels};
+use tagpolicy::Digest;
+use tagpolicy::{KeyValue, Manifest, Referrer, config_labels};
 
 /// The media type of an OCI image index: what the referrers API answers and what the
 /// referrers tag schema stores.

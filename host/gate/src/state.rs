@@ -9,14 +9,14 @@ use super::images;
 use super::index::IndexReader;
 use super::upstream::{Reader, Upstream, UpstreamError};
 use parking_lot::Mutex;
-use tagpolicy::digest::Digest;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+use tagpolicy::Digest;
 use tagpolicy::TagHistory;
-use tagpolicy::image::{KeyValue, Manifest, Referrer};
-use tagpolicy::push::{RepositoryView, TagEntry, TagMap};
-use tagpolicy::query::TagQuery;
+use tagpolicy::TagQuery;
+use tagpolicy::{KeyValue, Manifest, Referrer};
+use tagpolicy::{RepositoryView, TagEntry, TagMap};
 
 /// At most this many digest lookups at once when reading a repository's state.
 const LOOKUPS_IN_FLIGHT: usize = 16;
@@ -289,6 +289,6 @@ impl RepositoryView for DecisionView {
     fn referrers(&self, digest: &str, artifact_type: Option<&str>) -> Vec<Referrer> {
         let read = images::referrers(&self.upstream, &self.repository, digest, &self.reader);
         let all = self.cached(&self.referrers, digest, read);
-        tagpolicy::image::filter_referrers(&all, artifact_type)
+        tagpolicy::filter_referrers(&all, artifact_type)
     }
 }

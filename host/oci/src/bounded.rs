@@ -306,8 +306,8 @@ mod tests {
 /// request's target; the registry counts requests.
 #[cfg(test)]
 mod hostile {
+    use crate::Digest;
     use crate::client::{Access, RegistryClient, RegistryError};
-    use crate::digest::Digest;
     use crate::reference::Reference;
     use std::io::{BufRead, BufReader, Write};
     use std::net::{TcpListener, TcpStream};

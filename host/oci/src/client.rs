@@ -9,10 +9,10 @@ use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientP
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 
+use crate::Digest;
 use crate::artifact::{self, Artifact, MANIFEST_MEDIA_TYPE};
 use crate::bounded::BoundedReader;
 use crate::credentials::{CredentialError, Credentials};
-use crate::digest::Digest;
 use crate::reference::Reference;
 use crate::signature::{self, SignatureManifest, Signed};
 

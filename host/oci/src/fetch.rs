@@ -18,14 +18,14 @@ use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use tagpolicy::source::{Fetched, PolicySource};
+use tagpolicy::{Fetched, PolicySource};
 
+use crate::Digest;
 use crate::artifact::{self, ArtifactError, ArtifactInfo, parse_version};
 use crate::cache::{Cache, CacheError};
 use crate::client::{
     Access, MAX_COMPONENT_BYTES, MAX_DOCUMENT_BYTES, RegistryClient, RegistryError,
 };
-use crate::digest::Digest;
 use crate::reference::{Reference, ReferenceError};
 use crate::signature::{Keyring, SignatureError, SignatureManifest, Signed};
 
@@ -509,9 +509,9 @@ fn check_newer(
 }
 
 impl PolicySource for Fetcher {
-    fn fetch(&self, reference: &str) -> Result<Fetched, String> {
-        let parsed = Reference::parse(reference).map_err(|e| e.to_string())?;
-        let (verified, bytes) = Fetcher::fetch(self, &parsed).map_err(|e| e.to_string())?;
+    fn fetch(&self, reference: &str) -> Result<Fetched, Box<dyn std::error::Error + Send + Sync>> {
+        let parsed = Reference::parse(reference)?;
+        let (verified, bytes) = Fetcher::fetch(self, &parsed)?;
         Ok(Fetched { bytes, origin: verified.origin() })
     }
 }

@@ -49,10 +49,9 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod credentials;
-pub use tagpolicy::digest;
 pub mod fetch;
 pub mod reference;
 pub mod signature;
 
-pub use digest::Digest;
 pub use reference::Reference;
+pub use tagpolicy::Digest;

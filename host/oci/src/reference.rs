@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::Ipv6Addr;
 use std::str::FromStr;
 
-use crate::digest::{Digest, DigestError};
+use tagpolicy::{Digest, DigestError};
 
 /// The scheme that marks a policy reference.
 pub const SCHEME: &str = "oci://";

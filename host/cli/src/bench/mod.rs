@@ -253,7 +253,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         reused_p99_ns,
         isolated_ns,
         isolated_p99_ns,
-        isolated_from_snapshot: isolated.from_snapshot(),
+        isolated_from_snapshot: isolated.uses_snapshot(),
         isolated_configure_ns,
         isolated_configure_p99_ns,
         decisions_per_second,

@@ -7,11 +7,11 @@
 
 use regex::RegexSet;
 use std::collections::BTreeMap;
-use tagpolicy::scenario::label_digest;
 use tagpolicy::{
     Actor, Instant, Operation, Outcome, Push, RepositoryView, Request, Stamp, TagChange,
     TagHistory, TagMap,
 };
+use tagpolicy_scenario::label_digest;
 
 /// The baseline rule's settings, also the default for `--policy immutable-tags`.
 pub const MUTABLE: [&str; 3] = ["latest", r"\d+\.\d+", "dev-.*"];

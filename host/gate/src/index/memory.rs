@@ -8,8 +8,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
-use tagpolicy::push::{RepositoryView, TagEntry};
-use tagpolicy::query::TagQuery;
+use tagpolicy::TagQuery;
+use tagpolicy::{RepositoryView, TagEntry};
 use tagpolicy::{Stamp, TagHistory, TagMap};
 
 pub struct MemoryStore {
@@ -281,7 +281,7 @@ impl IndexReader for Reader {
         Ok(self.0.read().map.history_of(tag))
     }
     fn names(&self, after: Option<&str>, count: usize) -> Result<Vec<String>, StoreError> {
-        use tagpolicy::query::SortedTags;
+        use tagpolicy::SortedTags;
         Ok(self.0.read().map.names("", after, count))
     }
 }

@@ -32,8 +32,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tagpolicy::push::TagEntry;
-use tagpolicy::query::TagQuery;
+use tagpolicy::TagEntry;
+use tagpolicy::TagQuery;
 use tagpolicy::{Stamp, TagHistory};
 use tokio::sync::Semaphore;
 

@@ -3,7 +3,7 @@
 //!
 //! - `tags`, a hash tag → digest (`HGET`, O(1));
 //! - `names`, a sorted set of the tags with score 0: a name range is `ZRANGEBYLEX`, O(log N + k);
-//! - `versions`, the same of their version keys ([`tagpolicy::query::version_key`]): the
+//! - `versions`, the same of their version keys ([`tagpolicy::version_key`]): the
 //!   newest of a shape is `ZREVRANGEBYLEX`, O(log N + k);
 //! - `images`, the same of `digest tag` pairs: the tags of a digest are a range;
 //! - `history`, a hash tag → when it got its digest, who set it, when it was created (JSON);
@@ -23,9 +23,9 @@ use crate::redis_link::ScriptCall;
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tagpolicy::push::TagEntry;
-use tagpolicy::query::{SortedTags, TagQuery, version_key};
+use tagpolicy::TagEntry;
 use tagpolicy::{Instant, Stamp, TagHistory};
+use tagpolicy::{SortedTags, TagQuery, version_key};
 
 /// How long a Redis command may take before the index counts as unreachable.
 const TIMEOUT: Duration = Duration::from_secs(2);

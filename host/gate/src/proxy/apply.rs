@@ -10,7 +10,7 @@ use crate::upstream::{Body, UpstreamError, empty, full};
 use bytes::Bytes;
 use http::header::{HeaderValue, LOCATION};
 use http::{Response, StatusCode};
-use tagpolicy::push::{Push, TagChange};
+use tagpolicy::{Push, TagChange};
 
 impl Exchange<'_> {
     /// Apply the tags of a push with `tag` parameters (`PUT .../manifests/<digest>?tag=a&tag=b`,

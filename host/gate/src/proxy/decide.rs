@@ -6,9 +6,9 @@ use crate::log::{self, Entry, Reason};
 use crate::state::{DecisionView, Tags};
 use std::sync::Arc;
 use std::time::Instant;
-use tagpolicy::decision::{Decision, Finding, Outcome, Severity};
-use tagpolicy::image::Manifest;
-use tagpolicy::push::{Operation, Request};
+use tagpolicy::Manifest;
+use tagpolicy::{Decision, Finding, Outcome, Severity};
+use tagpolicy::{Operation, Request};
 
 /// The name findings of the gate itself carry.
 const GATE: &str = "tagpolicy-gate";

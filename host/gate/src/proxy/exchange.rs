@@ -23,10 +23,10 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::Instant;
+use tagpolicy::Digest;
+use tagpolicy::Manifest;
 use tagpolicy::Stamp;
-use tagpolicy::digest::Digest;
-use tagpolicy::image::Manifest;
-use tagpolicy::push::{ManifestDeletion, Operation, Push, Request};
+use tagpolicy::{ManifestDeletion, Operation, Push, Request};
 
 /// One intercepted request and what it needs to be decided.
 pub(super) struct Exchange<'a> {
@@ -202,7 +202,7 @@ impl Exchange<'_> {
             .headers
             .get(CONTENT_TYPE)
             .cloned()
-            .unwrap_or(HeaderValue::from_static(tagpolicy::image::OCI_MANIFEST));
+            .unwrap_or(HeaderValue::from_static(tagpolicy::OCI_MANIFEST));
 
         let lease = match self.lease().await {
             Ok(lease) => lease,

@@ -7,8 +7,8 @@ use crate::answer::denial;
 use crate::index::IndexError;
 use crate::upstream::{Body, Reader, UpstreamError, full};
 use http::{Response, StatusCode};
-use tagpolicy::decision::Decision;
-use tagpolicy::push::{Operation, Request, TagChange};
+use tagpolicy::Decision;
+use tagpolicy::{Operation, Request, TagChange};
 
 impl Exchange<'_> {
     /// The tags a deletion of manifest `digest` removes: from the index (with
@@ -20,7 +20,7 @@ impl Exchange<'_> {
             let state = crate::state::fetch(&self.shared.upstream, repository, &self.reader())
                 .await
                 .map_err(|error| self.lookup_failure(error))?;
-            return Ok(tagpolicy::push::RepositoryView::tags_of(&state, digest));
+            return Ok(tagpolicy::RepositoryView::tags_of(&state, digest));
         };
         let listed = index
             .tags_of(repository, digest)

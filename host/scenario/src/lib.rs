@@ -27,22 +27,23 @@
 //!   - delete: ["latest"]              # or `delete_image: LABEL|DIGEST`
 //! ```
 
-use crate::decision::{Decision, Outcome, Severity};
-use crate::image::{Descriptor, ImageFacts, Images, KeyValue, Manifest, Referrer, key_values};
-use crate::oci;
-use crate::policy_set::{PolicySet, PolicySpec};
-use crate::push::{
-    Actor, Instant, ManifestDeletion, Operation, Push, RepositoryState, RepositoryView, Request,
-    Stamp, TagChange, TagHistory, TagMap,
-};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tagpolicy::Digest;
+use tagpolicy::TagQuery;
+use tagpolicy::oci;
+use tagpolicy::{
+    Actor, Instant, ManifestDeletion, Operation, Push, RepositoryState, RepositoryView, Request,
+    Stamp, TagChange, TagEntry, TagHistory, TagMap,
+};
+use tagpolicy::{Decision, Outcome, Severity};
+use tagpolicy::{Descriptor, ImageFacts, Images, KeyValue, Manifest, Referrer, key_values};
+use tagpolicy::{PolicySet, PolicySpec};
 
 /// The media type assumed for pushes that do not name one.
-pub const DEFAULT_MEDIA_TYPE: &str = crate::image::OCI_MANIFEST;
+pub const DEFAULT_MEDIA_TYPE: &str = tagpolicy::OCI_MANIFEST;
 
 /// Why a scenario file cannot be used. The message names the file and the field.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +54,7 @@ pub enum ScenarioError {
     #[error("`{}`: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
     #[error("`{}`: policies[{index}] (`{policy}`): {source}", path.display())]
-    Policy { path: PathBuf, index: usize, policy: String, source: Box<crate::Error> },
+    Policy { path: PathBuf, index: usize, policy: String, source: Box<tagpolicy::Error> },
 }
 
 #[derive(Deserialize)]
@@ -288,7 +289,7 @@ impl Scenario {
 struct ScenarioView(RepositoryState);
 
 impl RepositoryView for ScenarioView {
-    fn find_tags(&self, query: &crate::query::TagQuery) -> Vec<crate::push::TagEntry> {
+    fn find_tags(&self, query: &TagQuery) -> Vec<TagEntry> {
         self.0.find_tags(query)
     }
     fn count_tags(&self) -> u64 {
@@ -570,9 +571,7 @@ fn read_state_file(
 
 /// The stable digest the CLI gives the image labelled `label`.
 pub fn label_digest(label: &str) -> String {
-    let hash = Sha256::digest(label.as_bytes());
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    Digest::of(label.as_bytes()).to_string()
 }
 
 #[cfg(test)]
