@@ -58,6 +58,7 @@ pub mod embedded;
 mod engine;
 mod error;
 mod image;
+mod instance;
 mod limits;
 pub mod oci;
 mod output;
