@@ -238,6 +238,35 @@ fn cache_engine() -> Engine {
     Engine::builder().cache_dir(workspace().join("target/test-policy-cache")).build().unwrap()
 }
 
+/// Each reference policy's metadata has one source, `policies/<name>/metadata.json`: the Rust
+/// original (`include_metadata!`) and the JavaScript port (an `import`) read it when they are
+/// built; the Python port holds a copy, as componentize-py reads nothing outside the policy's
+/// folder. Whatever the language, the component must say what the file says, byte for byte.
+#[test]
+fn every_language_gives_the_metadata_of_the_policy_file() {
+    let engine = cache_engine();
+    let check = |lang: &str, name: &str, policy: Policy| {
+        let file = workspace().join("policies").join(name).join("metadata.json");
+        let source: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let metadata = policy.metadata();
+        let said = json!({
+            "name": metadata.name,
+            "version": metadata.version,
+            "description": metadata.description,
+            "settings_example": metadata.settings_example,
+        });
+        assert_eq!(said, source, "{lang} {name}: not the metadata of {}", file.display());
+    };
+    for name in POLICIES {
+        check("Rust", name, engine.load_embedded(name).unwrap());
+    }
+    for lang in [Lang::Python, Lang::JavaScript] {
+        for (name, path) in ports(lang) {
+            check(&format!("{lang:?}"), name, engine.load_file(path).unwrap());
+        }
+    }
+}
+
 #[test]
 fn a_python_or_javascript_loop_or_memory_bomb_is_stopped_and_the_push_denied() {
     let engine = cache_engine();

@@ -64,6 +64,7 @@ extern crate self as tagpolicy_guest;
 
 mod change;
 mod findings;
+mod metadata;
 mod pattern;
 pub mod repository;
 mod settings;
@@ -138,6 +139,8 @@ pub trait Policy: Sized + 'static {
     type Settings: serde::de::DeserializeOwned;
     /// Short, stable name (`lowercase-with-dashes`).
     const NAME: &'static str;
+    /// The policy's version; `None` (the default) is the crate's version from `Cargo.toml`.
+    const VERSION: Option<&'static str> = None;
     /// One line saying what the policy enforces.
     const DESCRIPTION: &'static str;
     /// Example settings as JSON text, shown by `tagpolicy inspect`.
@@ -173,10 +176,68 @@ macro_rules! export_policy {
     };
 }
 
-/// Plumbing used by [`export_policy!`]; not part of the API.
+/// The metadata items of a [`Policy`] impl (`NAME`, `VERSION`, `DESCRIPTION`,
+/// `SETTINGS_EXAMPLE`) read at compile time from a JSON file, instead of written inline: for
+/// a policy whose metadata other programs read too, such as its ports to other languages.
+///
+/// The path is relative to the file that invokes the macro, as for [`include_str!`]. The file
+/// is one object of strings with exactly these fields:
+///
+/// ```json
+/// {
+///   "name": "release-bot-only",
+///   "version": "1.2.0",
+///   "description": "Only release-bot changes protected tags",
+///   "settings_example": "{\"protected\": \"v\\\\d+.*\"}"
+/// }
+/// ```
+///
+/// `settings_example` is the example's JSON text as a string, so every reader gets the same
+/// bytes. A malformed file, or a missing, repeated or unknown field, fails the build.
+///
+/// ```ignore
+/// impl Policy for ReleaseBotOnly {
+///     type Settings = Settings;
+///     tagpolicy_guest::include_metadata!("../metadata.json");
+///
+///     fn configure(settings: Settings) -> Result<Self, String> {
+///         Ok(Self(settings))
+///     }
+///     // …
+/// }
+/// ```
+#[macro_export]
+macro_rules! include_metadata {
+    ($path:literal) => {
+        const NAME: &'static str = $crate::__metadata_field!($path, "name");
+        const VERSION: ::core::option::Option<&'static str> =
+            ::core::option::Option::Some($crate::__metadata_field!($path, "version"));
+        const DESCRIPTION: &'static str = $crate::__metadata_field!($path, "description");
+        const SETTINGS_EXAMPLE: &'static str = $crate::__metadata_field!($path, "settings_example");
+    };
+}
+
+/// One field of a metadata file, for [`include_metadata!`]; not part of the API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __metadata_field {
+    ($path:literal, $field:literal) => {{
+        const JSON: &str = ::core::include_str!($path);
+        const LEN: usize = $crate::__private::metadata::field_len(JSON, $field);
+        const BYTES: [u8; LEN] = $crate::__private::metadata::field::<LEN>(JSON, $field);
+        $crate::__private::metadata::as_str(&BYTES)
+    }};
+}
+
+/// Plumbing used by [`export_policy!`] and [`include_metadata!`]; not part of the API.
 #[doc(hidden)]
 pub mod __private {
     pub use wit_bindgen;
+
+    /// The reading of a metadata file, for [`include_metadata!`](crate::include_metadata).
+    pub mod metadata {
+        pub use crate::metadata::{as_str, field, field_len};
+    }
 
     use crate::{Decision, Findings, Policy, PolicyMetadata, Request};
     use std::any::Any;
@@ -188,10 +249,11 @@ pub mod __private {
         static CONFIGURED: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
     }
 
+    /// The metadata of `P`; `version` is the crate's, for a policy that gives none.
     pub fn metadata<P: Policy>(version: &str) -> PolicyMetadata {
         PolicyMetadata {
             name: P::NAME.to_string(),
-            version: version.to_string(),
+            version: P::VERSION.unwrap_or(version).to_string(),
             description: P::DESCRIPTION.to_string(),
             settings_example: P::SETTINGS_EXAMPLE.to_string(),
         }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import tomllib
 import unittest
 from pathlib import Path
 from types import ModuleType
@@ -42,6 +43,21 @@ class PortsTest(unittest.TestCase):
                 self.assertEqual(meta.name, name)
                 self.assertEqual(meta.version, "0.1.0")
                 export.configure(meta.settings_example)
+
+    def test_every_port_holds_the_metadata_of_its_original(self) -> None:
+        # componentize-py reads nothing outside a policy's folder, so each port holds a copy of
+        # the Rust original's metadata.json (which the JavaScript port imports); and so does
+        # its pyproject.toml, but for the settings example.
+        for name in ("immutable-tags", "min-tags", "semver-series", "image-requirements", "change-freeze"):
+            with self.subTest(name):
+                source = json.loads((PORTS.parent / name / "metadata.json").read_text(encoding="utf-8"))
+                meta = load(name).Policy().metadata()
+                held = {"name": meta.name, "version": meta.version, "description": meta.description,
+                        "settings_example": meta.settings_example}
+                self.assertEqual(held, source)
+                project = tomllib.loads((PORTS / name / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+                self.assertEqual({key: project[key] for key in ("name", "version", "description")},
+                                 {key: source[key] for key in ("name", "version", "description")})
 
     def test_immutable_tags_decides(self) -> None:
         export = load("immutable-tags").Policy()

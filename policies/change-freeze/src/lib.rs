@@ -142,10 +142,8 @@ impl ChangeFreeze {
 
 impl Policy for ChangeFreeze {
     type Settings = Settings;
-    const NAME: &'static str = "change-freeze";
-    const DESCRIPTION: &'static str =
-        "No tag changes during change freezes, except by exempt actors";
-    const SETTINGS_EXAMPLE: &'static str = r#"{"windows":[{"name":"year-end","from":"2026-12-20T00:00:00Z","until":"2027-01-04T00:00:00Z"},{"name":"weekends","days":["sat","sun"]}],"tags":["v?\\d+\\.\\d+\\.\\d+","latest"],"exempt_groups":["release-managers"]}"#;
+    // The JavaScript port reads this file too; the Python port holds a copy the tests check.
+    tagpolicy_guest::include_metadata!("../metadata.json");
 
     fn configure(mut settings: Settings) -> Result<Self, String> {
         if settings.windows.is_empty() {

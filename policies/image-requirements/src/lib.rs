@@ -125,10 +125,8 @@ impl ImageRequirements {
 
 impl Policy for ImageRequirements {
     type Settings = Settings;
-    const NAME: &'static str = "image-requirements";
-    const DESCRIPTION: &'static str =
-        "Chosen tags only on images with the required signatures, SBOMs, annotations and labels";
-    const SETTINGS_EXAMPLE: &'static str = r#"{"rules":[{"tags":["v?\\d+\\.\\d+\\.\\d+"],"referrers":["application/vnd.dev.cosign.artifact.sig.v1+json","application/spdx+json"],"annotations":{"org.opencontainers.image.source":"https://github\\.com/team/.*"},"labels":{},"version_matches_tag":true}]}"#;
+    // The JavaScript port reads this file too; the Python port holds a copy the tests check.
+    tagpolicy_guest::include_metadata!("../metadata.json");
 
     fn configure(settings: Settings) -> Result<Self, String> {
         if settings.rules.is_empty() {

@@ -137,10 +137,8 @@ impl ImmutableTags {
 
 impl Policy for ImmutableTags {
     type Settings = Settings;
-    const NAME: &'static str = "immutable-tags";
-    const DESCRIPTION: &'static str =
-        "Immutable tags with mutable exceptions and owners: release tags never move or disappear";
-    const SETTINGS_EXAMPLE: &'static str = r#"{"default":"immutable","mutable":["latest","\\d+\\.\\d+"],"immutable":["v?\\d+\\.\\d+\\.\\d+"],"owners":[{"pattern":"ci-.*","actors":["ci-bot"]}],"grace":{"period":"15m","same_actor":true}}"#;
+    // The JavaScript port reads this file too; the Python port holds a copy the tests check.
+    tagpolicy_guest::include_metadata!("../metadata.json");
 
     fn configure(settings: Settings) -> Result<Self, String> {
         for (index, owner) in settings.owners.iter().enumerate() {

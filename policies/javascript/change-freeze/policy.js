@@ -8,7 +8,8 @@
 // The JavaScript port of policies/change-freeze: same settings, same decisions.
 
 import { Instant, Patterns, TimeOfDay, definePolicy, settings as s } from 'tagpolicy-guest';
-import pkg from './package.json' with { type: 'json' };
+// Name, version, description and settings example: the file the Rust original reads too.
+import metadata from '../../change-freeze/metadata.json' with { type: 'json' };
 
 /** A window as written, checked into a fixed or weekly window. */
 function parseWindow(index, file) {
@@ -57,10 +58,10 @@ function parseWindow(index, file) {
 }
 
 export const policy = definePolicy({
-  name: pkg.name,
-  version: pkg.version,
-  description: 'No tag changes during change freezes, except by exempt actors',
-  settingsExample: String.raw`{"windows":[{"name":"year-end","from":"2026-12-20T00:00:00Z","until":"2027-01-04T00:00:00Z"},{"name":"weekends","days":["sat","sun"]}],"tags":["v?\\d+\\.\\d+\\.\\d+","latest"],"exempt_groups":["release-managers"]}`,
+  name: metadata.name,
+  version: metadata.version,
+  description: metadata.description,
+  settingsExample: metadata.settings_example,
 
   settings: s.object('Settings', {
     windows: s.list(

@@ -9,7 +9,8 @@
 // The JavaScript port of policies/image-requirements: same settings, same decisions.
 
 import { annotation, definePolicy, image, settings as s } from 'tagpolicy-guest';
-import pkg from './package.json' with { type: 'json' };
+// Name, version, description and settings example: the file the Rust original reads too.
+import metadata from '../../image-requirements/metadata.json' with { type: 'json' };
 
 /** The annotation whose value must equal the tag under `version_matches_tag`. */
 const VERSION = 'org.opencontainers.image.version';
@@ -73,11 +74,10 @@ function missing(rule, tag, img) {
 }
 
 export const policy = definePolicy({
-  name: pkg.name,
-  version: pkg.version,
-  description:
-    'Chosen tags only on images with the required signatures, SBOMs, annotations and labels',
-  settingsExample: String.raw`{"rules":[{"tags":["v?\\d+\\.\\d+\\.\\d+"],"referrers":["application/vnd.dev.cosign.artifact.sig.v1+json","application/spdx+json"],"annotations":{"org.opencontainers.image.source":"https://github\\.com/team/.*"},"labels":{},"version_matches_tag":true}]}`,
+  name: metadata.name,
+  version: metadata.version,
+  description: metadata.description,
+  settingsExample: metadata.settings_example,
 
   settings: s.object('Settings', {
     rules: s.list(

@@ -13,7 +13,8 @@
 // The JavaScript port of policies/immutable-tags: same settings, same decisions.
 
 import { Patterns, definePolicy, repository, settings as s } from 'tagpolicy-guest';
-import pkg from './package.json' with { type: 'json' };
+// Name, version, description and settings example: the file the Rust original reads too.
+import metadata from '../../immutable-tags/metadata.json' with { type: 'json' };
 
 /** `sha256:0123456789ab` is enough for a person to tell images apart. */
 const short = (digest) => digest.slice(0, 19);
@@ -69,11 +70,10 @@ function checkOwners(settings, request, change, findings) {
 }
 
 export const policy = definePolicy({
-  name: pkg.name,
-  version: pkg.version,
-  description:
-    'Immutable tags with mutable exceptions and owners: release tags never move or disappear',
-  settingsExample: String.raw`{"default":"immutable","mutable":["latest","\\d+\\.\\d+"],"immutable":["v?\\d+\\.\\d+\\.\\d+"],"owners":[{"pattern":"ci-.*","actors":["ci-bot"]}],"grace":{"period":"15m","same_actor":true}}`,
+  name: metadata.name,
+  version: metadata.version,
+  description: metadata.description,
+  settingsExample: metadata.settings_example,
 
   settings: s.object('Settings', {
     default: s.withDefault(s.oneOf('Mutability', ['immutable', 'mutable']), 'immutable'),

@@ -7,14 +7,14 @@
 // The JavaScript port of policies/min-tags: same settings, same decisions.
 
 import { Patterns, definePolicy, repository, settings as s } from 'tagpolicy-guest';
-import pkg from './package.json' with { type: 'json' };
+// Name, version, description and settings example: the file the Rust original reads too.
+import metadata from '../../min-tags/metadata.json' with { type: 'json' };
 
 export const policy = definePolicy({
-  name: pkg.name,
-  version: pkg.version,
-  description:
-    'A new image must arrive with at least N tags, including one matching each required pattern',
-  settingsExample: String.raw`{"min_tags":2,"required":["\\d+\\.\\d+\\.\\d+"]}`,
+  name: metadata.name,
+  version: metadata.version,
+  description: metadata.description,
+  settingsExample: metadata.settings_example,
 
   settings: s.object('Settings', {
     min_tags: s.withDefault(s.u32(), 1),

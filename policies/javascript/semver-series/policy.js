@@ -11,16 +11,17 @@
 // The JavaScript port of policies/semver-series: same settings, same decisions.
 
 import { definePolicy, newestRelease, release, repository, series, settings as s } from 'tagpolicy-guest';
-import pkg from './package.json' with { type: 'json' };
+// Name, version, description and settings example: the file the Rust original reads too.
+import metadata from '../../semver-series/metadata.json' with { type: 'json' };
 
 /** The newer of two versions (either may be undefined: the other, as Rust's `Option::max`). */
 const newer = (a, b) => (b === undefined ? a : a === undefined || b.compare(a) > 0 ? b : a);
 
 export const policy = definePolicy({
-  name: pkg.name,
-  version: pkg.version,
-  description: 'Series tags (1.2, 1) and latest must point at the newest release of their series',
-  settingsExample: '{"latest":true}',
+  name: metadata.name,
+  version: metadata.version,
+  description: metadata.description,
+  settingsExample: metadata.settings_example,
 
   settings: s.object('Settings', { latest: s.withDefault(s.boolean(), true) }),
 

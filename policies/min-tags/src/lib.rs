@@ -25,9 +25,8 @@ pub struct MinTags(Settings);
 
 impl Policy for MinTags {
     type Settings = Settings;
-    const NAME: &'static str = "min-tags";
-    const DESCRIPTION: &'static str = "A new image must arrive with at least N tags, including one matching each required pattern";
-    const SETTINGS_EXAMPLE: &'static str = r#"{"min_tags":2,"required":["\\d+\\.\\d+\\.\\d+"]}"#;
+    // The JavaScript port reads this file too; the Python port holds a copy the tests check.
+    tagpolicy_guest::include_metadata!("../metadata.json");
 
     fn configure(settings: Settings) -> Result<Self, String> {
         Ok(Self(settings))

@@ -93,6 +93,8 @@ class Window:
 
 
 class ChangeFreeze(tagpolicy_guest.Policy):
+    # A copy of ../../change-freeze/metadata.json, checked by the tests: componentize-py reads nothing
+    # outside this folder.
     NAME = "change-freeze"
     VERSION = "0.1.0"
     DESCRIPTION = "No tag changes during change freezes, except by exempt actors"

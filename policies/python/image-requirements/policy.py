@@ -105,6 +105,8 @@ def missing(rule: Rule, change: Change, facts: Image) -> list[str]:
 
 
 class ImageRequirements(tagpolicy_guest.Policy):
+    # A copy of ../../image-requirements/metadata.json, checked by the tests: componentize-py reads nothing
+    # outside this folder.
     NAME = "image-requirements"
     VERSION = "0.1.0"
     DESCRIPTION = "Chosen tags only on images with the required signatures, SBOMs, annotations and labels"

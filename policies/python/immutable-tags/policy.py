@@ -56,6 +56,8 @@ class Settings:
 
 
 class ImmutableTags(tagpolicy_guest.Policy):
+    # A copy of ../../immutable-tags/metadata.json, checked by the tests: componentize-py reads nothing
+    # outside this folder.
     NAME = "immutable-tags"
     VERSION = "0.1.0"
     DESCRIPTION = "Immutable tags with mutable exceptions and owners: release tags never move or disappear"

@@ -24,6 +24,8 @@ class Settings:
 
 
 class MinTags(tagpolicy_guest.Policy):
+    # A copy of ../../min-tags/metadata.json, checked by the tests: componentize-py reads nothing
+    # outside this folder.
     NAME = "min-tags"
     VERSION = "0.1.0"
     DESCRIPTION = "A new image must arrive with at least N tags, including one matching each required pattern"

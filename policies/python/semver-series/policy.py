@@ -39,6 +39,8 @@ def name(follows: Follows) -> str:
 
 
 class SemverSeries(tagpolicy_guest.Policy):
+    # A copy of ../../semver-series/metadata.json, checked by the tests: componentize-py reads nothing
+    # outside this folder.
     NAME = "semver-series"
     VERSION = "0.1.0"
     DESCRIPTION = "Series tags (1.2, 1) and latest must point at the newest release of their series"

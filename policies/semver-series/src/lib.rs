@@ -58,10 +58,8 @@ impl Follows {
 
 impl Policy for SemverSeries {
     type Settings = Settings;
-    const NAME: &'static str = "semver-series";
-    const DESCRIPTION: &'static str =
-        "Series tags (1.2, 1) and latest must point at the newest release of their series";
-    const SETTINGS_EXAMPLE: &'static str = r#"{"latest":true}"#;
+    // The JavaScript port reads this file too; the Python port holds a copy the tests check.
+    tagpolicy_guest::include_metadata!("../metadata.json");
 
     fn configure(settings: Settings) -> Result<Self, String> {
         Ok(Self(settings))
