@@ -306,7 +306,6 @@ mod tests {
 /// request's target; the registry counts requests.
 #[cfg(test)]
 mod hostile {
-    use crate::Digest;
     use crate::client::{Access, RegistryClient, RegistryError};
     use crate::reference::Reference;
     use std::io::{BufRead, BufReader, Write};
@@ -314,6 +313,7 @@ mod hostile {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
+    use tagpolicy::Digest;
 
     type Answer = fn(&str, &mut TcpStream, &str) -> std::io::Result<()>;
 

@@ -29,8 +29,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Digest;
 use crate::reference::Reference;
+use tagpolicy::Digest;
 
 /// A cache operation that failed.
 #[derive(Debug, thiserror::Error)]

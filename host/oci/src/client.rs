@@ -9,12 +9,12 @@ use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientP
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 
-use crate::Digest;
 use crate::artifact::{self, Artifact, MANIFEST_MEDIA_TYPE};
 use crate::bounded::BoundedReader;
 use crate::credentials::{CredentialError, Credentials};
 use crate::reference::Reference;
 use crate::signature::{self, SignatureManifest, Signed};
+use tagpolicy::Digest;
 
 /// The largest manifest or config read (registries limit manifests to 4 MiB).
 pub const MAX_DOCUMENT_BYTES: u64 = 4 << 20;

@@ -20,7 +20,6 @@ use std::time::SystemTime;
 
 use tagpolicy::{Fetched, PolicySource};
 
-use crate::Digest;
 use crate::artifact::{self, ArtifactError, ArtifactInfo, parse_version};
 use crate::cache::{Cache, CacheError};
 use crate::client::{
@@ -28,6 +27,7 @@ use crate::client::{
 };
 use crate::reference::{Reference, ReferenceError};
 use crate::signature::{Keyring, SignatureError, SignatureManifest, Signed};
+use tagpolicy::Digest;
 
 /// Why a policy was not fetched.
 #[derive(Debug, thiserror::Error)]

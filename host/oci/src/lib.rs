@@ -54,4 +54,3 @@ pub mod reference;
 pub mod signature;
 
 pub use reference::Reference;
-pub use tagpolicy::Digest;

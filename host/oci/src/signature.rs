@@ -11,7 +11,7 @@
 //! operator's public keys and never the network. A signature binds a digest, not a tag.
 //!
 //! ```
-//! use tagpolicy_oci::Digest;
+//! use tagpolicy::Digest;
 //! use tagpolicy_oci::signature::{Keyring, PublicKey, SignatureManifest, SigningKey};
 //! # let pem = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg1+wQbqwQbgr5LdhN\n7hjeGey1fohprFIgn14q93vIqh6hRANCAAQUr1+g+D8ev0SEqeqwGErQvYMZNbLI\n9qKOxLv3TeYbTsiEYUM/uXUG/1LVZD+c78DbPK3Z991XwFdutNQKdTO3\n-----END PRIVATE KEY-----\n"; // a throwaway test key
 //! let key = SigningKey::from_pem(pem)?;
@@ -41,8 +41,8 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _, EncodePublicKey as _, LineEnding};
 use serde::{Deserialize, Serialize};
 
-use crate::Digest;
 use crate::artifact::{Blob, Descriptor, MANIFEST_MEDIA_TYPE, Manifest};
+use tagpolicy::Digest;
 
 /// The media type of a signature layer (the payload).
 pub const LAYER_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";

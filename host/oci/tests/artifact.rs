@@ -1,7 +1,7 @@
 //! The Wasm OCI artifact layout: deterministic building, and checking fetched artifacts.
 
 use serde_json::{Value, json};
-use tagpolicy_oci::Digest;
+use tagpolicy::Digest;
 use tagpolicy_oci::artifact::{
     ArtifactError, ArtifactSpec, CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, VERSION_ANNOTATION, build,
     inspect,

@@ -3,8 +3,9 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime};
 
+use tagpolicy::Digest;
+use tagpolicy_oci::Reference;
 use tagpolicy_oci::cache::{Cache, CacheError};
-use tagpolicy_oci::{Digest, Reference};
 
 #[test]
 fn missing_directory_is_created_on_first_write() {

@@ -9,7 +9,7 @@ use std::process::Command;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use tagpolicy_oci::Digest;
+use tagpolicy::Digest;
 use tagpolicy_oci::signature::{
     Keyring, LAYER_MEDIA_TYPE, PublicKey, SIGNATURE_ANNOTATION, SignatureError, SignatureManifest,
     Signed, SigningKey, payload,
