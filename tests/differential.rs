@@ -2,7 +2,8 @@
 //! rules in docs/policies.md, not from the policies) and the compiled WASM policies must agree:
 //! `immutable-tags` and `min-tags` on 100,000 random pushes and deletions over random states
 //! and settings; `image-requirements` and `change-freeze` on 20,000 more each, with random
-//! image facts (manifests, annotations, labels, referrers) and random request times.
+//! image facts (manifests, annotations, labels, referrers) and random request times; and
+//! `immutable-tags` on 20,000 changes of signature tags over random signature manifests.
 
 mod common;
 #[path = "support/models.rs"]
@@ -84,6 +85,34 @@ fn wasm_policies_agree_with_native_models_on_100k_requests() {
     for count in denied {
         assert!((10_000..90_000).contains(&count), "denials {denied:?} of {checked}");
     }
+}
+
+#[test]
+fn immutable_tags_agrees_with_its_model_on_20k_changes_of_signature_tags() {
+    const VARIANTS: usize = 50;
+    const REQUESTS: usize = 400;
+    let engine = Engine::new().unwrap();
+    let mut rng = Rng(0x5157_a9e5_0f7a_9105);
+    let (mut checked, mut denied) = (0, 0);
+    for variant in 0..VARIANTS {
+        let (settings, model) = ImmutableModel::random(&mut rng);
+        let policy = configure(&engine, "immutable-tags", &settings);
+        for i in 0..REQUESTS {
+            let (state, request) = random_signature_case(&mut rng);
+            let decision = policy.evaluate(&request, Arc::new(state.clone())).unwrap();
+            let expected = model.denied_in(&request, &state);
+            assert_eq!(
+                denied_tags(&decision),
+                expected,
+                "immutable-tags {settings}\nvariant {variant} request {i}\nrequest: {request:?}\nstate: {state:?}"
+            );
+            denied += usize::from(!expected.is_empty());
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, VARIANTS * REQUESTS);
+    assert!((2_000..18_000).contains(&denied), "{denied} of {checked} denied");
+    eprintln!("immutable-tags: {checked} changes of signature tags, {denied} denied");
 }
 
 /// The count of unmet requirements a denial lists (`…does not: a; b; c`).

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tagpolicy::{
-    Actor, ImageFacts, Images, Instant, KeyValue, Manifest, ManifestDeletion, Operation, Push,
-    Referrer, RepositoryState, RepositoryView, Request, Stamp, TagChange, TagHistory, TagMap,
+    Actor, Descriptor, ImageFacts, Images, Instant, KeyValue, Manifest, ManifestDeletion,
+    Operation, Push, Referrer, RepositoryState, RepositoryView, Request, Stamp, TagChange,
+    TagHistory, TagMap,
 };
 /// A small deterministic generator (xorshift64*), so that a failure can be replayed.
 pub struct Rng(pub u64);
@@ -93,6 +94,8 @@ pub struct ImmutableModel {
     owners: Vec<(Regex, Vec<String>)>,
     /// The grace period in seconds, and whether only the creator may use it.
     grace: Option<(i64, bool)>,
+    /// `append-only`, `immutable` or `mutable`: how signature tags may change.
+    signature_tags: &'static str,
 }
 
 impl ImmutableModel {
@@ -128,7 +131,16 @@ impl ImmutableModel {
             };
             (seconds, same_actor.unwrap_or(true))
         });
+        let signature_tags =
+            match rng.pick(&[None, Some("append-only"), Some("immutable"), Some("mutable")]) {
+                Some(mode) => {
+                    settings["signature_tags"] = json!(mode);
+                    mode
+                }
+                None => "append-only",
+            };
         let model = ImmutableModel {
+            signature_tags,
             default_immutable: default == "immutable",
             mutable: mutable.iter().map(|p| whole(p)).collect(),
             immutable: immutable.iter().map(|p| whole(p)).collect(),
@@ -152,6 +164,9 @@ impl ImmutableModel {
     }
 
     pub fn is_immutable(&self, tag: &str) -> bool {
+        if signed_image(tag).is_some() {
+            return self.signature_tags == "immutable";
+        }
         if self.immutable.iter().any(|r| r.is_match(tag)) {
             return true;
         }
@@ -161,8 +176,36 @@ impl ImmutableModel {
         self.default_immutable
     }
 
-    /// The tags it refuses, with `state` as the repository before the request.
+    /// The tags it refuses, with `state` as the repository before the request and no image
+    /// known.
     pub fn denied(&self, request: &Request, state: &TagMap) -> BTreeSet<String> {
+        let state = RepositoryState { tags: Arc::new(state.clone()), images: Arc::default() };
+        self.denied_in(request, &state)
+    }
+
+    /// Whether the `append-only` rule refuses the change of signature tag `tag` of `image`.
+    fn refuses_signature_change(
+        &self,
+        image: &str,
+        before: Option<&str>,
+        after: Option<&str>,
+        state: &RepositoryState,
+    ) -> bool {
+        let Some(after) = after else {
+            return state.tags.tags_of(image).iter().any(|tag| self.is_immutable(tag));
+        };
+        let Some(new) = state.images.manifest(after) else { return true };
+        if new.subject.is_some_and(|subject| subject.digest != image) {
+            return true;
+        }
+        let Some(before) = before else { return false };
+        let Some(old) = state.images.manifest(before) else { return true };
+        let kept: Vec<&Descriptor> = new.layers.iter().chain(&new.manifests).collect();
+        old.layers.iter().chain(&old.manifests).any(|entry| !kept.contains(&entry))
+    }
+
+    /// The tags it refuses, with `state` as the repository before the request.
+    pub fn denied_in(&self, request: &Request, state: &RepositoryState) -> BTreeSet<String> {
         // (tag, before, after) for every touched tag.
         let changes: Vec<(String, Option<String>, Option<String>)> = match &request.operation {
             Operation::Push(p) => p
@@ -186,14 +229,30 @@ impl ImmutableModel {
             let owned_elsewhere = self.owners.iter().any(|(pattern, actors)| {
                 pattern.is_match(&tag) && !actor.is_some_and(|a| actors.iter().any(|x| x == a))
             });
+            if let Some(image) = signed_image(&tag)
+                && self.signature_tags == "append-only"
+            {
+                let (before, after) = (before.as_deref(), after.as_deref());
+                if owned_elsewhere || self.refuses_signature_change(&image, before, after, state) {
+                    denied.insert(tag);
+                }
+                continue;
+            }
             let moves_or_deletes = before.is_some();
-            let graced = after.is_some() && self.in_grace(&tag, request, state);
+            let graced = after.is_some() && self.in_grace(&tag, request, &state.tags);
             if owned_elsewhere || moves_or_deletes && self.is_immutable(&tag) && !graced {
                 denied.insert(tag);
             }
         }
         denied
     }
+}
+
+/// The image a signature tag names, as docs/policies.md says: `sha256-<64 hex>`, optionally
+/// with `.sig`, `.att` or `.sbom`.
+pub fn signed_image(tag: &str) -> Option<String> {
+    let captures = whole(r"sha256-([0-9a-f]{64})(\.sig|\.att|\.sbom)?").captures(tag)?;
+    Some(format!("sha256:{}", &captures[1]))
 }
 
 /// The min-tags rules, from the README.
@@ -562,6 +621,111 @@ pub fn random_case(rng: &mut Rng) -> (RepositoryState, Request) {
     request.actor.groups = rng.subset(GROUPS, 20).iter().map(|g| g.to_string()).collect();
     request.time = Instant { seconds: time + rng.below(1200) as i64, nanoseconds: 0 };
     (state, request)
+}
+
+/// Signature and attestation manifests (cosign's layout, or a referrers index) the signature
+/// tags of [`random_signature_case`] point at.
+pub const SIGNATURE_MANIFESTS: &[&str] = &["sigs-1", "sigs-2", "sigs-3", "sigs-4", "sigs-5"];
+
+/// The signature tags of the first three [`IMAGES`] (cosign's suffixes and the referrers tag
+/// schema), and two that only look like one.
+pub fn signature_tags() -> Vec<String> {
+    let mut tags: Vec<String> = IMAGES[..3]
+        .iter()
+        .flat_map(|image| {
+            let hex = digest(image).replace(':', "-");
+            ["", ".sig", ".att", ".sbom"].map(|suffix| format!("{hex}{suffix}"))
+        })
+        .collect();
+    tags.push("sha256-abc.sig".into());
+    tags.push(format!("{}.sig", digest("img-a").replace(':', "-").to_uppercase()));
+    tags
+}
+
+/// What signature manifests list: signatures of one payload told apart by their annotation
+/// (as cosign writes them), a DSSE envelope, referrer descriptors of an index.
+fn signature_entry(rng: &mut Rng) -> Descriptor {
+    let (digest_label, media_type, annotations): (&str, &str, &[(&str, &str)]) = match rng.below(6)
+    {
+        0 => (
+            "payload",
+            "application/vnd.dev.cosign.simplesigning.v1+json",
+            &[("dev.cosignproject.cosign/signature", "one")],
+        ),
+        1 => (
+            "payload",
+            "application/vnd.dev.cosign.simplesigning.v1+json",
+            &[("dev.cosignproject.cosign/signature", "two")],
+        ),
+        2 => ("payload", "application/vnd.dev.cosign.simplesigning.v1+json", &[]),
+        3 => (
+            "envelope",
+            "application/vnd.dsse.envelope.v1+json",
+            &[("predicateType", "https://slsa.dev/provenance/v1")],
+        ),
+        4 => ("referrer-1", "application/vnd.oci.image.manifest.v1+json", &[]),
+        _ => ("referrer-2", "application/vnd.oci.image.manifest.v1+json", &[]),
+    };
+    Descriptor {
+        media_type: media_type.into(),
+        digest: digest(digest_label),
+        size: 100,
+        artifact_type: None,
+        annotations: tagpolicy::key_values(annotations.iter().copied()),
+        platform: None,
+    }
+}
+
+/// A repository whose images have signature tags, and a request that pushes or deletes some
+/// of them: signature manifests whose layers and listed manifests come from a small pool (so
+/// that moves keep, add and drop entries), with a subject one time in four, and unknown to
+/// the host one time in ten.
+pub fn random_signature_case(rng: &mut Rng) -> (RepositoryState, Request) {
+    let mut tags = random_state(rng);
+    let signature_tags = signature_tags();
+    for tag in rng.subset(&signature_tags, 40) {
+        tags.set(&tag, &digest(rng.pick(SIGNATURE_MANIFESTS)));
+    }
+    let mut images = random_images(rng);
+    for label in SIGNATURE_MANIFESTS {
+        if rng.chance(10) {
+            continue;
+        }
+        let mut manifest = Manifest::bare("application/vnd.oci.image.manifest.v1+json");
+        manifest.layers = (0..rng.below(4)).map(|_| signature_entry(rng)).collect();
+        manifest.manifests = (0..rng.below(3)).map(|_| signature_entry(rng)).collect();
+        if rng.chance(25) {
+            let mut subject = signature_entry(rng);
+            subject.digest = digest(rng.pick(IMAGES));
+            manifest.subject = Some(subject);
+        }
+        images.insert(
+            &digest(label),
+            ImageFacts { manifest: Some(manifest), ..ImageFacts::default() },
+        );
+    }
+    let current = |tag: &String| TagChange { tag: tag.clone(), current: tags.digest_of(tag) };
+    let mut touched: BTreeSet<String> = (0..1 + rng.below(2))
+        .map(|_| signature_tags[rng.below(signature_tags.len())].clone())
+        .collect();
+    if rng.chance(20) {
+        touched.insert(rng.pick(TAGS).to_string());
+    }
+    let operation = match rng.below(10) {
+        0..=6 => Operation::Push(Push {
+            digest: digest(rng.pick(SIGNATURE_MANIFESTS)),
+            tags: touched.iter().map(current).collect(),
+        }),
+        7 | 8 => Operation::DeleteTags(touched.iter().map(current).collect()),
+        _ => {
+            let digest = digest(rng.pick(SIGNATURE_MANIFESTS));
+            Operation::DeleteManifest(ManifestDeletion { tags: tags.tags_of(&digest), digest })
+        }
+    };
+    let actor = Actor { id: rng.pick(ACTORS).map(String::from), groups: vec![] };
+    let time = Instant { seconds: BASE_TIME + rng.below(1200) as i64, nanoseconds: 0 };
+    let state = RepositoryState { tags: Arc::new(tags), images: Arc::new(images) };
+    (state, Request { repository: "team/app".into(), actor, operation, time })
 }
 
 /// The semver-series rules, from docs/policies.md: a series tag (`X`, `X.Y`, with or without

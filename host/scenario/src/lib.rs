@@ -18,6 +18,9 @@
 //!     annotations: {org.opencontainers.image.version: "1.2.11"}
 //!     labels: {maintainer: team}
 //!     referrers: [{artifact_type: application/spdx+json}]
+//!   sig-2:                            # a cosign signature manifest: its layers, as listed
+//!     layers: [{digest: payload, media_type: application/vnd.dev.cosign.simplesigning.v1+json}]
+//!     subject: app-1211               # also `manifests: [...]` (an index), like `layers`
 //! pushes:
 //!   - name: a release tag never moves
 //!     image: app-other                # a label (a digest is derived from it) or `digest: sha256:…`
@@ -104,6 +107,25 @@ struct ImageFile {
     labels: BTreeMap<String, String>,
     #[serde(default)]
     referrers: Vec<ReferrerFile>,
+    /// The layers of an image manifest, in order (a signature manifest's signatures).
+    #[serde(default)]
+    layers: Vec<EntryFile>,
+    /// The manifests an index lists (a referrers index's referrers).
+    #[serde(default)]
+    manifests: Vec<EntryFile>,
+    /// The image this manifest refers to (a label or a digest).
+    subject: Option<String>,
+}
+
+/// One descriptor a manifest lists: a layer, or a manifest of an index.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryFile {
+    /// A label (a digest is derived from it) or a digest.
+    digest: String,
+    media_type: Option<String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
 /// An artifact attached to an image (its `subject`).
@@ -455,6 +477,13 @@ fn images(
         }
         manifest.artifact_type = file.artifact_type;
         manifest.annotations = key_values(file.annotations);
+        manifest.layers = entries(file.layers, labels, &at("layers"))?;
+        manifest.manifests = entries(file.manifests, labels, &at("manifests"))?;
+        if let Some(subject) = file.subject {
+            let subject_digest =
+                image_digest(&subject, labels).map_err(|e| format!("{}: {e}", at("subject")))?;
+            manifest.subject = Some(descriptor(DEFAULT_MEDIA_TYPE, subject_digest, Vec::new()));
+        }
         let subject = Descriptor {
             media_type: manifest.media_type.clone(),
             digest: digest.clone(),
@@ -491,6 +520,35 @@ fn images(
         );
     }
     Ok(images)
+}
+
+/// The descriptors a manifest lists, as the file gives them under `field`.
+fn entries(
+    files: Vec<EntryFile>,
+    labels: &mut BTreeMap<String, String>,
+    field: &str,
+) -> Result<Vec<Descriptor>, String> {
+    files
+        .into_iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            let digest = image_digest(&entry.digest, labels)
+                .map_err(|e| format!("{field}[{index}].digest: {e}"))?;
+            let media_type = entry.media_type.as_deref().unwrap_or(DEFAULT_MEDIA_TYPE);
+            Ok(descriptor(media_type, digest, key_values(entry.annotations)))
+        })
+        .collect()
+}
+
+fn descriptor(media_type: &str, digest: String, annotations: Vec<KeyValue>) -> Descriptor {
+    Descriptor {
+        media_type: media_type.to_string(),
+        digest,
+        size: 0,
+        artifact_type: None,
+        annotations,
+        platform: None,
+    }
 }
 
 fn check_tags(tags: &[String]) -> Result<(), String> {

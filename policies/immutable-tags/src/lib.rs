@@ -10,12 +10,20 @@
 //! the period after it was created, by the actor who created it (when `same_actor`, the
 //! default), so that a broken release pushed by CI can be fixed by CI minutes later. Only a
 //! creation the host recorded counts: a tag whose creation is not on record gets no grace.
+//!
+//! Signature tags are the tags signing tools derive from an image's digest on registries
+//! without the referrers API: cosign's `sha256-<hex>.sig`, `.att` and `.sbom`, and the
+//! referrers tag schema's `sha256-<hex>`. Each new signature or attestation moves them, so
+//! they follow `signature_tags`, not the patterns: `append-only` (the default) lets such a tag
+//! move only to a manifest that keeps every layer and every listed manifest of the current one
+//! and, if it names a subject, names the tag's image; it may be deleted only while its image
+//! carries no immutable tag. `immutable` and `mutable` treat them like any other tag.
 
 use serde::Deserialize;
 use tagpolicy_guest::time::Period;
 use tagpolicy_guest::{
-    Change, ChangeKind, Decision, Findings, Pattern, Patterns, Policy, Request, export_policy,
-    repository,
+    Change, ChangeKind, Decision, Descriptor, Findings, Pattern, Patterns, Policy, Request,
+    export_policy, image, repository,
 };
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +39,19 @@ pub struct Settings {
     owners: Vec<Owner>,
     #[serde(default)]
     grace: Option<Grace>,
+    #[serde(default)]
+    signature_tags: SignatureTags,
+}
+
+/// How the tags derived from an image's digest may change.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum SignatureTags {
+    /// They only grow: a move must keep what the current manifest lists.
+    #[default]
+    AppendOnly,
+    Immutable,
+    Mutable,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +86,10 @@ pub struct ImmutableTags(Settings);
 impl ImmutableTags {
     /// Why `tag` is immutable, or `None` if it is mutable.
     fn immutable_because(&self, tag: &str) -> Option<String> {
+        if signed_image(tag).is_some() {
+            return (self.0.signature_tags == SignatureTags::Immutable)
+                .then(|| "a signature tag, and `signature_tags` is `immutable`".to_string());
+        }
         if let Some(pattern) = self.0.immutable.first_match(tag) {
             return Some(format!("matches immutable pattern `{}`", pattern.as_str()));
         }
@@ -105,6 +130,65 @@ impl ImmutableTags {
             }
         }
         Ok(())
+    }
+
+    /// The `append-only` rule for the signature tag `change.tag` of `image`.
+    fn check_append_only(&self, change: &Change, image: &str, findings: &mut Findings) {
+        let tag = change.tag;
+        let Some(to) = change.to else {
+            // A deletion strips every signature at once: allowed only while nothing holds
+            // the image in place.
+            let protected = repository::tags_of(image)
+                .into_iter()
+                .find(|image_tag| self.immutable_because(image_tag).is_some());
+            if let Some(protected) = protected {
+                findings.deny(
+                    tag,
+                    format!(
+                        "signature tag `{tag}` is append-only (`signature_tags: append-only`): it belongs to image {}, which carries immutable tag `{protected}`, so it cannot be deleted",
+                        short(image)
+                    ),
+                );
+            }
+            return;
+        };
+        let Some(new) = image::manifest_of(to) else {
+            findings.deny(tag, format!("signature tag `{tag}` is append-only (`signature_tags: append-only`): the manifest {} cannot be read, so the change cannot be checked", short(to)));
+            return;
+        };
+        if let Some(subject) = new.subject.as_ref().filter(|subject| subject.digest != image) {
+            findings.deny(
+                tag,
+                format!(
+                    "signature tag `{tag}` belongs to image {}, but the manifest {} names another subject, {}",
+                    short(image),
+                    short(to),
+                    short(&subject.digest)
+                ),
+            );
+        }
+        let Some(from) = change.from else { return };
+        let Some(old) = image::manifest_of(from) else {
+            findings.deny(tag, format!("signature tag `{tag}` is append-only (`signature_tags: append-only`): its current manifest {} cannot be read, so what the move would drop cannot be checked", short(from)));
+            return;
+        };
+        let kept: Vec<&Descriptor> = new.layers.iter().chain(&new.manifests).collect();
+        let listed: Vec<&Descriptor> = old.layers.iter().chain(&old.manifests).collect();
+        let lost: Vec<&Descriptor> =
+            listed.iter().copied().filter(|entry| !kept.contains(entry)).collect();
+        if !lost.is_empty() {
+            findings.deny(
+                tag,
+                format!(
+                    "signature tag `{tag}` is append-only (`signature_tags: append-only`): moving it from {} to {} would drop {} of the {} entries it lists: {}",
+                    short(from),
+                    short(to),
+                    lost.len(),
+                    listed.len(),
+                    describe(&lost)
+                ),
+            );
+        }
     }
 
     fn check_owners(&self, request: &Request, change: &Change, findings: &mut Findings) {
@@ -160,6 +244,12 @@ impl Policy for ImmutableTags {
                 continue;
             }
             self.check_owners(request, &change, &mut findings);
+            if let Some(image) = signed_image(change.tag)
+                && self.0.signature_tags == SignatureTags::AppendOnly
+            {
+                self.check_append_only(&change, &image, &mut findings);
+                continue;
+            }
             if change.kind == ChangeKind::Create {
                 continue;
             }
@@ -185,6 +275,41 @@ impl Policy for ImmutableTags {
 /// `sha256:0123456789ab` is enough for a person to tell images apart.
 fn short(digest: &str) -> &str {
     digest.get(..19).unwrap_or(digest)
+}
+
+/// The image a signature tag belongs to: `sha256-<hex>` (the referrers tag schema) and cosign's
+/// `sha256-<hex>.sig`, `.att` and `.sbom` name the image `sha256:<hex>`.
+fn signed_image(tag: &str) -> Option<String> {
+    let rest = tag.strip_prefix("sha256-")?;
+    let (hex, suffix) = rest.split_at_checked(64)?;
+    let lowercase_hex = hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let known_suffix = matches!(suffix, "" | ".sig" | ".att" | ".sbom");
+    (lowercase_hex && known_suffix).then(|| format!("sha256:{hex}"))
+}
+
+/// At most three entries a move would drop, for a person to find them.
+fn describe(lost: &[&Descriptor]) -> String {
+    let mut text: Vec<String> = lost
+        .iter()
+        .take(3)
+        .map(|entry| {
+            let keys: Vec<&str> = entry.annotations.iter().map(|kv| kv.key.as_str()).collect();
+            if keys.is_empty() {
+                format!("{} ({})", short(&entry.digest), entry.media_type)
+            } else {
+                format!(
+                    "{} ({}, annotated {})",
+                    short(&entry.digest),
+                    entry.media_type,
+                    keys.join(", ")
+                )
+            }
+        })
+        .collect();
+    if lost.len() > 3 {
+        text.push(format!("and {} more", lost.len() - 3));
+    }
+    text.join("; ")
 }
 
 fn list(actors: &[String]) -> String {
