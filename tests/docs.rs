@@ -248,6 +248,44 @@ fn the_gate_page_commands_run() {
 }
 
 #[test]
+fn the_signature_walkthrough_runs() {
+    let stage = Stage::new();
+    let [block] = doc::run_by(workspace(), "the_signature_walkthrough_runs").try_into().unwrap();
+    // cosign is not packaged for Debian: the stand-in writes its key-pair layout.
+    let shim = workspace().join("tests/support/cosign_layout.py");
+    let owned = stage.substitutions();
+    let mut pairs: Vec<(&str, &str)> =
+        owned.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let cosign = format!("python3 {} ", shim.display());
+    pairs.push(("cosign ", &cosign));
+    let config = doc::preceding(workspace(), &block, "gate config");
+    write_config(&config, stage.dir.path(), "gate.yaml", &pairs);
+    let out = run_block(&block, stage.dir.path(), &pairs);
+    let printed = String::from_utf8_lossy(&out.stdout);
+
+    let direct = stage.direct();
+    let image = &stage.image.digest;
+    assert_eq!(direct.digest_of("team/app", "1.0.0").as_ref(), Some(image), "{printed}");
+    let hex = image.strip_prefix("sha256:").unwrap();
+    let layers = |suffix: &str| {
+        let tag = format!("sha256-{hex}{suffix}");
+        let manifest = direct.get_manifest("team/app", &tag);
+        assert_eq!(manifest.status, 200, "{tag}: {}", manifest.body);
+        manifest.json()["layers"].as_array().unwrap().len()
+    };
+    // Both signatures and both attestations are there, after both refusals.
+    assert_eq!((layers(".sig"), layers(".att")), (2, 2), "{printed}");
+    let refused = std::fs::read_to_string(stage.dir.path().join("refused.json")).unwrap();
+    assert!(refused.contains("would drop 1 of the 2 entries it lists"), "{refused}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("which carries immutable tag `1.0.0`"),
+        "{}",
+        text(&out)
+    );
+    eprintln!("{printed}\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn the_identity_example_runs() {
     let stage = Stage::new();
     // `manifest.json`: an image manifest whose blobs are in the registry.
