@@ -184,6 +184,113 @@ fn cosign_tags_count_as_referrers() {
     assert_eq!(tagged.status, 201, "{}", tagged.body);
 }
 
+/// `immutable-tags` at its defaults, and release tags that need a signature and an
+/// attestation (cosign's `.sig` and `.att` tags count as such referrers).
+const SIGNED_IMMUTABLE: &str = r#"rules:
+  - repositories: ["team/**"]
+    policies:
+      - policy: immutable-tags
+      - policy: image-requirements
+        settings:
+          rules:
+            - tags: ["\\d+\\.\\d+\\.\\d+"]
+              referrers: ["application/vnd.dev.cosign.artifact.sig.v1+json", "application/vnd.dsse.envelope.v1+json"]
+"#;
+
+/// cosign's layout of a signature or attestation tag: one layer per signature (a payload and
+/// its signature annotation), optionally with a `subject`. Pushed by tag; the reply.
+fn cosign_manifest(
+    client: &Client,
+    tag: &str,
+    layers: &[(&str, &str)],
+    subject: Option<(&[u8], &str)>,
+) -> registry::Reply {
+    let config = client.upload_blob("team/app", b"{}");
+    let layers: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|(layer_type, signature)| {
+            let payload = format!("{layer_type} payload");
+            let digest = client.upload_blob("team/app", payload.as_bytes());
+            json!({"mediaType": layer_type, "digest": digest, "size": payload.len(),
+                   "annotations": {"dev.cosignproject.cosign/signature": signature}})
+        })
+        .collect();
+    let mut manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": registry::MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+        "layers": layers,
+    });
+    if let Some((bytes, digest)) = subject {
+        manifest["subject"] =
+            json!({"mediaType": registry::MANIFEST, "digest": digest, "size": bytes.len()});
+    }
+    client.put_manifest("team/app", tag, manifest.to_string().as_bytes())
+}
+
+/// A policy denial: the OCI `DENIED` error with `reason` in its message.
+fn assert_denied(reply: &registry::Reply, reason: &str) {
+    let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        body["errors"][0]["code"] == "DENIED" && message.contains(reason),
+        "expected a denial with `{reason}`: HTTP {} {}",
+        reply.status,
+        reply.body
+    );
+}
+
+#[test]
+fn signature_tags_only_grow_through_the_gate() {
+    const SIG: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+    const ATT: &str = "application/vnd.dsse.envelope.v1+json";
+    let registry = Registry::start();
+    let gate = Gate::start(&registry.url(), SIGNED_IMMUTABLE);
+    let client = Client::new(&gate.url());
+    let direct = Client::new(&registry.url());
+    let (manifest, digest) = image(&client, "team/app", "1.0.0");
+    let hex = digest.replace(':', "-");
+    let (sig, att) = (format!("{hex}.sig"), format!("{hex}.att"));
+
+    // Signed three times and attested three times: each a move that keeps what was there.
+    for n in 1..=3 {
+        let signatures: Vec<(&str, &str)> =
+            ["first", "second", "third"][..n].iter().map(|s| (SIG, *s)).collect();
+        assert_eq!(cosign_manifest(&client, &sig, &signatures, None).status, 201, "signature {n}");
+        let attestations: Vec<(&str, &str)> =
+            ["a", "b", "c"][..n].iter().map(|s| (ATT, *s)).collect();
+        assert_eq!(cosign_manifest(&client, &att, &attestations, None).status, 201, "att. {n}");
+    }
+    let signed = direct.digest_of("team/app", &sig);
+    // The release, now that it is signed and attested.
+    assert_eq!(client.put_manifest("team/app", "1.0.0", &manifest).status, 201);
+
+    // A signature manifest that drops one: refused, naming what would be lost.
+    let stripped = cosign_manifest(&client, &sig, &[(SIG, "first"), (SIG, "third")], None);
+    assert_denied(&stripped, "would drop 1 of the 3 entries it lists");
+    // The same signature under another annotation is another signature.
+    let forged =
+        cosign_manifest(&client, &sig, &[(SIG, "first"), (SIG, "second"), (SIG, "x")], None);
+    assert_denied(&forged, "annotated dev.cosignproject.cosign/signature");
+    // A signature tag whose subject is another image.
+    let (other_manifest, other) = image(&client, "team/app", "2.0.0");
+    let all = [(SIG, "first"), (SIG, "second"), (SIG, "third"), (SIG, "fourth")];
+    let elsewhere = cosign_manifest(&client, &sig, &all, Some((&other_manifest, &other)));
+    assert_denied(&elsewhere, "names another subject");
+    // Deleting the signatures of a released image.
+    assert_denied(&client.delete_manifest("team/app", &sig), "carries immutable tag `1.0.0`");
+    assert_eq!(direct.digest_of("team/app", &sig), signed, "nothing changed upstream");
+
+    // The referrers tag schema: an index that grows is allowed, one that shrinks is refused.
+    let signature = attach(&client, "team/app", (&manifest, &digest), SIGNATURE);
+    let sbom = attach(&client, "team/app", (&manifest, &digest), SBOM);
+    publish_referrers(&client, "team/app", &digest, std::slice::from_ref(&signature));
+    publish_referrers(&client, "team/app", &digest, &[signature, sbom.clone()]);
+    let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [sbom]}).to_string();
+    let shrunk = client.put_manifest_as("team/app", &hex, index.as_bytes(), INDEX);
+    assert_denied(&shrunk, "would drop 1 of the 2 entries it lists");
+}
+
 #[test]
 fn annotations_and_labels_of_images_pushed_by_skopeo() {
     let registry = Registry::start();
