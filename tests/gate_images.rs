@@ -123,7 +123,7 @@ fn sign_then_tag_is_allowed_and_tag_then_sign_is_refused() {
     // Tag before signing: refused, naming what is missing; nothing changes upstream.
     let (manifest, digest) = image(&client, "team/app", "2.0.0");
     let early = client.put_manifest("team/app", "2.0.0", &manifest);
-    assert_eq!(early.status, 403, "{}", early.body);
+    assert_eq!(early.status, 409, "{}", early.body);
     let message = early.json()["errors"][0]["message"].as_str().unwrap().to_string();
     assert!(
         message.contains(&format!("no artifact of type `{SIGNATURE}` refers to it")),
@@ -135,7 +135,7 @@ fn sign_then_tag_is_allowed_and_tag_then_sign_is_refused() {
     let signature = attach(&client, "team/app", (&manifest, &digest), SIGNATURE);
     publish_referrers(&client, "team/app", &digest, std::slice::from_ref(&signature));
     let half = client.put_manifest("team/app", "2.0.0", &manifest);
-    assert_eq!(half.status, 403, "{}", half.body);
+    assert_eq!(half.status, 409, "{}", half.body);
     assert!(!half.body.contains(SIGNATURE) && half.body.contains(SBOM), "{}", half.body);
     // With both, the same push goes through.
     let sbom = attach(&client, "team/app", (&manifest, &digest), SBOM);
@@ -144,7 +144,7 @@ fn sign_then_tag_is_allowed_and_tag_then_sign_is_refused() {
 
     // The version annotation must be the tag.
     let wrong = client.put_manifest("team/app", "2.0.1", &manifest);
-    assert_eq!(wrong.status, 403, "{}", wrong.body);
+    assert_eq!(wrong.status, 409, "{}", wrong.body);
     assert!(wrong.body.contains("is `2.0.0`, not the tag"), "{}", wrong.body);
 }
 
@@ -174,7 +174,7 @@ fn cosign_tags_count_as_referrers() {
     }
     // The `.sbom` tag stands for cosign's SBOM type, not `application/spdx+json`.
     let refused = client.put_manifest("team/cosigned", "3.0.0", &manifest);
-    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.status, 409, "{}", refused.body);
     assert!(!refused.body.contains(SIGNATURE) && refused.body.contains(SBOM), "{}", refused.body);
 
     let cosign_sboms =
@@ -374,7 +374,7 @@ fn a_freeze_window_on_the_gates_clock() {
     let (manifest, _) = client.image_manifest("team/app", "frozen");
     let frozen = Gate::start(&registry.url(), &rules(now - hour, now + hour));
     let refused = Client::new(&frozen.url()).put_manifest("team/app", "5.0.0", &manifest);
-    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.status, 409, "{}", refused.body);
     assert!(refused.body.contains("change freeze `release freeze`"), "{}", refused.body);
     // Other tags are not frozen.
     assert_eq!(Client::new(&frozen.url()).put_manifest("team/app", "dev", &manifest).status, 201);
@@ -433,7 +433,7 @@ fn malformed_referrers_from_the_api_deny_with_the_reason() {
     let malformed =
         Gate::start(&referrers_upstream(r#"{"manifests": "not a list"}"#), SIGNED_RELEASES);
     let refused = Client::new(&malformed.url()).put_manifest("team/x", "1.0.0", manifest);
-    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.status, 409, "{}", refused.body);
     let message = refused.json()["errors"][0]["message"].as_str().unwrap().to_string();
     assert!(message.contains("the referrers of `sha256:"), "{message}");
     assert!(message.contains("are not an OCI manifest or index"), "{message}");
@@ -447,7 +447,7 @@ fn malformed_referrers_from_the_api_deny_with_the_reason() {
         SIGNED_RELEASES,
     );
     let refused = Client::new(&manifest_instead.url()).put_manifest("team/x", "1.0.0", manifest);
-    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.status, 409, "{}", refused.body);
     let message = message_of(&refused);
     assert!(
         message.contains(&format!(
@@ -504,7 +504,7 @@ fn a_config_larger_than_its_manifest_declares_is_read_only_up_to_the_limit() {
     let (big, digest, config) = padded_image(48 << 20, Some(100));
     assert_eq!(direct.put_manifest("team/app", &digest, &big).status, 201);
     let refused = client.put_manifest("team/app", "big", &big);
-    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.status, 409, "{}", refused.body);
     let message = message_of(&refused);
     assert!(
         message.contains(&format!("cannot read the config `{config}` of `{digest}`")),
@@ -531,7 +531,7 @@ fn a_malformed_referrers_index_in_the_tag_schema_denies_with_the_reason() {
     let tag = digest.replace(':', "-");
     let refused = |why: &str| {
         let reply = client.put_manifest("team/app", "1.0.0", &manifest);
-        assert_eq!(reply.status, 403, "{}", reply.body);
+        assert_eq!(reply.status, 409, "{}", reply.body);
         let message = message_of(&reply);
         assert!(message.contains(&format!("cannot read the referrers of `{digest}`")), "{message}");
         assert!(message.contains(&format!("under the tag `{tag}`")), "{message}");
@@ -657,7 +657,7 @@ fn failed_image_lookups_deny_naming_the_lookup_and_write_nothing() {
         *failing.lock().unwrap() = Some((path.clone(), status));
         let asked = seen.lock().unwrap().len();
         let refused = client.put_manifest("team/x", "1.0.1", manifest.as_bytes());
-        assert_eq!(refused.status, 403, "{path} {status}: {}", refused.body);
+        assert_eq!(refused.status, 409, "{path} {status}: {}", refused.body);
         let message = message_of(&refused);
         assert!(message.contains(lookup.as_str()), "{path} {status}: {message}");
         assert!(message.contains(answer), "{path} {status}: {message}");
@@ -716,7 +716,7 @@ fn a_referrer_loop_is_looked_up_once_per_source() {
     };
     lookups((&a, &manifest), &b, "1.0.0", 201);
     // B's only referrer is A, an image without an artifact type: B is no release.
-    let refused = lookups((&b, &artifact), &a, "1.0.1", 403);
+    let refused = lookups((&b, &artifact), &a, "1.0.1", 409);
     assert!(
         refused.body.contains(&format!("no artifact of type `{SIGNATURE}`")),
         "{}",

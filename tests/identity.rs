@@ -126,7 +126,7 @@ fn only_a_verified_ci_bot_may_create_build_tags() {
     }
     // No token at all: anonymous, and the owner rule refuses.
     let anonymous = setup.put("build-2", None);
-    assert_eq!(anonymous.status, 403, "{}", anonymous.body);
+    assert_eq!(anonymous.status, 409, "{}", anonymous.body);
     assert!(anonymous.body.contains("build-2"), "{}", anonymous.body);
     assert_eq!(setup.direct.tags("team/app"), ["build-1"]);
 }
@@ -223,7 +223,7 @@ fn a_trusted_header_counts_only_from_the_trusted_peer() {
     let header = "X-Forwarded-User: ci-bot";
     // 127.0.0.2 is loopback too, but not in `from`: the header is stripped, the request anonymous.
     let status = put_from("127.0.0.2:0", &setup.gate.address, "build-9", &manifest, header);
-    assert_eq!(status, 403);
+    assert_eq!(status, 409);
     let status = put_from("127.0.0.1:0", &setup.gate.address, "build-9", &manifest, header);
     assert_eq!(status, 201);
     let sources: Vec<String> = setup

@@ -322,7 +322,7 @@ fn plain_http_only_for_registries_listed_as_insecure() {
 }
 
 /// What the gate does with a tag moved to another image in `team/app`: `min-tags` allows it
-/// (201), `immutable-tags` denies it (403).
+/// (201), `immutable-tags` denies it (409).
 struct Probe {
     /// The gate's URL: each move uses a new connection, since a kept-alive one may have been
     /// closed by the gate's idle timeout while the test waited (and a PUT is not retried).
@@ -423,7 +423,7 @@ fn gates_load_policies_by_digest_and_by_signed_tag_and_follow_the_tag() {
     wait_for("the signed version to be swapped in", Duration::from_secs(20), || {
         gate.metrics().contains("tagpolicy_gate_policy_refreshes_total{result=\"swapped\"} 1")
     });
-    assert_eq!(probe.move_status(), 403, "immutable-tags now denies the move");
+    assert_eq!(probe.move_status(), 409, "immutable-tags now denies the move");
     assert!(gate.log().contains("policy tag moved"), "{}", gate.log());
     assert!(gate.log().contains(&second), "{}", gate.log());
 
@@ -433,13 +433,13 @@ fn gates_load_policies_by_digest_and_by_signed_tag_and_follow_the_tag() {
     wait_for("the rollback to be refused", Duration::from_secs(20), || {
         gate.log().matches("rollback").count() > refused_before
     });
-    assert_eq!(probe.move_status(), 403, "the newer version stays");
+    assert_eq!(probe.move_status(), 409, "the newer version stays");
     drop(gate);
 
     // Restarted while the tag still names the older version: the recorded newer one is kept.
     let gate = Gate::start(&upstream.url(), &format!("{settings}{}", rules(&by_tag)));
     assert!(gate.log().contains("refused as a rollback"), "{}", gate.log());
-    assert_eq!(probe.with_gate(&gate).move_status(), 403, "still 1.1.0 after a restart");
+    assert_eq!(probe.with_gate(&gate).move_status(), 409, "still 1.1.0 after a restart");
     let probe = probe.with_gate(&gate);
 
     // The registry goes away: the verified version stays, and the gate says so.
@@ -449,13 +449,13 @@ fn gates_load_policies_by_digest_and_by_signed_tag_and_follow_the_tag() {
     });
     assert!(gate.metrics().contains("tagpolicy_gate_policy_stale 1"), "{}", gate.metrics());
     assert!(gate.log().contains("keeping the last verified version"), "{}", gate.log());
-    assert_eq!(probe.move_status(), 403);
+    assert_eq!(probe.move_status(), 409);
     drop(gate);
 
     // Restarted with the registry still down: from the cache, by tag and by digest.
     let gate = Gate::start(&upstream.url(), &format!("{settings}{}", rules(&by_tag)));
     assert!(gate.log().contains("using the last verified resolution"), "{}", gate.log());
-    assert_eq!(probe.with_gate(&gate).move_status(), 403, "the last verified version, 1.1.0");
+    assert_eq!(probe.with_gate(&gate).move_status(), 409, "the last verified version, 1.1.0");
     drop(gate);
     let settings = fixture.gate_settings(&[], "1s");
     let gate = Gate::start(&upstream.url(), &format!("{settings}{}", rules(&by_digest)));
@@ -712,7 +712,7 @@ fn a_hostile_policy_registry_cannot_grow_the_gate_or_stop_its_refreshes() {
     let followed = format!("oci://{stable}");
     let gate = Gate::start(&upstream.url(), &format!("{settings}{}", rules(&followed)));
     let probe = Probe::new(&gate, &upstream);
-    assert_eq!(probe.move_status(), 403, "immutable-tags, verified");
+    assert_eq!(probe.move_status(), 409, "immutable-tags, verified");
     let port = fixture.registry.port;
     fixture.registry.stop();
     let before_kib = gate.peak_rss_kib();
@@ -721,7 +721,7 @@ fn a_hostile_policy_registry_cannot_grow_the_gate_or_stop_its_refreshes() {
         let _hostile = HostileRegistry::start(&fixture, port, mode);
         let failed = failed_refreshes(&gate);
         wait_for(mode, Duration::from_secs(90), || failed_refreshes(&gate) >= failed + refreshes);
-        assert_eq!(probe.move_status(), 403, "{mode}: the verified version still decides");
+        assert_eq!(probe.move_status(), 409, "{mode}: the verified version still decides");
         let peak_kib = gate.peak_rss_kib();
         assert!(
             peak_kib < before_kib + (64 << 10),

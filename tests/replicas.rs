@@ -107,7 +107,7 @@ fn concurrent_pushes_through_three_replicas_make_one_winner_per_round() {
         assert_eq!(winners.len(), 1, "round {round}: {statuses:?}");
         for (i, (status, body)) in statuses.iter().enumerate() {
             if i != winners[0] {
-                assert_eq!(*status, 403, "round {round}: {body}");
+                assert_eq!(*status, 409, "round {round}: {body}");
                 assert!(body.contains("is immutable"), "round {round}: {body}");
             }
         }
@@ -306,7 +306,7 @@ fn killed_while_writing(lands: bool, extra: &str) {
     let reply = Client::new(&b.url()).put_manifest("team/app", "1.0.0", &second);
     let waited = killed.elapsed();
     if lands {
-        assert_eq!(reply.status, 403, "{}", reply.body);
+        assert_eq!(reply.status, 409, "{}", reply.body);
         assert!(reply.body.contains(&first_digest[..19]), "{}", reply.body);
         assert_eq!(upstream.tag("1.0.0"), Some(first_digest));
         assert_eq!(upstream.count("PUT", "1.0.0"), 1, "nothing is written twice");
@@ -472,7 +472,7 @@ fn writes_through_one_replica_and_around_the_gates_are_seen_by_the_others() {
     let again = Client::new(&a.url()).put_manifest("team/app", "1.0.0", &two);
     assert_eq!(again.status, 201, "{}", again.body);
     let moved = Client::new(&a.url()).put_manifest("team/app", "1.0.0", &three);
-    assert_eq!(moved.status, 403, "{}", moved.body);
+    assert_eq!(moved.status, 409, "{}", moved.body);
     assert!(moved.body.contains(&two_digest[..19]), "{}", moved.body);
     assert!(!moved.body.contains(&one_digest[..19]), "{}", moved.body);
     assert_eq!(direct.digest_of("team/app", "1.0.0"), Some(two_digest));
@@ -518,7 +518,7 @@ fn the_repository_state_policies_read_is_fresh_on_every_replica() {
     // A reads (and caches) the repository to decide `1.2`, which may not go to an image
     // without the series' newest release; a denial writes nothing, so the cache stays.
     let early = a.put_manifest("series/app", "1.2", &six);
-    assert_eq!(early.status, 403, "{}", early.body);
+    assert_eq!(early.status, 409, "{}", early.body);
     // That release, through B.
     assert_eq!(b.put_manifest("series/app", "1.2.6", &six).status, 201);
     // Through A, `1.2` may now follow 1.2.6, if A sees it.
@@ -526,7 +526,7 @@ fn the_repository_state_policies_read_is_fresh_on_every_replica() {
     assert_eq!(follows.status, 201, "A decided on a stale view: {}", follows.body);
     // And may not go back to 1.2.5.
     let back = a.put_manifest("series/app", "1.2", &five);
-    assert_eq!(back.status, 403, "{}", back.body);
+    assert_eq!(back.status, 409, "{}", back.body);
 }
 
 #[test]

@@ -323,7 +323,7 @@ fn http2_clients_are_decided_like_any_other() {
     let (status, _, body, version) = curl_h2(&world, "PUT", &url("1.0.0"), &token, &first);
     assert_eq!((status, version.as_str()), (201, "2"), "{body}");
     let (status, _, body, _) = curl_h2(&world, "PUT", &url("1.0.0"), &token, &second);
-    assert_eq!(status, 403, "{body}");
+    assert_eq!(status, 409, "{body}");
     assert!(body.contains("DENIED") && body.contains("immutable"), "{body}");
     // A spelling the gate refuses is refused over HTTP/2 as well.
     let encoded = format!("{gate}/v2/team%2Fh2/manifests/1.0.0");

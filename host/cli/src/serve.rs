@@ -13,7 +13,7 @@ use tagpolicy_gate::Gate;
 /// other write, and every other spelling of a tag change (`%2F`, `//`, `/../`, `?TAG=`, …),
 /// that a registry behind it could apply undecided.
 ///
-/// A denial is HTTP 403 `DENIED` with the policies' reasons, which skopeo, buildah and
+/// A denial is HTTP 409 `DENIED` with the policies' reasons, which skopeo, buildah and
 /// docker print; warnings pass with `Warning: 299` headers. The configuration is reloaded
 /// on SIGHUP and when the file changes; an invalid new one is logged and the running one
 /// stays. `/metrics` (Prometheus), `/healthz` and `/readyz` are served on the same address.
