@@ -140,10 +140,10 @@ fn deletions_by_tag_and_by_digest_are_decided() {
 
     // A release tag cannot be deleted, by tag or through its digest.
     let by_tag = through_gate.delete_manifest("team/del", "4.0.0");
-    assert_eq!(by_tag.status, 403, "{}", by_tag.body);
+    assert_eq!(by_tag.status, 409, "{}", by_tag.body);
     assert!(by_tag.json()["errors"][0]["message"].as_str().unwrap().contains("`4.0.0`"));
     let by_digest = through_gate.delete_manifest("team/del", &release_digest);
-    assert_eq!(by_digest.status, 403, "{}", by_digest.body);
+    assert_eq!(by_digest.status, 409, "{}", by_digest.body);
     assert_eq!(by_digest.json()["errors"][0]["detail"]["tags"][0], "4.0.0");
     assert_eq!(direct.digest_of("team/del", "4.0.0"), Some(release_digest));
 
@@ -174,7 +174,7 @@ fn deletions_by_tag_and_by_digest_are_decided() {
 
 #[test]
 fn a_multi_tag_push_is_applied_whole_or_not_at_all() {
-    let (_registry, _gate, through_gate, direct) = setup();
+    let (_registry, gate, through_gate, direct) = setup();
     let (first, first_digest) = direct.image_manifest("team/tags", "first");
     let pushed = through_gate.put_manifest(
         "team/tags",
@@ -183,6 +183,12 @@ fn a_multi_tag_push_is_applied_whole_or_not_at_all() {
     );
     assert_eq!(pushed.status, 201, "{}", pushed.body);
     assert_eq!(pushed.header_all("oci-tag"), ["5.0.0", "5.0", "latest"]);
+    // The rest of the answer is the registry's to the push by digest: a `Location` on the
+    // gate (distribution builds it from the client's `Host`), its digest and API version.
+    let location = format!("{}/v2/team/tags/manifests/{first_digest}", gate.url());
+    assert_eq!(pushed.header_all("location"), [location.as_str()]);
+    assert_eq!(pushed.header_all("docker-content-digest"), [first_digest.as_str()]);
+    assert_eq!(pushed.header_all("docker-distribution-api-version"), ["registry/2.0"]);
     assert_eq!(direct.tags("team/tags"), ["5.0", "5.0.0", "latest"]);
     for tag in ["5.0.0", "5.0", "latest"] {
         assert_eq!(direct.digest_of("team/tags", tag).as_deref(), Some(first_digest.as_str()));
@@ -195,7 +201,8 @@ fn a_multi_tag_push_is_applied_whole_or_not_at_all() {
         &format!("{second_digest}?tag=5.0&tag=latest&tag=5.0.0&tag=5.0.1"),
         &second,
     );
-    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(refused.header_all("docker-distribution-api-version"), ["registry/2.0"]);
     let error = &refused.json()["errors"][0];
     assert_eq!(error["code"], "DENIED");
     assert!(error["message"].as_str().unwrap().contains("`5.0.0` is immutable"), "{error}");
@@ -320,7 +327,7 @@ fn a_hot_reload_while_pushes_run() {
     // Until the stricter rules are in, `latest` moves back and forth; then it is refused.
     let mut images = [&manifest, &other].into_iter().cycle();
     eventually("the stricter rules apply", || {
-        through_gate.put_manifest("team/reload", "latest", images.next().unwrap()).status == 403
+        through_gate.put_manifest("team/reload", "latest", images.next().unwrap()).status == 409
     });
 
     stop.store(true, Ordering::Relaxed);
@@ -359,7 +366,7 @@ fn racing_pushes_to_one_new_immutable_tag_have_one_winner() {
         let statuses: Vec<u16> = racers.into_iter().map(|r| r.join().unwrap()).collect();
         let winners: Vec<usize> = (0..RACERS).filter(|&i| statuses[i] == 201).collect();
         assert_eq!(winners.len(), 1, "round {round}: statuses {statuses:?}");
-        assert_eq!(statuses.iter().filter(|&&s| s == 403).count(), RACERS - 1, "{statuses:?}");
+        assert_eq!(statuses.iter().filter(|&&s| s == 409).count(), RACERS - 1, "{statuses:?}");
         assert_eq!(direct.digest_of("team/race", &tag), Some(manifests[winners[0]].1.clone()));
     }
 }
@@ -383,7 +390,7 @@ fn policies_read_the_repository_through_the_gate_and_audit_mode_warns() {
     let (through_gate, direct) = (Client::new(&gate.url()), Client::new(&registry.url()));
     let (manifest, digest) = direct.image_manifest("team/min", "one");
     let alone = through_gate.put_manifest("team/min", &format!("{digest}?tag=1.0.0"), &manifest);
-    assert_eq!(alone.status, 403, "{}", alone.body);
+    assert_eq!(alone.status, 409, "{}", alone.body);
     assert!(alone.body.contains("at least 2 tags"), "{}", alone.body);
     let both =
         through_gate.put_manifest("team/min", &format!("{digest}?tag=1.0.0&tag=1.0"), &manifest);
@@ -582,6 +589,152 @@ fn the_undo_of_a_failed_tag_write_uses_the_clients_credentials() {
         .map(|(_, request)| request)
         .collect();
     assert!(without.is_empty(), "without the client's credentials: {without:?} (of {requests:?})");
+}
+
+/// A stand-in for a registry with the referrers API (OCI 1.1) that, like distribution, ignores
+/// `tag` parameters, and names itself in its `Location`s (as distribution does when
+/// configured with `http.host`): what it answers a push must reach the client.
+mod subject_upstream {
+    use super::stand_in::{self, Answer, Seen};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    pub const SUBJECT: &str =
+        "sha256:9d8b2ec1e5f3b5e5a4d0fbb1c2f8f9b6e9e1c3a7d2b4f6a8c0e2d4f6a8b0c2d4";
+
+    /// An artifact manifest whose `subject` is [`SUBJECT`], with its digest.
+    pub fn artifact() -> (Vec<u8>, String) {
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.example.signature",
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+                "size": 2
+            },
+            "layers": [],
+            "subject": {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": SUBJECT,
+                "size": 1234
+            }
+        });
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        let digest = format!("sha256:{}", super::registry::sha256_hex(&bytes));
+        (bytes, digest)
+    }
+
+    /// The upstream's URL and every request it saw.
+    pub fn start() -> (String, Arc<Mutex<Vec<Seen>>>) {
+        let own_url: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+        let stored: Mutex<HashMap<String, Vec<u8>>> = Mutex::new(HashMap::new());
+        let url = own_url.clone();
+        let (started, seen) = stand_in::start(move |request| {
+            answer(request, url.get().map_or("", String::as_str), &stored)
+        });
+        own_url.set(started.clone()).unwrap();
+        (started, seen)
+    }
+
+    fn answer(request: &Seen, own_url: &str, stored: &Mutex<HashMap<String, Vec<u8>>>) -> Answer {
+        let Some((repository, reference)) =
+            request.path.strip_prefix("/v2/").and_then(|p| p.split_once("/manifests/"))
+        else {
+            return Answer::status(404);
+        };
+        let mut stored = stored.lock().unwrap();
+        match request.method.as_str() {
+            "PUT" => {
+                let digest = format!("sha256:{}", super::registry::sha256_hex(&request.body));
+                stored.insert(reference.to_string(), request.body.clone());
+                stored.insert(digest.clone(), request.body.clone());
+                let mut headers = vec![
+                    ("location", format!("{own_url}/v2/{repository}/manifests/{digest}")),
+                    ("docker-content-digest", digest),
+                    ("docker-distribution-api-version", "registry/2.0".to_string()),
+                    // Hop-by-hop: for the connection to the gate only.
+                    ("keep-alive", "timeout=5".to_string()),
+                ];
+                let manifest: serde_json::Value =
+                    serde_json::from_slice(&request.body).unwrap_or_default();
+                if let Some(subject) = manifest["subject"]["digest"].as_str() {
+                    headers.push(("oci-subject", subject.to_string()));
+                }
+                Answer::Reply { status: 201, headers, body: Vec::new() }
+            }
+            "GET" | "HEAD" => match stored.get(reference) {
+                Some(body) => Answer::Reply {
+                    status: 200,
+                    headers: vec![
+                        ("content-type", "application/vnd.oci.image.manifest.v1+json".into()),
+                        (
+                            "docker-content-digest",
+                            format!("sha256:{}", super::registry::sha256_hex(body)),
+                        ),
+                    ],
+                    body: if request.method == "GET" { body.clone() } else { Vec::new() },
+                },
+                None => Answer::status(404),
+            },
+            _ => Answer::status(405),
+        }
+    }
+}
+
+/// A `?tag=` push of a manifest with a `subject`, whose second tag the gate writes itself: the
+/// client gets the registry's answer to the push (its `OCI-Subject`, so that an OCI 1.1
+/// client knows the registry keeps referrers and writes no fallback tag; its API version; its
+/// digest) with an `OCI-Tag` per tag, and a `Location` on the gate that it can follow.
+#[test]
+fn a_tag_push_answers_with_the_registrys_own_headers() {
+    let (pushed, writes) = push_artifact("team/sig", "1.0?tag=latest");
+    assert_eq!(pushed.header_all("oci-tag"), ["1.0", "latest"]);
+    // The gate wrote `latest` itself: the registry ignored the parameter.
+    let write = |path: &str, query: &str| (path.to_string(), query.to_string());
+    assert_eq!(
+        writes,
+        [
+            write("/v2/team/sig/manifests/1.0", "tag=latest"),
+            write("/v2/team/sig/manifests/latest", "")
+        ]
+    );
+}
+
+/// A single push's answer is the registry's, headers and all, with a `Location` the client
+/// can follow through the gate.
+#[test]
+fn a_single_push_answers_with_the_registrys_own_headers() {
+    let (_, writes) = push_artifact("team/one", "sig");
+    assert_eq!(writes.len(), 1, "{writes:?}");
+}
+
+/// Push the artifact as `reference` of `repository` through a gate in front of the stand-in,
+/// and check that the answer is the registry's: its status, `OCI-Subject`, API version and
+/// digest, no hop-by-hop header, and a `Location` on the gate that reads the artifact back.
+/// Returns the answer and the PUTs the registry saw (path, query).
+fn push_artifact(repository: &str, reference: &str) -> (registry::Reply, Vec<(String, String)>) {
+    let (upstream, seen) = subject_upstream::start();
+    let gate = Gate::start(&upstream, "rules: []\n");
+    let (manifest, digest) = subject_upstream::artifact();
+    let client = Client::new(&gate.url());
+
+    let pushed = client.put_manifest(repository, reference, &manifest);
+    assert_eq!(pushed.status, 201, "{}", pushed.body);
+    assert_eq!(pushed.header_all("oci-subject"), [subject_upstream::SUBJECT]);
+    assert_eq!(pushed.header_all("docker-distribution-api-version"), ["registry/2.0"]);
+    assert_eq!(pushed.header_all("docker-content-digest"), [digest.as_str()]);
+    assert!(pushed.header_all("keep-alive").is_empty(), "{:?}", pushed.headers);
+    let path = format!("/v2/{repository}/manifests/{digest}");
+    let location = format!("{}{path}", gate.url());
+    assert_eq!(pushed.header_all("location"), [location.as_str()]);
+    let read = client.get(&path);
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert_eq!(read.body.as_bytes(), manifest);
+
+    let seen = seen.lock().unwrap();
+    let writes = seen.iter().filter(|s| s.method == "PUT");
+    (pushed, writes.map(|s| (s.path.clone(), s.query.clone())).collect())
 }
 
 /// Writes outside the decided API are refused unless listed in `pass_writes`: a blob deletion

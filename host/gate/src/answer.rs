@@ -1,6 +1,7 @@
 //! The gate's own answers to a client, in the OCI distribution error format: a denial that
 //! names each policy's reason, warnings as `Warning` headers, a challenge when the client
-//! must authenticate, and what the client is told when the upstream fails.
+//! must authenticate, and what the client is told when the upstream fails. Each carries
+//! `Docker-Distribution-Api-Version`, as every answer of a registry does.
 
 use super::Shared;
 use super::config::Rules;
@@ -17,7 +18,13 @@ const MAX_WARNING_BYTES: usize = 4096;
 /// Most bytes of a denial's one-line message.
 const MAX_MESSAGE_BYTES: usize = 2048;
 
-/// 403 DENIED with a one-line message a person reads in the client's output.
+/// What a registry says it speaks, on every answer.
+pub(crate) const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
+
+/// 409 `DENIED` with a one-line message a person reads in the client's output. Not 403: a
+/// refusal by policy is no matter of credentials, and clients take a 403 for a challenge to
+/// authenticate again (oras-py retries it for minutes without showing the reason); 409 says
+/// the request conflicts with the repository as it is, and every client reads the body.
 pub(crate) fn denial(request: &Request, decision: &Decision) -> Response<Body> {
     let mut message = decision
         .denials()
@@ -38,7 +45,7 @@ pub(crate) fn denial(request: &Request, decision: &Decision) -> Response<Body> {
         "policies": policies,
         "reasons": reasons,
     });
-    oci_error(StatusCode::FORBIDDEN, "DENIED", &message, Some(detail))
+    oci_error(StatusCode::CONFLICT, "DENIED", &message, Some(detail))
 }
 
 /// Add a `Warning: 299 - "..."` header per warning, within the spec's 4096 bytes.
@@ -158,6 +165,7 @@ pub(crate) fn oci_error(
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/json")
+        .header(API_VERSION.0, API_VERSION.1)
         .body(full(body))
         .expect("valid headers")
 }
@@ -185,7 +193,8 @@ mod tests {
             reason: "tag `1.0` is\nimmutable".into(),
         }]);
         let response = denial(&request, &decision);
-        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        assert_eq!(response.headers()["docker-distribution-api-version"], "registry/2.0");
         let body = futures_body(response);
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(value["errors"][0]["code"], "DENIED");

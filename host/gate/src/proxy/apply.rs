@@ -1,24 +1,33 @@
 //! Writing the tags of an allowed push with `tag` parameters one by one, and putting them
-//! back when one of them fails.
+//! back when one of them fails; the client's answer is the registry's answer to the decided
+//! request, with every tag.
 
 use super::exchange::Exchange;
 use crate::answer::oci_error;
 use crate::coordination::Lease;
 use crate::index::TagNow;
 use crate::route::Reference;
-use crate::upstream::{Body, UpstreamError, empty, full};
+use crate::upstream::{Body, UpstreamError, full};
 use bytes::Bytes;
-use http::header::{HeaderValue, LOCATION};
-use http::{Response, StatusCode};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{Response, StatusCode, response};
+use http_body_util::BodyExt;
 use tagpolicy::{Push, TagChange};
+
+const OCI_TAG: HeaderName = HeaderName::from_static("oci-tag");
+/// Most bytes of the registry's answer to a decided push kept for the client (a manifest
+/// PUT's answer has no body in the spec; distribution sends none).
+const MAX_ANSWER_BYTES: usize = 64 << 10;
 
 impl Exchange<'_> {
     /// Apply the tags of a push with `tag` parameters (`PUT .../manifests/<digest>?tag=a&tag=b`,
     /// or by tag with more tags as parameters): the upstream gets the decided request first;
     /// tags it did not apply itself (CNCF distribution ignores the parameters) are written by
     /// the gate, one PUT per tag. If one write fails, the tags already written are put back as
-    /// they were. Returns the answer, whether every write sent was answered, and what each
-    /// tag is now.
+    /// they were. The client gets the registry's answer to the decided request (its status
+    /// and headers: `Location`, `Docker-Content-Digest`, `OCI-Subject`, …) with an `OCI-Tag`
+    /// for every tag. Returns the answer, whether every write sent was answered, and what
+    /// each tag is now.
     pub(super) async fn apply_tags(
         &self,
         lease: &Lease,
@@ -31,9 +40,10 @@ impl Exchange<'_> {
         if !response.status().is_success() {
             return Ok((response, answered, unknown()));
         }
-        let mut applied: Vec<String> = response
-            .headers()
-            .get_all("oci-tag")
+        let (mut head, body) = self.read_answer(response).await;
+        let mut applied: Vec<String> = head
+            .headers
+            .get_all(&OCI_TAG)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
@@ -94,15 +104,32 @@ impl Exchange<'_> {
             let response = oci_error(StatusCode::BAD_GATEWAY, "UNKNOWN", &message, None);
             return Ok((response, answered && all_answered, unknown()));
         }
-        let mut response = Response::builder()
-            .status(StatusCode::CREATED)
-            .header(LOCATION, format!("/v2/{repository}/manifests/{}", push.digest))
-            .header("docker-content-digest", &push.digest);
+        head.headers.remove(&OCI_TAG);
         for change in &push.tags {
-            response = response.header("oci-tag", &change.tag);
+            // Tags are checked when the request is routed: each is a valid header value.
+            if let Ok(tag) = HeaderValue::from_str(&change.tag) {
+                head.headers.append(&OCI_TAG, tag);
+            }
         }
         let now = tags_now(&push.tags, true, &push.digest);
-        Ok((response.body(empty()).expect("valid headers"), true, now))
+        Ok((Response::from_parts(head, full(body)), true, now))
+    }
+
+    /// The registry's answer to the decided request, read now (it is small), so that the tag
+    /// writes after it do not wait on it. A body that cannot be read within
+    /// [`MAX_ANSWER_BYTES`] and the body timeout is dropped with its length and type.
+    async fn read_answer(&self, response: Response<Body>) -> (response::Parts, Bytes) {
+        let (mut head, body) = response.into_parts();
+        let read = tokio::time::timeout(self.limits().body_timeout, read_bounded(body)).await;
+        match read.unwrap_or_else(|_| Err("timed out".to_string())) {
+            Ok(bytes) => (head, bytes),
+            Err(why) => {
+                tracing::warn!(repository = self.repository(), %why, "the body of the registry's answer to a push is not passed on");
+                head.headers.remove(CONTENT_LENGTH);
+                head.headers.remove(CONTENT_TYPE);
+                (head, Bytes::new())
+            }
+        }
     }
 
     /// Put tags written by a failed multi-tag push back where they were; say what happened,
@@ -172,6 +199,21 @@ pub(super) fn tags_now(
             (change.tag.clone(), now)
         })
         .collect()
+}
+
+/// `body` whole, if it has at most [`MAX_ANSWER_BYTES`].
+async fn read_bounded(mut body: Body) -> Result<Bytes, String> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| error.to_string())?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > MAX_ANSWER_BYTES {
+                return Err(format!("larger than {MAX_ANSWER_BYTES} bytes"));
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(bytes))
 }
 
 fn excerpt(body: &Bytes) -> String {

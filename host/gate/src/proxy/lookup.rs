@@ -120,9 +120,9 @@ impl Exchange<'_> {
         }
     }
 
-    /// 403 with the decision's reasons, shown only to a client the upstream lets read the
-    /// repository: the gate decided on its own view, which may hold what this client may
-    /// not see. A client the upstream refuses gets the upstream's refusal instead (a
+    /// The denial (409) with the decision's reasons, shown only to a client the upstream lets
+    /// read the repository: the gate decided on its own view, which may hold what this client
+    /// may not see. A client the upstream refuses gets the upstream's refusal instead (a
     /// challenge to authenticate, or its 403 or 404). One `HEAD`, of a manifest the gate
     /// knows is there, asks; a repository the gate knows nothing of has nothing to hide.
     pub(super) async fn denial(&self, request: &Request, decision: &Decision) -> Response<Body> {

@@ -1,7 +1,9 @@
 //! The registry behind the gate: requests passed through unchanged, and the transport of the
 //! lookups and writes the gate makes itself (time limits, read accounts, bounded answers).
-//! What the gate asks of manifests is in [`manifests`], of tag lists in [`tags`].
+//! What the gate asks of manifests is in [`manifests`], of tag lists in [`tags`]; where an
+//! answer passed on sends the client, in [`location`].
 
+mod location;
 mod manifests;
 mod tags;
 
@@ -155,7 +157,9 @@ impl Upstream {
             .expect("a path from a parsed request")
     }
 
-    /// Send a request as it came (headers, body stream), to the same path upstream.
+    /// Send a request as it came (headers, body stream), to the same path upstream. The
+    /// answer comes back as the registry sent it but for its hop-by-hop headers and a
+    /// `Location` on the registry's own origin, which is put on the gate's.
     pub async fn forward(
         &self,
         request: Request<Body>,
@@ -185,11 +189,13 @@ impl Upstream {
         // The client may have spoken HTTP/2; the gate speaks HTTP/1.1 upstream.
         *request.version_mut() = http::Version::HTTP_11;
         remove_hop_by_hop(request.headers_mut());
+        let client = location::client_origin(request.headers());
         let started = Instant::now();
         let result = self.client.request(request).await;
         self.metrics.upstream(purpose.label(), started.elapsed());
         let mut response = result.map_err(|e| unreachable_or_tls(&e))?;
         remove_hop_by_hop(response.headers_mut());
+        location::follow_through(response.headers_mut(), &self.base, client.as_deref());
         Ok(response)
     }
 
