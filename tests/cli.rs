@@ -483,6 +483,15 @@ fn new_then_build_then_test_gives_a_working_policy() {
     assert_eq!(out.status.code(), Some(2));
 
     let crate_dir = dir.path().join("tag-naming");
+    // The SDK is the one the binary carries, in the policy's own folder: nothing points into
+    // this checkout, so the folder builds on any machine with tagpolicy and Rust.
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(r#"tagpolicy-guest = { path = "build/tagpolicy-guest" }"#),
+        "{manifest}"
+    );
+    assert!(!manifest.contains("path = \"/"), "no absolute path: {manifest}");
+    std::fs::remove_dir_all(crate_dir.join("build")).unwrap();
     let out = tagpolicy(&["build", "tag-naming", "--output", "json"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let built: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

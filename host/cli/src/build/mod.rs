@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 mod javascript;
 mod python;
 mod rust;
+pub mod rust_sdk;
 
 /// The languages a policy can be written in, recognised by the project file in its folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -8,9 +8,15 @@ use std::process::{Command, Stdio};
 
 const TARGET: &str = "wasm32-wasip2";
 
-/// Build the crate in `dir` and answer the component's path.
+/// Build the crate in `dir` and answer the component's path. A crate that depends on the
+/// SDK this binary carries gets it written into its `build/` folder first.
 pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("cannot read `{}`", manifest.display()))?;
+    if super::rust_sdk::is_used_by(&text) {
+        super::rust_sdk::write(dir)?;
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut child = Command::new(cargo)
         .args([

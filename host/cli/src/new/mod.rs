@@ -25,8 +25,9 @@ pub struct Args {
     /// The language to write the policy in.
     #[arg(long, value_enum, default_value = "rust")]
     lang: Language,
-    /// Rust only: path to the `tagpolicy-guest` SDK crate (default: the SDK this binary was
-    /// built with). Python and JavaScript policies get the SDK from `tagpolicy build`.
+    /// Rust only: path to a `tagpolicy-guest` SDK crate (default: the SDK this binary carries,
+    /// written into the policy's `build/` folder by `new` and by every `tagpolicy build`).
+    /// Python and JavaScript policies always get the SDK from `tagpolicy build`.
     #[arg(long, value_name = "DIR")]
     sdk: Option<PathBuf>,
 }
@@ -46,6 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if dir.exists() {
         bail!("`{}` already exists; choose another name or remove it", dir.display());
     }
+    let carried_sdk = args.lang == Language::Rust && args.sdk.is_none();
     let files = match args.lang {
         Language::Rust => rust::files(name, args.sdk)?,
         Language::Python => python::files(name),
@@ -56,6 +58,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         std::fs::create_dir_all(path.parent().expect("files are inside the crate"))?;
         std::fs::write(&path, content)
             .with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    if carried_sdk {
+        // Now, so that an editor resolves the SDK before the first build.
+        super::build::rust_sdk::write(&dir)?;
     }
     println!("created policy `{name}` in `{}`", dir.display());
     println!("next:\n  tagpolicy build {name}\n  tagpolicy test {name}/scenarios");

@@ -1,22 +1,29 @@
 //! A new Rust policy: a `cdylib` crate depending on `tagpolicy-guest`.
 
 use super::File;
+use crate::build::rust_sdk;
 use anyhow::Context;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const LIB_TEMPLATE: &str = include_str!("../templates/rust-lib.rs.txt");
 const SCENARIO_TEMPLATE: &str = include_str!("../templates/rust-scenario.yaml.txt");
 
-/// The files of a new Rust policy named `name`, depending on the SDK at `sdk` (default: the
-/// one this binary was built with).
+/// The files of a new Rust policy named `name`, depending on the SDK at `sdk`, else on the
+/// one this binary carries (written into `build/` by `tagpolicy build`, and by `new`).
 pub fn files(name: &str, sdk: Option<PathBuf>) -> anyhow::Result<Vec<File>> {
     let sdk = match sdk {
-        Some(sdk) => sdk,
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest"),
+        Some(sdk) => sdk
+            .canonicalize()
+            .with_context(|| format!("cannot find the tagpolicy-guest SDK at `{}`", sdk.display()))?
+            .display()
+            .to_string(),
+        None => rust_sdk::SDK_PATH.to_string(),
     };
-    let sdk = sdk.canonicalize().with_context(|| {
-        format!("cannot find the tagpolicy-guest SDK at `{}`; pass `--sdk DIR`", sdk.display())
-    })?;
+    let note = if sdk == rust_sdk::SDK_PATH {
+        "   # the SDK `tagpolicy build` carries and writes there"
+    } else {
+        ""
+    };
 
     let crate_ident = name.replace('-', "_");
     let cargo_toml = format!(
@@ -30,7 +37,7 @@ publish = false
 crate-type = ["cdylib"]
 
 [dependencies]
-tagpolicy-guest = {{ path = {sdk:?} }}
+tagpolicy-guest = {{ path = {sdk:?} }}{note}
 serde = {{ version = "1", features = ["derive"] }}
 
 [profile.release]
@@ -40,7 +47,6 @@ strip = true
 # A policy is its own workspace, wherever it is created.
 [workspace]
 "#,
-        sdk = sdk.display().to_string()
     );
     Ok(vec![
         ("Cargo.toml", cargo_toml),
@@ -49,6 +55,7 @@ strip = true
             "scenarios/basic.yaml",
             SCENARIO_TEMPLATE.replace("{{name}}", name).replace("{{crate}}", &crate_ident),
         ),
-        (".gitignore", "/target\n".to_string()),
+        // build/ holds the SDK `tagpolicy build` writes, and target/ what cargo builds.
+        (".gitignore", "/target\n/build\n".to_string()),
     ])
 }
