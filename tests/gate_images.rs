@@ -228,12 +228,12 @@ fn cosign_manifest(
     client.put_manifest("team/app", tag, manifest.to_string().as_bytes())
 }
 
-/// A policy denial: the OCI `DENIED` error with `reason` in its message.
+/// A policy denial: 409 with the OCI `DENIED` error, `reason` in its message.
 fn assert_denied(reply: &registry::Reply, reason: &str) {
     let body: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
     let message = body["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(
-        body["errors"][0]["code"] == "DENIED" && message.contains(reason),
+        reply.status == 409 && body["errors"][0]["code"] == "DENIED" && message.contains(reason),
         "expected a denial with `{reason}`: HTTP {} {}",
         reply.status,
         reply.body
