@@ -152,19 +152,17 @@ fn python_and_javascript_policies_build_and_pass_their_scenarios() {
     for block in
         doc::run_by(workspace(), "python_and_javascript_policies_build_and_pass_their_scenarios")
     {
-        // The block installs the toolchains from a checkout: run it in a copy of the two
-        // lockfiles' folders, so that it installs into a scratch directory.
+        // A machine with nothing but `tagpolicy`, python3 and node: an empty folder outside
+        // the repository, an empty cache, and a PATH without the toolchains tests/setup
+        // installed, so that `tagpolicy build` installs the pinned ones itself.
         let dir = tempfile::tempdir().unwrap();
-        for (from, to) in [
-            ("guest/python/toolchain.txt", "guest/python"),
-            ("guest/javascript/package.json", "guest/javascript"),
-            ("guest/javascript/package-lock.json", "guest/javascript"),
-        ] {
-            std::fs::create_dir_all(dir.path().join(to)).unwrap();
-            std::fs::copy(workspace().join(from), dir.path().join(from)).unwrap();
-        }
-        let out = run_block(&block, dir.path(), &[]);
+        let cache = tempfile::tempdir().unwrap();
+        let script = doc::script(&block, workspace(), &[]);
+        let out = doc::run_bare(&script, dir.path(), tagpolicy(), cache.path());
+        assert!(out.status.success(), "{} failed:\n{script}\n{}", block.at(), text(&out));
         assert!(text(&out).contains("4 passed, 0 failed"), "{}", text(&out));
+        assert!(text(&out).contains("installing the pinned componentize-py"), "{}", text(&out));
+        assert!(text(&out).contains("installing the pinned componentize-js"), "{}", text(&out));
         for (name, project) in [("naming-py", "pyproject.toml"), ("naming-js", "package.json")] {
             assert!(dir.path().join(name).join(project).is_file(), "{}", block.at());
             assert!(dir.path().join(name).join("build").join(format!("{name}.wasm")).is_file());

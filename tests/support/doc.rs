@@ -151,3 +151,26 @@ pub fn run(script: &str, dir: &Path, tagpolicy: &Path) -> Output {
     );
     Command::new("bash").arg("-c").arg(script).current_dir(dir).env("PATH", path).output().unwrap()
 }
+
+/// Run `script` as [`run`] does, but as on a machine with only `tagpolicy` installed: the
+/// PATH without the toolchains tests/setup installs, without $TAGPOLICY_COMPONENTIZE_PY and
+/// $TAGPOLICY_COMPONENTIZE_JS, and `cache` as the cache directory.
+pub fn run_bare(script: &str, dir: &Path, tagpolicy: &Path, cache: &Path) -> Output {
+    let root = crate::common::workspace();
+    let toolchains = [root.join("target/toolchains"), root.join("guest/javascript/node_modules")];
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let kept =
+        std::env::split_paths(&path).filter(|d| !toolchains.iter().any(|t| d.starts_with(t)));
+    let bin = tagpolicy.parent().unwrap().to_path_buf();
+    let path = std::env::join_paths(std::iter::once(bin).chain(kept)).unwrap();
+    Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("TAGPOLICY_CACHE_DIR", cache)
+        .env_remove("TAGPOLICY_COMPONENTIZE_PY")
+        .env_remove("TAGPOLICY_COMPONENTIZE_JS")
+        .output()
+        .unwrap()
+}

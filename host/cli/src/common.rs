@@ -162,7 +162,7 @@ pub fn loader(global: &super::Global) -> anyhow::Result<Loader> {
     Ok(Loader::new(builder.build()?))
 }
 
-fn cache_dir() -> Option<PathBuf> {
+pub fn cache_dir() -> Option<PathBuf> {
     let from_env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     from_env("TAGPOLICY_CACHE_DIR")
         .or_else(|| from_env("XDG_CACHE_HOME").map(|d| d.join("tagpolicy")))

@@ -6,6 +6,7 @@
 //! only the toolchain (componentize-js and rolldown, pinned in the policy's `package.json`)
 //! comes from npm.
 
+use super::toolchain::{self, Toolchain};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -58,11 +59,23 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
         bail!("`{}` is missing (the `main` of `{}`)", main.display(), package_json.display());
     }
 
+    // The author's own toolchain if there is one, else the pinned one in the cache.
     let componentize =
-        find_tool(&dir, "componentize-js", std::env::var_os("TAGPOLICY_COMPONENTIZE_JS"))?;
+        match find_tool(&dir, "componentize-js", std::env::var_os("TAGPOLICY_COMPONENTIZE_JS")) {
+            Some(found) => found,
+            None => toolchain::installed(Toolchain::JavaScript)?,
+        };
     // rolldown is installed with componentize-js; look next to it first.
     let beside = componentize.with_file_name("rolldown");
-    let rolldown = if beside.is_file() { beside } else { find_tool(&dir, "rolldown", None)? };
+    let rolldown = match beside.is_file() {
+        true => beside,
+        false => find_tool(&dir, "rolldown", None).with_context(|| {
+            format!(
+                "cannot find `rolldown` beside `{}` nor on the PATH; it is installed with componentize-js (`{INSTALL}`)",
+                componentize.display()
+            )
+        })?,
+    };
 
     // Everything the build writes stays under `build/`, which a new policy's .gitignore skips.
     let out_dir = dir.join("build");
@@ -284,27 +297,19 @@ fn vlq(segment: &str) -> Option<Vec<i64>> {
 
 /// Find `tool`: `env` if given, else `node_modules/.bin/<tool>` in `dir` or a parent (where
 /// `npm ci` puts the pinned version), else on the PATH.
-fn find_tool(dir: &Path, tool: &str, env: Option<std::ffi::OsString>) -> anyhow::Result<PathBuf> {
+fn find_tool(dir: &Path, tool: &str, env: Option<std::ffi::OsString>) -> Option<PathBuf> {
     if let Some(path) = env {
-        return Ok(PathBuf::from(path));
+        return Some(PathBuf::from(path));
     }
-    if let Some(found) =
-        dir.ancestors().map(|d| d.join("node_modules/.bin").join(tool)).find(|p| p.is_file())
-    {
-        return Ok(found);
-    }
-    if let Some(found) = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
-    {
-        return Ok(found);
-    }
-    bail!(
-        "cannot find `{tool}` for `{}`: install the pinned toolchain in the policy's folder (`{INSTALL}`) or set $TAGPOLICY_COMPONENTIZE_JS",
-        dir.display()
-    )
+    let beside_policy =
+        dir.ancestors().map(|d| d.join("node_modules/.bin").join(tool)).find(|p| p.is_file());
+    beside_policy.or_else(|| {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+    })
 }
 
 #[cfg(test)]

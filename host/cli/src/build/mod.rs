@@ -10,6 +10,7 @@ mod javascript;
 mod python;
 mod rust;
 pub mod rust_sdk;
+mod toolchain;
 
 /// The languages a policy can be written in, recognised by the project file in its folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::toolchain::{self, Toolchain};
+
 /// The componentize-py release the SDK is written and tested against.
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 
@@ -52,8 +54,12 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     }
     std::fs::write(wit.join("policy.wit"), WIT)?;
 
-    let tool =
-        std::env::var_os("TAGPOLICY_COMPONENTIZE_PY").unwrap_or_else(|| "componentize-py".into());
+    // The author's own toolchain if there is one, else the pinned one in the cache.
+    let tool = match std::env::var_os("TAGPOLICY_COMPONENTIZE_PY") {
+        Some(tool) => tool,
+        None if on_path("componentize-py") => "componentize-py".into(),
+        None => toolchain::installed(Toolchain::Python)?.into_os_string(),
+    };
     let component = out.join(format!("{name}.wasm"));
     eprintln!("build: componentize-py {name}…");
     let run = Command::new(&tool)
@@ -91,6 +97,14 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(component)
+}
+
+/// Whether `tool` is an executable file in a folder of the PATH.
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .any(|dir| dir.join(tool).is_file())
 }
 
 /// componentize-py's own words, which point at the Python file and line, made readable: it
