@@ -66,7 +66,8 @@ impl Language {
 /// `cargo build --release --target wasm32-wasip2`; `pyproject.toml` runs componentize-py
 /// (`$TAGPOLICY_COMPONENTIZE_PY`, else `componentize-py` on the PATH); `package.json` runs
 /// componentize-js (`$TAGPOLICY_COMPONENTIZE_JS`, else `node_modules/.bin` of the folder or
-/// a parent, else the PATH). Python and JavaScript policies get the SDK and the contract this
+/// a parent, else the PATH); with neither, the pinned toolchain is installed into the cache
+/// directory first, once per pin. Python and JavaScript policies get the SDK and the contract this
 /// binary carries. Then the component is loaded as the host would (world, imports, metadata)
 /// and its path printed.
 #[derive(Debug, clap::Args)]
