@@ -564,3 +564,37 @@ fn a_javascript_build_error_names_the_file_and_line() {
         ],
     );
 }
+
+/// A JavaScript policy's own bug is reported with its message and the line of the policy's
+/// source (mapped back from the bundle by the table the build appends), in text and JSON, as
+/// Python's are; so is a `console.log`, which has nowhere to print in a component.
+#[test]
+fn a_javascript_exception_names_its_message_and_the_policy_line() {
+    let dir = workspace().join("tests/policies/throwing-javascript");
+    build(&dir);
+    let scenario = dir.join("scenario.yaml");
+    let typo = "policy `throwing-javascript` failed: TypeError: request.tagOf is not a function (policy.js:13); the request is denied";
+    let console = "console.log has nowhere to print in a policy";
+    let out = tagpolicy().arg("eval").arg(&scenario).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The table wraps long reasons; compare with the wrapping undone.
+    let unwrapped: String =
+        stdout.split_whitespace().filter(|w| !["│", "┆"].contains(w)).collect::<Vec<_>>().join(" ");
+    for expected in [typo, console, "(policy.js:14)"] {
+        let expected = expected.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(unwrapped.contains(&expected), "`{expected}` not in\n{stdout}");
+    }
+
+    let out = tagpolicy().arg("eval").arg(&scenario).args(["--output", "json"]).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reasons: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|result| result["findings"][0]["reason"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(reasons[0], typo, "{report}");
+    assert!(reasons[1].contains(console) && reasons[1].contains("(policy.js:14)"), "{report}");
+    assert!(reasons[2].contains("no throw-string (thrown, not an Error)"), "{report}");
+    assert_eq!(reasons[3], "", "{report}");
+}
