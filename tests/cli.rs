@@ -740,3 +740,37 @@ fn serve_check_loads_the_gate_configuration_or_names_what_is_wrong() {
         assert!(stderr.contains(name) && stderr.contains(expected), "{name}: {stderr}");
     }
 }
+
+/// What a policy prints goes with the push it was printed for: in the table (the start of
+/// it, and how much the engine's 64 KiB cap dropped) and in JSON (all it kept, and the count).
+#[test]
+fn eval_shows_what_policies_printed_with_their_push_capped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = common::hostile_policy();
+    let file = scenario(
+        dir.path(),
+        "printing.yaml",
+        &format!(
+            "repository: team/app\npolicies:\n  - policy: {}\n    settings: {{behaviour: chatty}}\npushes:\n  - name: chatty\n    image: app-1\n    tags: [a]\n    expect: allow\n",
+            hostile.display()
+        ),
+    );
+    let out = tagpolicy(&["eval", &file], dir.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let line = format!("{}\n", "chatter ".repeat(128));
+    let dropped = 200 * line.len() - (64 << 10);
+    assert!(stdout.contains("[hostile] printed:"), "{stdout}");
+    assert!(stdout.contains("(the rest in --output json)"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("({dropped} more bytes dropped: the cap is reached)")),
+        "{stdout}"
+    );
+
+    let out = tagpolicy(&["eval", &file, "--output", "json"], dir.path());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let output = &report["results"][0]["output"];
+    assert_eq!(output[0]["policy"], "hostile", "{output}");
+    assert_eq!(output[0]["text"].as_str().unwrap().len(), 64 << 10);
+    assert_eq!(output[0]["dropped_bytes"], dropped);
+}

@@ -564,3 +564,64 @@ fn a_javascript_build_error_names_the_file_and_line() {
         ],
     );
 }
+
+/// `tagpolicy build` of the test policy `tests/policies/NAME`, then `tagpolicy eval` of its
+/// `scenario.yaml`: the table's text with its wrapping undone, and each push's first reason
+/// from the JSON output ("" for none).
+fn built_and_evaluated(name: &str) -> (String, Vec<String>) {
+    let dir = workspace().join("tests/policies").join(name);
+    build(&dir);
+    let scenario = dir.join("scenario.yaml");
+    let out = tagpolicy().arg("eval").arg(&scenario).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = stdout.split_whitespace().filter(|w| !["│", "┆"].contains(w)).collect();
+    let out = tagpolicy().arg("eval").arg(&scenario).args(["--output", "json"]).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reasons = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|result| result["findings"][0]["reason"].as_str().unwrap_or("").to_string())
+        .collect();
+    (words.join(" "), reasons)
+}
+
+/// `expected`, with runs of spaces as the table's unwrapped text has them.
+fn in_table(text: &str, expected: &str) -> bool {
+    text.contains(&expected.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// A JavaScript policy's own bug is reported with its message and the line of the policy's
+/// source (mapped back from the bundle by the table the build appends), in text and JSON, as
+/// Python's are; so is a `console.log`, which has nowhere to print in a component.
+#[test]
+fn a_javascript_exception_names_its_message_and_the_policy_line() {
+    let (text, reasons) = built_and_evaluated("throwing-javascript");
+    let typo = "policy `throwing-javascript` failed: TypeError: request.tagOf is not a function (policy.js:13); the request is denied";
+    let console = "console.log has nowhere to print in a policy";
+    for expected in [typo, console, "(policy.js:14)"] {
+        assert!(in_table(&text, expected), "`{expected}` not in\n{text}");
+    }
+    assert_eq!(reasons[0], typo, "{reasons:?}");
+    assert!(reasons[1].contains(console) && reasons[1].contains("(policy.js:14)"), "{reasons:?}");
+    assert!(reasons[2].contains("no throw-string (thrown, not an Error)"), "{reasons:?}");
+    assert_eq!(reasons[3], "", "{reasons:?}");
+}
+
+/// The same for Python, whose `print` would otherwise trap without a word (its WASI is
+/// stubbed): the error names the policy's line, not the SDK's.
+#[test]
+fn a_python_exception_or_print_names_the_policy_line() {
+    let (text, reasons) = built_and_evaluated("throwing-python");
+    let typo = "policy `throwing-python` failed: AttributeError: 'Change' object has no attribute 'digets' (policy.py, line 18); the request is denied";
+    let print = "RuntimeError: print has nowhere to go in a policy";
+    for expected in [typo, print, "(policy.py, line 20)"] {
+        assert!(in_table(&text, expected), "`{expected}` not in\n{text}");
+    }
+    assert_eq!(reasons[0], typo, "{reasons:?}");
+    assert!(
+        reasons[1].contains(print) && reasons[1].contains("(policy.py, line 20)"),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons[2], "", "{reasons:?}");
+}

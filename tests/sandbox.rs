@@ -67,12 +67,39 @@ fn a_chatty_policy_keeps_working_and_its_output_stays_capped() {
         .configure(&json!({"behaviour": "chatty"}))
         .unwrap();
     let request = push("a", &[("x", None)]);
-    // 200 KiB of output per call, far beyond the 64 KiB cap, on one reused instance.
+    // 200 KiB of output per call, far beyond the 64 KiB cap, on one reused instance: each
+    // decision carries its own call's output, cut at the cap, the rest counted.
+    let line = format!("{}\n", "chatter ".repeat(128));
     for call in 0..50 {
         let decision =
             policy.evaluate(&request, empty()).unwrap_or_else(|f| panic!("call {call}: {f}"));
         assert_eq!(decision.outcome, Outcome::Allow);
+        let [printed] = decision.output.as_slice() else { panic!("{:?}", decision.output) };
+        assert_eq!(printed.policy, "hostile");
+        assert_eq!(printed.text.len(), 64 << 10, "call {call}");
+        assert!(printed.text.starts_with(&line), "call {call}");
+        assert_eq!(printed.dropped_bytes as usize, 200 * line.len() - (64 << 10), "call {call}");
     }
+}
+
+/// What a policy printed is kept for a failed call too, where it may explain the failure;
+/// a policy that prints nothing has no entry.
+#[test]
+fn output_is_kept_on_failure_and_absent_when_nothing_was_printed() {
+    let engine = Engine::new().unwrap();
+    let hostile = |behaviour: &str| {
+        engine.load_file(hostile_policy()).unwrap().configure(&json!({"behaviour": behaviour}))
+    };
+    let request = push("a", &[("x", None)]);
+    let (result, printed) = hostile("panic").unwrap().evaluate_printing(&request, empty());
+    assert!(matches!(result, Err(tagpolicy::Failure::Panic(_))), "{result:?}");
+    assert!(printed.unwrap().text.contains("panicked at"));
+    let (result, printed) = hostile("allow").unwrap().evaluate_printing(&request, empty());
+    assert!(result.is_ok() && printed.is_none(), "{result:?} {printed:?}");
+    // In a policy set, each policy that printed has its entry on the decision.
+    let set = PolicySet::new().with(hostile("chatty").unwrap(), Mode::Enforce);
+    let decision = set.evaluate(&request, empty());
+    assert_eq!(decision.output.len(), 1, "{:?}", decision.output);
 }
 
 #[test]

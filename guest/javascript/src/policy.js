@@ -2,6 +2,7 @@
  * `definePolicy`: turn a rule into the `policy` export the host calls.
  * @module
  */
+import { describe } from './errors.js';
 import { Findings, report } from './findings.js';
 import { Request } from './request.js';
 import { SettingsError, object, parseSettings } from './settings.js';
@@ -42,6 +43,14 @@ export function definePolicy(spec) {
     if (typeof spec[key] !== 'string') throw new Error(`definePolicy: \`${key}\` must be a string`);
   }
   if (typeof spec.evaluate !== 'function') throw new Error('definePolicy: `evaluate` must be a function');
+  // The host calls `configure` and `evaluate` synchronously: what an async function decides
+  // after its first `await` would be lost, and its errors with it. Refused when the module
+  // loads, which `tagpolicy build` does.
+  for (const key of ['configure', 'evaluate']) {
+    if (spec[key]?.constructor?.name === 'AsyncFunction') {
+      throw new Error(`definePolicy: \`${key}\` must not be async: the host calls it synchronously`);
+    }
+  }
   const metadata = {
     name: spec.name,
     version: spec.version,
@@ -59,24 +68,49 @@ export function definePolicy(spec) {
       try {
         const settings = parseSettings(json, readSettings);
         const state = spec.configure ? spec.configure(settings) : settings;
+        if (isThenable(state)) throw new Error(returnedPromise('configure', state));
         configured = { state: state === undefined ? /** @type {T} */ (settings) : state };
       } catch (error) {
         // componentize-js turns a thrown string into the `result`'s error; anything else
         // would trap without saying why.
         if (typeof error === 'string') throw error;
         if (error instanceof SettingsError) throw error.message;
-        throw `the policy failed while reading its settings: ${error}`;
+        throw `the policy failed while reading its settings: ${describe(error)}`;
       }
     },
 
     evaluate(raw) {
-      const findings = new Findings();
+      let findings = new Findings();
       if (configured === undefined) {
         findings.denyRequest('the policy was evaluated before it was configured');
       } else {
-        spec.evaluate(new Request(raw), findings, configured.state);
+        try {
+          const result = spec.evaluate(new Request(raw), findings, configured.state);
+          if (isThenable(result)) throw new Error(returnedPromise('evaluate', result));
+        } catch (error) {
+          // Fail closed, as a trap would, but with the error and the policy's line, which a
+          // trap loses (componentize-js turns an uncaught exception into `unreachable`).
+          findings = new Findings();
+          findings.denyRequest(`policy \`${spec.name}\` failed: ${describe(error)}; the request is denied`);
+        }
       }
       report(findings.decision());
     },
   };
+}
+
+/** @param {unknown} value */
+function isThenable(value) {
+  return value !== null && typeof value === 'object' && typeof (/** @type {any} */ (value).then) === 'function';
+}
+
+/**
+ * The error for a function that returned a promise: the host cannot wait for it.
+ * @param {string} name
+ * @param {PromiseLike<unknown>} promise
+ */
+function returnedPromise(name, promise) {
+  // Its rejection, if any, would otherwise be reported as unhandled.
+  Promise.resolve(promise).catch(() => {});
+  return `\`${name}\` returned a promise: the host calls it synchronously and cannot wait for it; return the result instead`;
 }

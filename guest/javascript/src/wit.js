@@ -18,3 +18,14 @@ setHost({
   patterns: { fullMatch, find, prepareSet, firstInSet },
   verdict: { deny, warn },
 });
+
+// A component has no stdout: componentize-js's stdio pulls in `wasi:filesystem`, which the
+// host refuses, so the build disables it and the runtime's console would hit a trapping stub
+// (a bare `unreachable`, no message, no line). Throw instead, so the author is told why and
+// where (see errors.js).
+const unavailable = (/** @type {string} */ name) => () => {
+  throw new Error(`console.${name} has nowhere to print in a policy (the sandbox grants no stdout); report with findings.warn instead`);
+};
+globalThis.console = /** @type {Console} */ (
+  /** @type {unknown} */ (Object.fromEntries(['log', 'info', 'warn', 'error', 'debug', 'trace'].map((name) => [name, unavailable(name)])))
+);

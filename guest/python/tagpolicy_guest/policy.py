@@ -3,6 +3,7 @@ component's ``policy`` export."""
 
 from __future__ import annotations
 
+import sys
 import traceback
 from typing import Any, ClassVar, TypeVar
 
@@ -63,6 +64,8 @@ def export(policy: type[Policy]) -> type:
     for attribute in ("NAME", "VERSION", "DESCRIPTION", "SETTINGS_EXAMPLE"):
         if not isinstance(getattr(policy, attribute, None), str):
             raise TypeError(f"{policy.__name__}.{attribute} must be a string")
+    if sys.platform == "wasi":  # in a component, not in the SDK's tests
+        sys.stdout = sys.stderr = _NoOutput()
 
     def metadata(self: Any) -> Any:
         return _host.types.PolicyMetadata(
@@ -105,14 +108,30 @@ def decide(policy: type[Policy], raw_request: Any) -> Any:
     return findings.decision()
 
 
+class _NoOutput:
+    """``sys.stdout`` and ``sys.stderr`` in a component. Its WASI is stubbed (the host grants
+    no filesystem, which componentize-py's stdio needs), so a write would trap with no message
+    and no line; raise instead, which the policy's error then names with its line."""
+
+    def write(self, _text: str) -> int:
+        raise RuntimeError(
+            "print has nowhere to go in a policy (the sandbox grants no stdout); "
+            "report with findings.warn instead"
+        )
+
+    def flush(self) -> None:
+        pass
+
+
 def _describe(err: Exception) -> str:
     """``ZeroDivisionError: division by zero (policy.py, line 12)``: the error and the
-    innermost line that raised it."""
+    innermost line of the policy's own code that raised it (not the SDK's)."""
     # Not `extract_tb`: it reads the source lines, and a component has no files (a stubbed
     # WASI call traps).
     frames = list(traceback.walk_tb(err.__traceback__))
+    own = [f for f in frames if f"{__package__}/" not in f[0].f_code.co_filename.replace("\\", "/")]
     where = ""
-    if frames:
-        frame, line = frames[-1]
+    if own or frames:
+        frame, line = (own or frames)[-1]
         where = f" ({frame.f_code.co_filename.rsplit('/', 1)[-1]}, line {line})"
     return f"{type(err).__name__}: {err}{where}"

@@ -199,6 +199,18 @@ class ExportTest(unittest.TestCase):
         self.assertRegex(reason, r"^policy `release-bot-only` failed: ZeroDivisionError: division by zero "
                                  r"\(test_sdk.py, line \d+\); the request is denied$")
 
+    def test_an_error_raised_in_the_sdk_names_the_policy_line_that_called_it(self) -> None:
+        from tagpolicy_guest.policy import _describe, _NoOutput
+
+        def evaluate() -> None:
+            _NoOutput().write("hello")  # the policy's line, not the SDK's
+
+        try:
+            evaluate()
+        except RuntimeError as err:
+            described = _describe(err)
+        self.assertRegex(described, r"^RuntimeError: print has nowhere to go in a policy .*\(test_sdk.py, line \d+\)$")
+
     def test_export_checks_the_description(self) -> None:
         class Nameless(tagpolicy_guest.Policy):
             VERSION = DESCRIPTION = "x"

@@ -106,15 +106,31 @@ pub fn describe(scenario: &Scenario, action: &Action, request: &tagpolicy::Reque
     }
 }
 
-/// One line per finding: "[immutable-tags] tag `1.2.10` is immutable ...".
+/// One line per finding: "[immutable-tags] tag `1.2.10` is immutable ..."; then what each
+/// policy printed, "[immutable-tags] printed: ...", at most [`PRINTED_SHOWN`] bytes of it
+/// (JSON output has it all, up to the engine's cap).
 pub fn reasons(decision: &Decision) -> String {
-    decision
-        .findings
-        .iter()
-        .map(|f| format!("[{}] {}", f.policy, f.reason))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let findings = decision.findings.iter().map(|f| format!("[{}] {}", f.policy, f.reason));
+    let printed = decision.output.iter().map(|p| {
+        let all = p.text.trim_end();
+        let cut = (0..=PRINTED_SHOWN.min(all.len())).rev().find(|&i| all.is_char_boundary(i));
+        let mut text = format!("[{}] printed:\n{}", p.policy, &all[..cut.unwrap_or(0)]);
+        if text.len() < all.len() {
+            text.push_str("\n… (the rest in --output json)");
+        }
+        if p.dropped_bytes > 0 {
+            text.push_str(&format!(
+                "\n… ({} more bytes dropped: the cap is reached)",
+                p.dropped_bytes
+            ));
+        }
+        text
+    });
+    findings.chain(printed).collect::<Vec<_>>().join("\n")
 }
+
+/// Most bytes of a policy's printed output shown in the table, per push.
+const PRINTED_SHOWN: usize = 1024;
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -138,6 +154,8 @@ struct StepReport<'a> {
     groups: &'a [String],
     outcome: Outcome,
     findings: &'a [Finding],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    output: &'a [tagpolicy::Printed],
 }
 
 impl<'a> Report<'a> {
@@ -171,6 +189,7 @@ impl<'a> Report<'a> {
                         groups: &step.actor.groups,
                         outcome: result.decision.outcome,
                         findings: &result.decision.findings,
+                        output: &result.decision.output,
                     }
                 })
                 .collect(),

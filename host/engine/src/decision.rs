@@ -67,12 +67,17 @@ pub struct Decision {
     pub outcome: Outcome,
     /// Every policy's findings, in policy-set order.
     pub findings: Vec<Finding>,
+    /// What the policies printed while deciding, one entry per policy that printed, each
+    /// capped at [`Limits::output_bytes`](crate::Limits::output_bytes). For the author and the
+    /// logs only: it never changes the outcome.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<crate::Printed>,
 }
 
 impl Decision {
     /// An allow without findings.
     pub fn allow() -> Self {
-        Decision { outcome: Outcome::Allow, findings: Vec::new() }
+        Decision { outcome: Outcome::Allow, findings: Vec::new(), output: Vec::new() }
     }
 
     /// Build from findings; the outcome follows from their severities.
@@ -84,7 +89,7 @@ impl Decision {
         } else {
             Outcome::Warn
         };
-        Decision { outcome, findings }
+        Decision { outcome, findings, output: Vec::new() }
     }
 
     /// Whether the request goes ahead (allow or warn).

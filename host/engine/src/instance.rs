@@ -6,6 +6,7 @@ use crate::bindings::{TagPolicy, TagPolicyPre};
 use crate::decision::{self, truncate};
 use crate::error::{Failure, chain};
 use crate::limits::{Limits, ParkingSpace, ticks};
+use crate::output::Printed;
 use crate::patterns::PatternCache;
 use crate::sandbox::{self, HostState};
 use std::sync::Arc;
@@ -98,7 +99,13 @@ impl Instance {
             .tagpolicy_policy_policy()
             .call_configure(&mut instance.store, settings)
         {
-            Ok(Ok(())) => Ok(instance),
+            Ok(Ok(())) => {
+                // What `configure` printed is not any evaluation's.
+                if let Some(printed) = instance.store.data().output.take("") {
+                    tracing::debug!(output = %printed, "policy output while configuring");
+                }
+                Ok(instance)
+            }
             Ok(Err(message)) => Err(ConfigureError::Rejected(message)),
             Err(error) => Err(ConfigureError::Failed(instance.failure(
                 error,
@@ -128,6 +135,18 @@ impl Instance {
     ) -> Failure {
         classify(&self.store, error, limits, deadline)
     }
+
+    /// The failure of an `evaluate` call, and what `policy` printed before it.
+    pub(crate) fn failure_printed(
+        &self,
+        error: wasmtime::Error,
+        limits: &Limits,
+        policy: &str,
+    ) -> (Failure, Option<Printed>) {
+        let printed = self.store.data().output.take(policy);
+        let text = printed.as_ref().map_or("", |p| p.text.as_str());
+        (classify_with(&self.store, error, limits, limits.evaluate_deadline, text), printed)
+    }
 }
 
 /// Name what went wrong in terms an operator can act on.
@@ -136,6 +155,18 @@ fn classify(
     error: wasmtime::Error,
     limits: &Limits,
     deadline: Duration,
+) -> Failure {
+    let printed = store.data().output.take("");
+    classify_with(store, error, limits, deadline, printed.as_ref().map_or("", |p| p.text.as_str()))
+}
+
+/// [`classify`], given what the policy printed during the call (where a panic message is).
+fn classify_with(
+    store: &Store<HostState>,
+    error: wasmtime::Error,
+    limits: &Limits,
+    deadline: Duration,
+    printed: &str,
 ) -> Failure {
     let state = store.data();
     if state.limiter.memory_exceeded {
@@ -151,7 +182,7 @@ fn classify(
         Some(Trap::OutOfFuel) => return Failure::Fuel(limits.fuel.unwrap_or_default()),
         _ => {}
     }
-    if let Some(message) = panic_message(&state.output.take()) {
+    if let Some(message) = panic_message(printed) {
         return Failure::Panic(truncate(message, decision::MAX_REASON_BYTES));
     }
     // The trap itself says what happened; the wasm backtrace around it is for debugging.

@@ -83,6 +83,7 @@ pub use image::{
     config_labels, filter_referrers, key_values,
 };
 pub use limits::{DEFAULT_INSTANCE_SLOTS, LimitError, Limits};
+pub use output::Printed;
 pub use policy::{ConfiguredPolicy, Isolation, Metadata, ParseIsolationError, Policy};
 pub use policy_set::{Enforcement, FailMode, LimitsSpec, Loader, Mode, PolicySet, PolicySpec};
 pub use push::{

@@ -1,16 +1,41 @@
-//! What a policy writes to stdout and stderr: kept up to a cap for diagnostics (panic
-//! messages, the host's debug log) and silently dropped beyond it. Writes never fail, so a
-//! chatty policy is not turned into a crashing one (Rust's `println!` panics on a failed
-//! write).
+//! What a policy writes to stdout and stderr: kept up to a cap per call
+//! ([`Limits::output_bytes`](crate::Limits::output_bytes)) for its author (the [`Printed`] of a
+//! [`Decision`](crate::Decision)) and for diagnostics (panic messages), and dropped, counted,
+//! beyond it. Writes never fail, so a chatty policy is not turned into a crashing one (Rust's
+//! `println!` panics on a failed write).
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use serde::Serialize;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+
+/// What one policy printed to stdout and stderr (interleaved, as written) during one call,
+/// up to [`Limits::output_bytes`](crate::Limits::output_bytes) (64 KiB by default); the
+/// bytes beyond are dropped and counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Printed {
+    /// The policy's name.
+    pub policy: String,
+    /// What was kept, decoded from UTF-8 (invalid sequences replaced).
+    pub text: String,
+    /// How many bytes were written beyond the cap, and dropped.
+    pub dropped_bytes: u64,
+}
+
+impl std::fmt::Display for Printed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)?;
+        if self.dropped_bytes > 0 {
+            write!(f, "\n… ({} more bytes dropped)", self.dropped_bytes)?;
+        }
+        Ok(())
+    }
+}
 
 /// A capped buffer shared by the policy's stdout and stderr.
 #[derive(Clone)]
@@ -44,20 +69,20 @@ impl PolicyOutput {
         self.written.store(true, Ordering::Release);
     }
 
-    /// Take what was written since the last call, lossily decoded, with a note of how much
-    /// was dropped.
-    pub(crate) fn take(&self) -> String {
+    /// Take what was written since the last call by `policy`: `None` if nothing was.
+    pub(crate) fn take(&self, policy: &str) -> Option<Printed> {
         if !self.written.swap(false, Ordering::Acquire) {
-            return String::new();
+            return None;
         }
         let mut buffer = self.buffer.lock();
-        let mut text = String::from_utf8_lossy(&buffer.kept).into_owned();
-        if buffer.dropped > 0 {
-            text.push_str(&format!("\n… ({} more bytes dropped)", buffer.dropped));
-        }
+        let printed = Printed {
+            policy: policy.to_string(),
+            text: String::from_utf8_lossy(&buffer.kept).into_owned(),
+            dropped_bytes: buffer.dropped as u64,
+        };
         buffer.kept.clear();
         buffer.dropped = 0;
-        text
+        Some(printed)
     }
 }
 
@@ -126,9 +151,11 @@ mod tests {
         let mut stream = output.clone();
         stream.write(Bytes::from_static(b"hello ")).unwrap();
         stream.write(Bytes::from_static(b"world")).unwrap();
-        assert_eq!(output.take(), "hello wo\n… (3 more bytes dropped)");
-        assert_eq!(output.take(), "");
+        let printed = output.take("p").unwrap();
+        assert_eq!((printed.text.as_str(), printed.dropped_bytes), ("hello wo", 3));
+        assert_eq!(printed.to_string(), "hello wo\n… (3 more bytes dropped)");
+        assert_eq!(output.take("p"), None);
         stream.write(Bytes::from_static(b"again")).unwrap();
-        assert_eq!(output.take(), "again");
+        assert_eq!(output.take("p").unwrap().to_string(), "again");
     }
 }

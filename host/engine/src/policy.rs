@@ -12,6 +12,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Failure};
 use crate::instance::{Call, ConfigureError, Instance, Parked, Prepared};
 use crate::limits::Limits;
+use crate::output::Printed;
 use crate::patterns::{HeldSets, PatternCache};
 use crate::push::{RepositoryView, Request};
 use crate::sandbox;
@@ -386,12 +387,29 @@ impl ConfiguredPolicy {
 
     /// Decide `request`, letting the policy read `repository` (its state before the request).
     /// A trap, a timeout or a limit hit is a [`Failure`]; the instance is discarded and the
-    /// next evaluation gets a fresh one.
+    /// next evaluation gets a fresh one. What the policy printed is in the decision's
+    /// [`output`](Decision::output); [`evaluate_printing`](Self::evaluate_printing) keeps it
+    /// for a failure too.
     pub fn evaluate(
         &self,
         request: &Request,
         repository: Arc<dyn RepositoryView>,
     ) -> Result<Decision, Failure> {
+        let (result, printed) = self.evaluate_printing(request, repository);
+        result.map(|mut decision| {
+            decision.output.extend(printed);
+            decision
+        })
+    }
+
+    /// [`evaluate`](Self::evaluate), with what the policy printed to stdout and stderr during
+    /// the call (`None` if nothing), whether it decided or failed: what it printed before
+    /// failing is often what explains the failure.
+    pub fn evaluate_printing(
+        &self,
+        request: &Request,
+        repository: Arc<dyn RepositoryView>,
+    ) -> (Result<Decision, Failure>, Option<Printed>) {
         let loaded = &self.policy.inner;
         let limits = self.policy.limits;
         let configure_new = || {
@@ -406,13 +424,17 @@ impl ConfiguredPolicy {
                 },
             )
         };
-        let mut instance = match &self.instances {
+        let instance = match &self.instances {
             Instances::Idle(idle) => match idle.lock().pop() {
-                Some(parked) => parked.instance,
-                None => configure_new()?,
+                Some(parked) => Ok(parked.instance),
+                None => configure_new(),
             },
-            Instances::Snapshot(pre) => Instance::new(pre, &limits, &loaded.patterns)?,
-            Instances::ConfigureEach => configure_new()?,
+            Instances::Snapshot(pre) => Instance::new(pre, &limits, &loaded.patterns),
+            Instances::ConfigureEach => configure_new(),
+        };
+        let mut instance = match instance {
+            Ok(instance) => instance,
+            Err(failure) => return (Err(failure), None),
         };
         let state = instance.store.data_mut();
         state.view = Some(repository);
@@ -429,12 +451,9 @@ impl ConfiguredPolicy {
         let reports = std::mem::take(&mut state.reports);
         match result {
             Ok(()) => {
-                // Drain what this call printed, so the next call's panic message is not
-                // lost behind it.
-                let output = instance.store.data().output.take();
-                if !output.is_empty() {
-                    tracing::debug!(policy = self.name(), output = %output, "policy output");
-                }
+                // Drained on every call, so that each call's output, and the next call's
+                // panic message, are its own.
+                let printed = instance.store.data().output.take(self.name());
                 instance.uses += 1;
                 if let Instances::Idle(idle) = &self.instances
                     && instance.uses < limits.recycle_after
@@ -447,9 +466,12 @@ impl ConfiguredPolicy {
                         idle.push(Parked { instance, _space: space });
                     }
                 }
-                Ok(reports.into_decision(self.name()))
+                (Ok(reports.into_decision(self.name())), printed)
             }
-            Err(error) => Err(instance.failure(error, &limits, limits.evaluate_deadline)),
+            Err(error) => {
+                let (failure, printed) = instance.failure_printed(error, &limits, self.name());
+                (Err(failure), printed)
+            }
         }
     }
 }

@@ -95,8 +95,11 @@ impl PolicySet {
     /// the failure.
     pub fn evaluate(&self, request: &Request, repository: Arc<dyn RepositoryView>) -> Decision {
         let mut findings = Vec::new();
+        let mut output = Vec::new();
         for (policy, enforcement) in &self.members {
-            let own = match policy.evaluate(request, repository.clone()) {
+            let (result, printed) = policy.evaluate_printing(request, repository.clone());
+            output.extend(printed);
+            let own = match result {
                 Ok(decision) => decision.findings,
                 Err(failure) => {
                     let (severity, outcome) = match enforcement.fail {
@@ -119,7 +122,7 @@ impl PolicySet {
                 finding
             }));
         }
-        Decision::from_findings(findings)
+        Decision { output, ..Decision::from_findings(findings) }
     }
 }
 

@@ -25,6 +25,7 @@ const SDK: &[(&str, &str)] = &[
     ("facts.js", include_str!("../../../../guest/javascript/src/facts.js")),
     ("time.js", include_str!("../../../../guest/javascript/src/time.js")),
     ("tags.js", include_str!("../../../../guest/javascript/src/tags.js")),
+    ("errors.js", include_str!("../../../../guest/javascript/src/errors.js")),
 ];
 
 const WIT: &str = include_str!("../../../../wit/policy.wit");
@@ -115,6 +116,7 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
         "rolldown",
         |text| text.to_string(),
     )?;
+    append_line_table(&bundle, &dir)?;
 
     let component = out_dir.join(format!("{name}.wasm"));
     eprintln!("build: componentize-js {name}…");
@@ -183,9 +185,7 @@ fn without_toolchain_stack(text: &str) -> String {
 /// `text` with each `…<bundle name>:LINE:COLUMN` replaced by the place in the policy's source
 /// (relative to `dir`) that the bundle's source map gives; as it is without a map.
 fn to_source(text: &str, bundle: &Path, dir: &Path) -> String {
-    let map = bundle
-        .with_file_name(format!("{}.map", bundle.file_name().expect("a file").to_string_lossy()));
-    let Some(map) = std::fs::read_to_string(&map).ok().and_then(|m| SourceMap::parse(&m)) else {
+    let Some(map) = read_map(bundle) else {
         return text.to_string();
     };
     let name = regex::escape(&bundle.file_name().expect("a file").to_string_lossy());
@@ -205,6 +205,59 @@ fn to_source(text: &str, bundle: &Path, dir: &Path) -> String {
             format!("{}:{line}:{column}", path.display())
         })
         .into_owned()
+}
+
+/// Append to `bundle` the table that takes its lines back to the policy's own files (see
+/// guest/javascript/src/errors.js), so that an exception names the author's line. Appended,
+/// not prepended, so the bundle's lines, and the map, stay as they were. The table holds
+/// one entry per mapped segment of the policy's own files (the SDK and `node_modules` are
+/// left out), so it grows with the policy's source, not with the SDK.
+fn append_line_table(bundle: &Path, dir: &Path) -> anyhow::Result<()> {
+    let Some(map) = read_map(bundle) else { return Ok(()) };
+    let base = bundle.parent().expect("in a folder");
+    let mut sources = Vec::new();
+    // The index in `sources` of each of the map's sources that is the policy's own.
+    let own: Vec<Option<usize>> = map
+        .sources
+        .iter()
+        .map(|source| {
+            let path = normalize(&base.join(source));
+            let ours = path.starts_with(dir)
+                && !path.starts_with(base)
+                && !path.components().any(|c| c.as_os_str() == "node_modules");
+            ours.then(|| {
+                sources.push(path.strip_prefix(dir).unwrap_or(&path).display().to_string());
+                sources.len() - 1
+            })
+        })
+        .collect();
+    let lines: Vec<Vec<(u64, usize, u64)>> = map
+        .lines
+        .iter()
+        .map(|segments| {
+            let mut kept: Vec<(u64, usize, u64)> = Vec::new();
+            for &(column, source, line, _) in segments {
+                let Some(Some(source)) = own.get(source) else { continue };
+                // Only where the original line changes: the table needs lines, not columns.
+                if kept.last().is_none_or(|last| (last.1, last.2) != (*source, line + 1)) {
+                    kept.push((column, *source, line + 1));
+                }
+            }
+            kept
+        })
+        .collect();
+    let table = serde_json::json!({ "sources": sources, "lines": lines });
+    let mut file = std::fs::OpenOptions::new().append(true).open(bundle)?;
+    use std::io::Write;
+    writeln!(file, "\nglobalThis[Symbol.for('tagpolicy.lineTable')] = {table};")
+        .with_context(|| format!("cannot write `{}`", bundle.display()))
+}
+
+/// The source map rolldown wrote beside `bundle`, if it did and it parses.
+fn read_map(bundle: &Path) -> Option<SourceMap> {
+    let map = bundle
+        .with_file_name(format!("{}.map", bundle.file_name().expect("a file").to_string_lossy()));
+    SourceMap::parse(&std::fs::read_to_string(&map).ok()?)
 }
 
 /// `path` with `.` and `..` resolved by name (the map's sources are relative to its folder).

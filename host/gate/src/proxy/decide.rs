@@ -92,6 +92,16 @@ impl Exchange<'_> {
             reasons = %decision.summary(),
             "decided"
         );
+        // What a policy printed is its author's debugging, bounded per call by the engine.
+        for printed in &decision.output {
+            tracing::info!(
+                repository = %request.repository,
+                policy = %printed.policy,
+                dropped_bytes = printed.dropped_bytes,
+                output = %printed.text,
+                "policy output"
+            );
+        }
         (request, decision)
     }
 }
