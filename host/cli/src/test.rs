@@ -14,7 +14,8 @@ use tagpolicy_scenario::Scenario;
 /// A directory stands for every `*.yaml` / `*.yml` file below it. Each failure is printed
 /// with what was expected, what happened and the reasons; the last line is
 /// `N passed, N failed`. Pushes without `expect` run (they shape the state) but are not
-/// counted. Exit status: 0 all passed, 1 something failed, 2 a file is invalid.
+/// counted. A push where a policy failed (trapped, ran out of time or memory, threw)
+/// matches only `expect: error`, never `deny`. Exit status: 0 all passed, 1 something failed, 2 a file is invalid.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Scenario files or directories.
@@ -129,7 +130,7 @@ fn run_file(
                     name: step.name.clone(),
                     change: describe(&scenario, &step.action, &result.request),
                     expected,
-                    actual: result.decision.outcome,
+                    actual: tagpolicy_scenario::observed(&result.decision),
                     problem,
                     reasons: reasons(&result.decision),
                 });
