@@ -182,6 +182,24 @@ fn a_crashing_policy_fails_a_test_that_expects_deny_and_passes_one_that_expects_
 }
 
 #[test]
+fn test_says_on_stderr_what_it_loads_and_snapshots_per_file() {
+    let args = ["test", "tests/scenarios/audit-mode.yaml", "--isolation", "isolated"];
+    let out = tagpolicy(&args, workspace());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Not a terminal: one line per file.
+    assert_eq!(
+        text(&out.stderr),
+        "test: tests/scenarios/audit-mode.yaml: loading immutable-tags (and snapshotting it), \
+         min-tags (and snapshotting it)\n"
+    );
+    let out = tagpolicy(&["test", "tests/scenarios/audit-mode.yaml"], workspace());
+    assert_eq!(
+        text(&out.stderr),
+        "test: tests/scenarios/audit-mode.yaml: loading immutable-tags, min-tags\n"
+    );
+}
+
+#[test]
 fn bench_checks_the_settings_first_and_shows_the_policys_example() {
     let out = tagpolicy(&["bench", "--policy", "change-freeze", "--seconds", "1"], workspace());
     let stderr = text(&out.stderr);

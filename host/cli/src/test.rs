@@ -58,8 +58,9 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
     let loader = args.registry.source_for(common::loader(global)?)?;
     let text = args.output == Output::Text;
     let mut summary = Summary::default();
+    let progress = common::Progress::new("test");
     for file in &files {
-        match run_file(&loader, file, &args.overrides, &mut summary) {
+        match run_file(&loader, file, &args.overrides, &progress, &mut summary) {
             Ok((passed, failed)) if text => {
                 let mark = if failed == 0 { "ok  " } else { "FAIL" };
                 println!("{mark} {} ({passed} passed, {failed} failed)", file.display());
@@ -112,10 +113,12 @@ fn run_file(
     loader: &Loader,
     file: &Path,
     overrides: &SpecOverrides,
+    progress: &common::Progress,
     summary: &mut Summary,
 ) -> anyhow::Result<(usize, usize)> {
     let scenario = Scenario::from_file(file)?;
-    let policies = common::policy_set(loader, &scenario, None, overrides)?;
+    let policies =
+        common::policy_set_with_progress(loader, &scenario, None, overrides, Some(progress))?;
     let results = scenario.run(&policies);
     let (mut passed, mut failed) = (0, 0);
     for (index, (step, result)) in scenario.steps.iter().zip(&results).enumerate() {
