@@ -134,6 +134,84 @@ pushes:
 }
 
 #[test]
+fn a_crashing_policy_fails_a_test_that_expects_deny_and_passes_one_that_expects_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let crash = |expect: &str| {
+        format!(
+            "repository: team/app\npolicies:\n  - policy: {}\n    settings: {{behaviour: panic}}\npushes:\n  - {{name: crash, image: a, tags: [\"1.0\"], {expect}}}\n",
+            common::hostile_policy().display()
+        )
+    };
+    scenario(dir.path(), "deny.yaml", &crash("expect: deny"));
+    let out = tagpolicy(&["test", "deny.yaml"], dir.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("expected deny, got error: policy `hostile` panicked: "), "{stdout}");
+    assert!(stdout.ends_with("0 passed, 1 failed\n"), "{stdout}");
+    let out = tagpolicy(&["test", "deny.yaml", "--output", "json"], dir.path());
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["failures"][0]["actual"], "error", "{summary}");
+
+    // `expect: error` matches, with a reason as printed, `[policy]` and all.
+    let reason = "expect: error, reason: \"[hostile] policy `hostile` panicked\"";
+    scenario(dir.path(), "error.yaml", &crash(reason));
+    let out = tagpolicy(&["test", "error.yaml"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+
+    // `eval` shows the outcome and the failure, and exits 1: the push was refused.
+    let out = tagpolicy(&["eval", "error.yaml"], dir.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("ERROR"), "{stdout}");
+    assert!(stdout.contains("0 allowed, 0 warned, 0 denied, 1 refused because a policy failed"));
+    let out = tagpolicy(&["eval", "error.yaml", "--output", "json"], dir.path());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["denied"].as_u64(), report["failed"].as_u64()), (Some(0), Some(1)));
+    let push = &report["results"][0];
+    assert_eq!(push["outcome"], "error", "{report}");
+    assert_eq!(push["findings"][0]["severity"], "deny", "{report}");
+    assert_eq!(push["findings"][0]["failure"]["kind"], "panic", "{report}");
+    let message = push["findings"][0]["failure"]["message"].as_str().unwrap();
+    assert!(message.starts_with("panicked: the hostile policy panics on purpose"), "{message}");
+
+    // A rule's denial is not an error.
+    let denial = "repository: team/app\npolicies: [{policy: immutable-tags}]\nstate: {\"1.0\": a}\npushes:\n  - {image: b, tags: [\"1.0\"], expect: error}\n";
+    scenario(dir.path(), "denial.yaml", denial);
+    let out = tagpolicy(&["test", "denial.yaml"], dir.path());
+    assert!(text(&out.stdout).contains("expected error, got deny"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn test_says_on_stderr_what_it_loads_and_snapshots_per_file() {
+    let args = ["test", "tests/scenarios/audit-mode.yaml", "--isolation", "isolated"];
+    let out = tagpolicy(&args, workspace());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Not a terminal: one line per file.
+    assert_eq!(
+        text(&out.stderr),
+        "test: tests/scenarios/audit-mode.yaml: loading immutable-tags (and snapshotting it), \
+         min-tags (and snapshotting it)\n"
+    );
+    let out = tagpolicy(&["test", "tests/scenarios/audit-mode.yaml"], workspace());
+    assert_eq!(
+        text(&out.stderr),
+        "test: tests/scenarios/audit-mode.yaml: loading immutable-tags, min-tags\n"
+    );
+}
+
+#[test]
+fn bench_checks_the_settings_first_and_shows_the_policys_example() {
+    let out = tagpolicy(&["bench", "--policy", "change-freeze", "--seconds", "1"], workspace());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("missing field `windows`"), "{stderr}");
+    assert!(stderr.contains("`change-freeze` needs settings: pass `--settings FILE`"), "{stderr}");
+    assert!(stderr.contains(r#"its own example: {"windows":"#), "{stderr}");
+    // Before the long measurements: the compile to the cache, the baseline.
+    assert!(!stderr.contains("bench: loading from the compile cache"), "{stderr}");
+}
+
+#[test]
 fn invalid_input_exits_2_naming_file_push_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let base = "repository: team/app\npolicies: [{policy: immutable-tags}]\npushes:\n  - {name: p, image: a, tags: [latest]}\n";
@@ -160,6 +238,8 @@ fn invalid_input_exits_2_naming_file_push_and_field() {
             assert_eq!(out.status.code(), Some(2), "{command} {yaml}: {stderr}");
             assert!(stderr.contains(wanted), "{command}: wanted `{wanted}` in: {stderr}");
             assert!(!stderr.contains("panicked"), "{stderr}");
+            // Each cause once: messages quote their causes.
+            assert!(stderr.matches("rejected its settings").count() <= 1, "{stderr}");
         }
     }
     let out = tagpolicy(&["eval", "nowhere.yaml"], dir.path());
@@ -395,6 +475,8 @@ fn a_bad_state_file_line_or_history_entry_exits_2_naming_the_file_and_the_line_o
             assert_eq!(out.status.code(), Some(2), "{command} {wanted}: {stderr}");
             assert!(stderr.contains(wanted), "{command}: wanted `{wanted}` in: {stderr}");
             assert!(!stderr.contains("panicked"), "{stderr}");
+            // Each cause once: messages quote their causes.
+            assert!(stderr.matches("rejected its settings").count() <= 1, "{stderr}");
         }
     }
     // The same files without the bad line or entry are valid.

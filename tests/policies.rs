@@ -202,7 +202,11 @@ fn a_runaway_policy_is_stopped_and_denied_and_the_host_goes_on() {
 
         let set = PolicySet::new().with(policy, Mode::Enforce);
         let decision = set.evaluate(&request, view.clone());
-        assert_eq!(decision.outcome, Outcome::Deny, "{behaviour} must fail closed");
+        // Refused, and not as a rule's denial: the outcome says the policy failed.
+        assert_eq!(decision.outcome, Outcome::Error, "{behaviour} must fail closed");
+        assert!(!decision.is_allowed());
+        let failed = decision.failures().next().and_then(|f| f.failure.as_ref());
+        assert!(failed.is_some_and(expected), "{behaviour}: {failed:?}");
         assert!(decision.summary().starts_with("policy `hostile` "), "{}", decision.summary());
     }
 }

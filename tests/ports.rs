@@ -304,13 +304,14 @@ fn a_python_or_javascript_loop_or_memory_bomb_is_stopped_and_the_push_denied() {
                 let fine = policy.evaluate(&push("a", &[("fine", None)]), empty()).unwrap();
                 assert_eq!(fine.outcome, Outcome::Allow, "{dir} {isolation:?} after `{tag}`");
             }
-            // In a policy set, the failure denies the push (fail closed) and says why.
+            // In a policy set, the failure refuses the push (fail closed, outcome `error`)
+            // and says why.
             let set = PolicySet::new().with(
                 patient.configure(&json!({})).unwrap(),
                 Enforcement { mode: Mode::Enforce, fail: FailMode::Closed },
             );
             let decision = set.evaluate(&push("a", &[("bomb", None)]), empty());
-            assert_eq!(decision.outcome, Outcome::Deny, "{dir} {isolation:?}");
+            assert_eq!(decision.outcome, Outcome::Error, "{dir} {isolation:?}");
             assert!(
                 decision.summary().contains("exceeded its 64 MiB memory limit"),
                 "{}",

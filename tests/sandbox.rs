@@ -114,6 +114,9 @@ fn fail_open_allows_with_a_warning_that_names_the_failure() {
         PolicySet::new().with(policy, Enforcement { mode: Mode::Enforce, fail: FailMode::Open });
     let decision = set.evaluate(&push("a", &[("x", None)]), empty());
     assert_eq!(decision.outcome, Outcome::Warn);
+    // Allowed, and still on record as a failure (a scenario's `expect: error` matches it).
+    let failure = decision.failures().next().and_then(|f| f.failure.as_ref());
+    assert_eq!(failure.map(|f| f.kind()), Some("panic"));
     let summary = decision.summary();
     assert!(
         summary.starts_with("policy `hostile` panicked: the hostile policy panics on purpose (at ")

@@ -122,12 +122,68 @@ impl SpecOverrides {
     }
 }
 
+/// Progress on stderr while scenarios' policies load, which takes long for Python and
+/// JavaScript (a compile when not cached; with `isolated`, a snapshot per configuration):
+/// on a terminal one line per policy, rewritten in place and cleared when done; elsewhere
+/// (a CI log) one line per scenario file.
+pub struct Progress {
+    command: &'static str,
+    terminal: bool,
+}
+
+impl Progress {
+    pub fn new(command: &'static str) -> Self {
+        Progress { command, terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()) }
+    }
+
+    /// Say what loading `specs` for `file` does; the terminal line is rewritten per policy.
+    fn loading(&self, file: &Path, specs: &[PolicySpec], index: Option<usize>) {
+        // Compiled once per version (then from the cache); snapshotted per configuration.
+        let what = |spec: &PolicySpec| match spec.isolation {
+            Some(Isolation::Isolated) => format!("{} (and snapshotting it)", spec.policy),
+            _ => spec.policy.clone(),
+        };
+        let file = file.display();
+        match index {
+            Some(index) if self.terminal => eprint!(
+                "\r\x1b[2K{}: {file}: [{}/{}] loading {}…",
+                self.command,
+                index + 1,
+                specs.len(),
+                what(&specs[index])
+            ),
+            None if !self.terminal => {
+                let all: Vec<String> = specs.iter().map(what).collect();
+                eprintln!("{}: {file}: loading {}", self.command, all.join(", "));
+            }
+            _ => {}
+        }
+    }
+
+    fn done(&self) {
+        if self.terminal {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
 /// Build the policy set a scenario runs with: the override if given, else its own.
 pub fn policy_set(
     loader: &Loader,
     scenario: &Scenario,
     policy: Option<&PolicySpec>,
     overrides: &SpecOverrides,
+) -> Result<PolicySet, ScenarioError> {
+    policy_set_with_progress(loader, scenario, policy, overrides, None)
+}
+
+/// [`policy_set`], saying on stderr what is loaded while it is.
+pub fn policy_set_with_progress(
+    loader: &Loader,
+    scenario: &Scenario,
+    policy: Option<&PolicySpec>,
+    overrides: &SpecOverrides,
+    progress: Option<&Progress>,
 ) -> Result<PolicySet, ScenarioError> {
     let path = scenario.path.clone();
     let (specs, base_dir) = match policy {
@@ -142,12 +198,27 @@ pub fn policy_set(
             message: "policies: none; list them in the scenario or pass `--policy`".into(),
         });
     }
-    loader.policy_set(&specs, base_dir).map_err(|(index, source)| ScenarioError::Policy {
-        path,
-        index,
-        policy: specs[index].policy.clone(),
-        source: Box::new(source),
-    })
+    if let Some(progress) = progress {
+        progress.loading(&path, &specs, None);
+    }
+    let mut set = PolicySet::new();
+    for (index, spec) in specs.iter().enumerate() {
+        if let Some(progress) = progress {
+            progress.loading(&path, &specs, Some(index));
+        }
+        let configured = loader.configure(spec, base_dir);
+        if let Some(progress) = progress {
+            progress.done();
+        }
+        let configured = configured.map_err(|source| ScenarioError::Policy {
+            path: path.clone(),
+            index,
+            policy: spec.policy.clone(),
+            source: Box::new(source),
+        })?;
+        set.push(configured, spec.enforcement());
+    }
+    Ok(set)
 }
 
 /// A loader on an engine that keeps compiled components in the cache directory, unless

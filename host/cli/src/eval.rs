@@ -13,8 +13,10 @@ use tagpolicy_scenario::{Action, Scenario, StepResult};
 /// Evaluate a scenario's pushes in order and print each decision with its reasons.
 ///
 /// An allowed push changes the repository state for the pushes after it, as the registry
-/// would. Exit status: 0 when everything is allowed (warnings included), 1 when something
-/// is denied, 2 when the input is invalid.
+/// would. A push refused because a policy failed (trapped, ran out of time or memory,
+/// threw) shows the decision `error`, not `deny`. Exit status: 0 when everything is allowed
+/// (warnings included), 1 when something is denied or refused by a failure, 2 when the
+/// input is invalid.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Scenario file (YAML): repository, policies, starting state and pushes.
@@ -78,12 +80,18 @@ fn print_table(scenario: &Scenario, results: &[StepResult]) {
     }
     println!("{} ({})", scenario.repository, scenario.path.display());
     println!("{table}");
-    println!(
+    let mut totals = format!(
         "{} allowed, {} warned, {} denied",
         count(results, Outcome::Allow),
         count(results, Outcome::Warn),
         count(results, Outcome::Deny)
     );
+    // Only said when it happened: a policy that fails is a bug to fix, not a result.
+    let failed = count(results, Outcome::Error);
+    if failed > 0 {
+        totals.push_str(&format!(", {failed} refused because a policy failed"));
+    }
+    println!("{totals}");
 }
 
 fn count(results: &[StepResult], outcome: Outcome) -> usize {
@@ -106,16 +114,17 @@ pub fn describe(scenario: &Scenario, action: &Action, request: &tagpolicy::Reque
     }
 }
 
-/// One line per finding: "[immutable-tags] tag `1.2.10` is immutable ..."; then what each
-/// policy printed, "[immutable-tags] printed: ...", at most [`PRINTED_SHOWN`] bytes of it
-/// (JSON output has it all, up to the engine's cap).
+/// One line per finding: "[immutable-tags] tag `1.2.10` is immutable ...", as a scenario's
+/// `reason` matches it; then what each policy printed, "[immutable-tags] printed: ...", at
+/// most [`PRINTED_SHOWN`] bytes of it (JSON output has it all, up to the engine's cap).
 pub fn reasons(decision: &Decision) -> String {
-    let findings = decision.findings.iter().map(|f| format!("[{}] {}", f.policy, f.reason));
+    let findings = decision.findings.iter().map(tagpolicy_scenario::printed);
     let printed = decision.output.iter().map(|p| {
         let all = p.text.trim_end();
         let cut = (0..=PRINTED_SHOWN.min(all.len())).rev().find(|&i| all.is_char_boundary(i));
-        let mut text = format!("[{}] printed:\n{}", p.policy, &all[..cut.unwrap_or(0)]);
-        if text.len() < all.len() {
+        let cut = cut.unwrap_or(0);
+        let mut text = format!("[{}] printed:\n{}", p.policy, &all[..cut]);
+        if cut < all.len() {
             text.push_str("\n… (the rest in --output json)");
         }
         if p.dropped_bytes > 0 {
@@ -139,6 +148,8 @@ struct Report<'a> {
     allowed: usize,
     warned: usize,
     denied: usize,
+    /// Refused because a policy failed (outcome `error`).
+    failed: usize,
     results: Vec<StepReport<'a>>,
 }
 
@@ -166,6 +177,7 @@ impl<'a> Report<'a> {
             allowed: count(results, Outcome::Allow),
             warned: count(results, Outcome::Warn),
             denied: count(results, Outcome::Deny),
+            failed: count(results, Outcome::Error),
             results: scenario
                 .steps
                 .iter()

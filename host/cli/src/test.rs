@@ -14,7 +14,8 @@ use tagpolicy_scenario::Scenario;
 /// A directory stands for every `*.yaml` / `*.yml` file below it. Each failure is printed
 /// with what was expected, what happened and the reasons; the last line is
 /// `N passed, N failed`. Pushes without `expect` run (they shape the state) but are not
-/// counted. Exit status: 0 all passed, 1 something failed, 2 a file is invalid.
+/// counted. A push where a policy failed (trapped, ran out of time or memory, threw)
+/// matches only `expect: error`, never `deny`. Exit status: 0 all passed, 1 something failed, 2 a file is invalid.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Scenario files or directories.
@@ -57,8 +58,9 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
     let loader = args.registry.source_for(common::loader(global)?)?;
     let text = args.output == Output::Text;
     let mut summary = Summary::default();
+    let progress = common::Progress::new("test");
     for file in &files {
-        match run_file(&loader, file, &args.overrides, &mut summary) {
+        match run_file(&loader, file, &args.overrides, &progress, &mut summary) {
             Ok((passed, failed)) if text => {
                 let mark = if failed == 0 { "ok  " } else { "FAIL" };
                 println!("{mark} {} ({passed} passed, {failed} failed)", file.display());
@@ -111,10 +113,12 @@ fn run_file(
     loader: &Loader,
     file: &Path,
     overrides: &SpecOverrides,
+    progress: &common::Progress,
     summary: &mut Summary,
 ) -> anyhow::Result<(usize, usize)> {
     let scenario = Scenario::from_file(file)?;
-    let policies = common::policy_set(loader, &scenario, None, overrides)?;
+    let policies =
+        common::policy_set_with_progress(loader, &scenario, None, overrides, Some(progress))?;
     let results = scenario.run(&policies);
     let (mut passed, mut failed) = (0, 0);
     for (index, (step, result)) in scenario.steps.iter().zip(&results).enumerate() {
@@ -129,7 +133,7 @@ fn run_file(
                     name: step.name.clone(),
                     change: describe(&scenario, &step.action, &result.request),
                     expected,
-                    actual: result.decision.outcome,
+                    actual: tagpolicy_scenario::observed(&result.decision),
                     problem,
                     reasons: reasons(&result.decision),
                 });

@@ -1,6 +1,7 @@
 //! Decisions as the host reports them: attributed to policies, combined across a policy set,
 //! with caps on what one policy may report ([`MAX_FINDINGS`], [`MAX_REASON_BYTES`]).
 
+use crate::error::Failure;
 use serde::{Deserialize, Serialize};
 
 /// Longest reason kept from a policy, in bytes; longer ones are cut with a marker.
@@ -18,15 +19,31 @@ pub enum Outcome {
     Warn,
     /// At least one policy denied: the request is refused.
     Deny,
+    /// At least one policy failed (trapped, ran past a limit, panicked, threw) and fails
+    /// closed: the request is refused, but no rule decided it. Kept apart from [`Deny`]
+    /// so that a crash cannot pass for a rule's denial.
+    ///
+    /// [`Deny`]: Outcome::Deny
+    Error,
 }
 
 impl Outcome {
-    /// `allow`, `warn` or `deny`, as written in scenario files and JSON output.
+    /// `allow`, `warn`, `deny` or `error`, as written in scenario files and JSON output.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Allow => "allow",
             Outcome::Warn => "warn",
             Outcome::Deny => "deny",
+            Outcome::Error => "error",
+        }
+    }
+
+    /// Whether the request is refused: [`Deny`](Outcome::Deny) or
+    /// [`Error`](Outcome::Error).
+    pub fn refuses(self) -> bool {
+        match self {
+            Outcome::Allow | Outcome::Warn => false,
+            Outcome::Deny | Outcome::Error => true,
         }
     }
 }
@@ -56,11 +73,31 @@ pub struct Finding {
     pub severity: Severity,
     /// The tag it is about, if any.
     pub tag: Option<String>,
-    /// The policy's sentence, cut to [`MAX_REASON_BYTES`].
+    /// The policy's sentence, cut to [`MAX_REASON_BYTES`]; for a failure, the host's
+    /// sentence naming the policy and the failure.
     pub reason: String,
+    /// Set when the policy did not decide but failed: the finding is the host's, made
+    /// from the failure by the [`PolicySet`](crate::PolicySet) (denying when the policy
+    /// fails closed). In JSON `{"kind": "trap", "message": "trapped: …"}`, absent when
+    /// unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
 }
 
-/// The decision on one request: deny if any finding denies, else warn if any warns.
+impl Finding {
+    /// A policy's own finding (no failure).
+    pub fn new(
+        policy: impl Into<String>,
+        severity: Severity,
+        tag: Option<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Finding { policy: policy.into(), severity, tag, reason: reason.into(), failure: None }
+    }
+}
+
+/// The decision on one request: error if a failure denies, else deny if any finding
+/// denies, else warn if any finding warns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
     /// Follows from the findings' severities.
@@ -80,9 +117,13 @@ impl Decision {
         Decision { outcome: Outcome::Allow, findings: Vec::new(), output: Vec::new() }
     }
 
-    /// Build from findings; the outcome follows from their severities.
+    /// Build from findings; the outcome follows from their severities, and a denying
+    /// finding made from a failure makes it [`Outcome::Error`].
     pub fn from_findings(findings: Vec<Finding>) -> Self {
-        let outcome = if findings.iter().any(|f| f.severity == Severity::Deny) {
+        let denials = || findings.iter().filter(|f| f.severity == Severity::Deny);
+        let outcome = if denials().any(|f| f.failure.is_some()) {
+            Outcome::Error
+        } else if denials().next().is_some() {
             Outcome::Deny
         } else if findings.is_empty() {
             Outcome::Allow
@@ -94,7 +135,13 @@ impl Decision {
 
     /// Whether the request goes ahead (allow or warn).
     pub fn is_allowed(&self) -> bool {
-        self.outcome != Outcome::Deny
+        !self.outcome.refuses()
+    }
+
+    /// The findings made from a policy's failure, whatever their severity (a policy that
+    /// fails open, or in audit mode, only warns).
+    pub fn failures(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.failure.is_some())
     }
 
     /// The findings that deny.
@@ -110,10 +157,7 @@ impl Decision {
     /// The reasons of the deciding severity joined into one line, as a registry client
     /// shows it: "tag `1.2.3` is immutable: ...; a new image needs ...".
     pub fn summary(&self) -> String {
-        let deciding = match self.outcome {
-            Outcome::Deny => Severity::Deny,
-            _ => Severity::Warn,
-        };
+        let deciding = if self.outcome.refuses() { Severity::Deny } else { Severity::Warn };
         self.findings
             .iter()
             .filter(|f| f.severity == deciding)
@@ -153,20 +197,11 @@ impl Reports {
         let mut findings: Vec<Finding> = self
             .kept
             .into_iter()
-            .map(|(severity, tag, reason)| Finding {
-                policy: policy.to_string(),
-                severity,
-                tag,
-                reason,
-            })
+            .map(|(severity, tag, reason)| Finding::new(policy, severity, tag, reason))
             .collect();
         if let Some(severity) = self.dropped_severity {
-            findings.push(Finding {
-                policy: policy.to_string(),
-                severity,
-                tag: None,
-                reason: format!("… and {} more findings", self.dropped),
-            });
+            let reason = format!("… and {} more findings", self.dropped);
+            findings.push(Finding::new(policy, severity, None, reason));
         }
         Decision::from_findings(findings)
     }
@@ -220,6 +255,30 @@ mod tests {
         assert!(decision.findings[0].reason.ends_with("… (truncated)"));
         assert_eq!(decision.findings[MAX_FINDINGS].reason, "… and 36 more findings");
         assert_eq!(decision.findings[MAX_FINDINGS].severity, Severity::Deny);
+    }
+
+    #[test]
+    fn a_failure_that_denies_is_an_error_and_one_that_warns_is_a_warning() {
+        let failed = |severity| Finding {
+            failure: Some(Failure::Trap("wasm `unreachable` instruction executed".into())),
+            ..Finding::new("crashy", severity, None, "policy `crashy` trapped")
+        };
+        let denied = reported("rule", &[(Severity::Deny, None, "no")]).findings;
+        let decision =
+            Decision::from_findings([denied.clone(), vec![failed(Severity::Deny)]].concat());
+        assert_eq!(decision.outcome, Outcome::Error);
+        assert!(!decision.is_allowed());
+        assert_eq!(decision.summary(), "no; policy `crashy` trapped");
+        assert_eq!(decision.failures().count(), 1);
+        let json = serde_json::to_value(&decision.findings[1]).unwrap();
+        assert_eq!(json["failure"]["kind"], "trap");
+        assert_eq!(json["failure"]["message"], "trapped: wasm `unreachable` instruction executed");
+        assert!(serde_json::to_value(&decision.findings[0]).unwrap().get("failure").is_none());
+        // Failing open (or in audit mode) the request goes ahead; the failure stays recorded.
+        let open = Decision::from_findings(vec![failed(Severity::Warn)]);
+        assert_eq!(open.outcome, Outcome::Warn);
+        assert_eq!(open.failures().count(), 1);
+        assert_eq!(Decision::from_findings(denied).outcome, Outcome::Deny);
     }
 
     #[test]

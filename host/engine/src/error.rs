@@ -163,7 +163,9 @@ pub enum Error {
 }
 
 /// How a call into a policy went wrong. A failed call never yields a decision of the
-/// policy's own: the policy set turns it into a denial (fail closed).
+/// policy's own: the policy set turns it into a [`Finding`](crate::Finding) that keeps it,
+/// which refuses the request with [`Outcome::Error`](crate::Outcome::Error) (fail closed)
+/// or warns (fail open).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Failure {
@@ -189,6 +191,35 @@ pub enum Failure {
     /// Any other trap or failed call, as wasmtime describes it.
     #[error("trapped: {0}")]
     Trap(String),
+}
+
+impl Failure {
+    /// A word for what went wrong, as JSON output and logs give it: `deadline`, `lookups`,
+    /// `memory`, `fuel`, `stack_overflow`, `panic` or `trap` (which includes a Python or
+    /// JavaScript exception and a result the host could not use).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Deadline(_) => "deadline",
+            Failure::Lookups(_) => "lookups",
+            Failure::Memory(_) => "memory",
+            Failure::Fuel(_) => "fuel",
+            Failure::StackOverflow => "stack_overflow",
+            Failure::Panic(_) => "panic",
+            Failure::Trap(_) => "trap",
+        }
+    }
+}
+
+/// `{"kind": "deadline", "message": "exceeded its 50 ms deadline"}`: the [kind](Failure::kind)
+/// to match on and the message to show.
+impl serde::Serialize for Failure {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut failure = serializer.serialize_struct("Failure", 2)?;
+        failure.serialize_field("kind", self.kind())?;
+        failure.serialize_field("message", &self.to_string())?;
+        failure.end()
+    }
 }
 
 /// `error` and its causes on one line, outermost first. wasmtime's errors carry a chain of

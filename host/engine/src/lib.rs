@@ -41,8 +41,9 @@
 //! # }
 //! ```
 //!
-//! A policy that traps, runs past its deadline or exceeds its memory limit denies the
-//! request with a reason that says so; the host goes on. See [`Limits`].
+//! A policy that traps, runs past its deadline or exceeds its memory limit refuses the
+//! request with the outcome [`Outcome::Error`] (not [`Outcome::Deny`]: no rule decided it)
+//! and a reason that says so; the host goes on. See [`Limits`] and [`FailMode`].
 //!
 //! Every type is at the crate root; the modules [`embedded`] and [`oci`] hold functions and
 //! constants only. Scenario files (the YAML of `tagpolicy eval` and `test`) are read by the

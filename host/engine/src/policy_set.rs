@@ -91,8 +91,9 @@ impl PolicySet {
     }
 
     /// Decide `request` with every policy. A policy that fails (trap, deadline, memory)
-    /// denies (fail closed) or warns (fail open), with a reason that names the policy and
-    /// the failure.
+    /// denies (fail closed, making the outcome [`Outcome::Error`](crate::Outcome::Error))
+    /// or warns (fail open), with a finding that keeps the [`Failure`](crate::Failure) and
+    /// a reason that names the policy and the failure.
     pub fn evaluate(&self, request: &Request, repository: Arc<dyn RepositoryView>) -> Decision {
         let mut findings = Vec::new();
         let mut output = Vec::new();
@@ -111,6 +112,7 @@ impl PolicySet {
                         severity,
                         tag: None,
                         reason: format!("policy `{}` {failure}; {outcome}", policy.name()),
+                        failure: Some(failure),
                     }]
                 }
             };

@@ -186,12 +186,12 @@ mod tests {
             operation: Operation::DeleteTags(vec![TagChange { tag: "1.0".into(), current: None }]),
             time: tagpolicy::Instant::EPOCH,
         };
-        let decision = Decision::from_findings(vec![Finding {
-            policy: "immutable-tags".into(),
-            severity: Severity::Deny,
-            tag: Some("1.0".into()),
-            reason: "tag `1.0` is\nimmutable".into(),
-        }]);
+        let decision = Decision::from_findings(vec![Finding::new(
+            "immutable-tags",
+            Severity::Deny,
+            Some("1.0".into()),
+            "tag `1.0` is\nimmutable",
+        )]);
         let response = denial(&request, &decision);
         assert_eq!(response.status(), StatusCode::CONFLICT);
         assert_eq!(response.headers()["docker-distribution-api-version"], "registry/2.0");
@@ -205,11 +205,8 @@ mod tests {
     #[test]
     fn warnings_are_quoted_and_capped() {
         let findings = (0..100)
-            .map(|i| Finding {
-                policy: "p".into(),
-                severity: Severity::Warn,
-                tag: None,
-                reason: format!("say \"{i}\" {}", "x".repeat(100)),
+            .map(|i| {
+                Finding::new("p", Severity::Warn, None, format!("say \"{i}\" {}", "x".repeat(100)))
             })
             .collect();
         let response = with_warnings(

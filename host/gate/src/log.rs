@@ -26,6 +26,9 @@ pub struct Reason<'a> {
     pub severity: &'static str,
     pub tag: Option<&'a str>,
     pub reason: &'a str,
+    /// The kind of a policy's failure (`trap`, `deadline`…) when the finding is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<&'static str>,
 }
 
 pub struct DecisionLog {

@@ -25,8 +25,9 @@
 //!   - name: a release tag never moves
 //!     image: app-other                # a label (a digest is derived from it) or `digest: sha256:…`
 //!     tags: ["1.2.10"]
-//!     expect: deny                    # allow | deny | warn
-//!     reason: immutable               # a substring of a reason of the expected kind
+//!     expect: deny                    # allow | deny | warn | error (a policy failed)
+//!     reason: immutable               # a substring of a reason of the expected kind, as
+//!                                     # printed: `[immutable-tags] tag `1.2.10` is …`
 //!   - delete: ["latest"]              # or `delete_image: LABEL|DIGEST`
 //! ```
 
@@ -41,7 +42,7 @@ use tagpolicy::{
     Actor, Instant, ManifestDeletion, Operation, Push, RepositoryState, RepositoryView, Request,
     Stamp, TagChange, TagEntry, TagHistory, TagMap,
 };
-use tagpolicy::{Decision, Outcome, Severity};
+use tagpolicy::{Decision, Finding, Outcome, Severity};
 use tagpolicy::{Descriptor, ImageFacts, Images, KeyValue, Manifest, Referrer, key_values};
 use tagpolicy::{PolicySet, PolicySpec};
 
@@ -363,18 +364,42 @@ impl Step {
         }
     }
 
-    /// Why `decision` does not meet this step's expectation, if it does not.
+    /// Why `decision` does not meet this step's expectation, if it does not. The decision
+    /// counts as [`observed`]: `expect: error` matches a push where a policy failed, and
+    /// nothing else does. A `reason` is a substring of a finding of the expected kind, as
+    /// the output prints it (`[policy] reason`).
     pub fn mismatch(&self, decision: &Decision) -> Option<String> {
         let expected = self.expect?;
-        if decision.outcome != expected {
-            return Some(format!("expected {expected}, got {}", decision.outcome));
+        let actual = observed(decision);
+        if actual != expected {
+            let problem = format!("expected {expected}, got {actual}");
+            return Some(match decision.failures().next() {
+                Some(failure) => format!("{problem}: {}", failure.reason),
+                None => problem,
+            });
         }
         let wanted = self.reason.as_deref()?;
-        let severity = if expected == Outcome::Deny { Severity::Deny } else { Severity::Warn };
-        let found =
-            decision.findings.iter().any(|f| f.severity == severity && f.reason.contains(wanted));
+        let kind = |finding: &Finding| match expected {
+            Outcome::Error => finding.failure.is_some(),
+            Outcome::Deny => finding.severity == Severity::Deny,
+            Outcome::Warn | Outcome::Allow => finding.severity == Severity::Warn,
+        };
+        let found = decision.findings.iter().any(|f| kind(f) && printed(f).contains(wanted));
         (!found).then(|| format!("expected a reason containing `{wanted}`"))
     }
+}
+
+/// A finding as `eval` and `test` print it, and as a step's `reason` matches it:
+/// `[immutable-tags] tag `1.2.10` is immutable …`.
+pub fn printed(finding: &Finding) -> String {
+    format!("[{}] {}", finding.policy, finding.reason)
+}
+
+/// The outcome a scenario's `expect` is checked against: [`Outcome::Error`] when a policy
+/// failed, whether the failure refused the push (`fail: closed`) or only warned
+/// (`fail: open`, `mode: audit`); otherwise the decision's outcome.
+pub fn observed(decision: &Decision) -> Outcome {
+    if decision.failures().next().is_some() { Outcome::Error } else { decision.outcome }
 }
 
 impl StepFile {
@@ -389,8 +414,13 @@ impl StepFile {
             Some(text) => Instant::parse_rfc3339(text).map_err(|e| format!("time: {e}"))?,
             None => time,
         };
-        if self.reason.is_some() && !matches!(self.expect, Some(Outcome::Deny | Outcome::Warn)) {
-            return Err("reason: only checked with `expect: deny` or `expect: warn`".into());
+        if self.reason.is_some()
+            && !matches!(self.expect, Some(Outcome::Deny | Outcome::Warn | Outcome::Error))
+        {
+            return Err(
+                "reason: only checked with `expect: deny`, `expect: warn` or `expect: error`"
+                    .into(),
+            );
         }
         let kinds = [self.tags.is_some(), self.delete.is_some(), self.delete_image.is_some()];
         if kinds.iter().filter(|present| **present).count() != 1 {
@@ -702,6 +732,63 @@ mod tests {
         let known =
             images("    labels: {a: b}\n    referrers: [{artifact_type: application/spdx+json}]\n");
         assert!(parse(&known).is_ok(), "{known}");
+    }
+
+    /// A step of `OK` expecting `expect`, with `reason` if given.
+    fn step(expect: Outcome, reason: Option<&str>) -> Step {
+        let step = parse(OK).unwrap().steps.remove(0);
+        Step { expect: Some(expect), reason: reason.map(String::from), ..step }
+    }
+
+    fn failed(severity: Severity) -> Decision {
+        Decision::from_findings(vec![Finding {
+            failure: Some(tagpolicy::Failure::Trap("wasm `unreachable` executed".into())),
+            ..Finding::new("crashy", severity, None, "policy `crashy` trapped: wasm …")
+        }])
+    }
+
+    #[test]
+    fn a_failed_policy_matches_error_and_nothing_else() {
+        let closed = failed(Severity::Deny);
+        assert_eq!(
+            step(Outcome::Deny, None).mismatch(&closed).unwrap(),
+            "expected deny, got error: policy `crashy` trapped: wasm …"
+        );
+        assert_eq!(step(Outcome::Error, None).mismatch(&closed), None);
+        assert_eq!(
+            step(Outcome::Error, Some("[crashy] policy `crashy` trapped")).mismatch(&closed),
+            None
+        );
+        // Failing open the push goes ahead with a warning, and is still a failure.
+        let open = failed(Severity::Warn);
+        assert!(step(Outcome::Warn, None).mismatch(&open).is_some());
+        assert_eq!(step(Outcome::Error, None).mismatch(&open), None);
+        // A rule's denial is not an error, and its reason does not match `error`.
+        let denied =
+            Decision::from_findings(vec![Finding::new("rule", Severity::Deny, None, "no")]);
+        assert_eq!(
+            step(Outcome::Error, None).mismatch(&denied).unwrap(),
+            "expected error, got deny"
+        );
+        assert_eq!(step(Outcome::Deny, None).mismatch(&denied), None);
+    }
+
+    #[test]
+    fn a_reason_matches_as_printed_with_its_policy() {
+        let denied = Decision::from_findings(vec![Finding::new(
+            "immutable-tags",
+            Severity::Deny,
+            None,
+            "tag `1.0` is immutable",
+        )]);
+        for reason in
+            ["immutable", "[immutable-tags] tag `1.0`", "[immutable-tags] tag `1.0` is immutable"]
+        {
+            assert_eq!(step(Outcome::Deny, Some(reason)).mismatch(&denied), None, "{reason}");
+        }
+        for reason in ["[min-tags] tag", "[immutable-tags]  tag"] {
+            assert!(step(Outcome::Deny, Some(reason)).mismatch(&denied).is_some(), "{reason}");
+        }
     }
 
     #[test]

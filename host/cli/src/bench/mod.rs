@@ -155,11 +155,24 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 
     // The pushes are chosen by the policy's name, so that a port from a file gets those of
     // the policy it ports.
+    let kind = match args.tags {
+        None => Pushes::Mixed200,
+        Some(_) => Pushes::for_policy(policy.name()),
+    };
+    let settings = match &args.settings {
+        Some(path) => common::read_settings(path)?,
+        None if policy.name() == "immutable-tags" || kind != Pushes::Mixed200 => kind.settings(),
+        None => serde_json::json!({}),
+    };
+    // Settings the policy refuses fail here, before the measurements (a compile to the cache,
+    // snapshots) that take longest for Python and JavaScript.
+    let reused = configure_or_hint(&policy, &settings, args.settings.is_some())?;
+
     let workload = match args.tags {
         None => Workload::mixed200(),
         Some(tags) => {
             progress(&format!("generating a repository of {tags} tags"));
-            workload::sized(tags, Pushes::for_policy(policy.name()))
+            workload::sized(tags, kind)
         }
     };
     let Workload { entries, pushes, kind, repository } = workload;
@@ -184,11 +197,6 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         }
         _ => None,
     };
-    let settings = match &args.settings {
-        Some(path) => common::read_settings(path)?,
-        None if policy.name() == "immutable-tags" || kind != Pushes::Mixed200 => kind.settings(),
-        None => serde_json::json!({}),
-    };
 
     progress("loading from the compile cache");
     let cached_load_us = cached_load(&bytes, &args.policy, budget)? * 1e6;
@@ -202,7 +210,6 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         })
     });
 
-    let reused = policy.configure(&settings)?;
     progress("deciding every push once");
     let decided = decide_all(native.as_ref(), &reused, &pushes, &state)?;
     progress("reused instance");
@@ -273,6 +280,24 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Output::Text => print_text(&report),
     }
     Ok(Exit::Success)
+}
+
+/// Configure `policy` with `settings`; when it refuses the defaults (no `--settings`), say
+/// that it needs `--settings` and show the example it gives of its settings.
+fn configure_or_hint(
+    policy: &Policy,
+    settings: &serde_json::Value,
+    given: bool,
+) -> anyhow::Result<ConfiguredPolicy> {
+    policy.configure(settings).map_err(|error| match error {
+        tagpolicy::Error::Settings { .. } if !given => anyhow::anyhow!(
+            "{error}\n  `{}` needs settings: pass `--settings FILE` (YAML or JSON), e.g. with its \
+             own example: {}",
+            policy.name(),
+            policy.metadata().settings_example
+        ),
+        error => error.into(),
+    })
 }
 
 fn policy_name(policy: &Policy) -> String {
@@ -414,7 +439,8 @@ fn decide_all(
         match outcome {
             Outcome::Allow => decided.allowed += 1,
             Outcome::Warn => decided.warned += 1,
-            Outcome::Deny => decided.denied += 1,
+            // A policy's own decision is never an error: its failures are `Err` above.
+            Outcome::Deny | Outcome::Error => decided.denied += 1,
         }
         if let Some(native) = native {
             let expected = native.outcome(push, state.as_ref());

@@ -54,6 +54,13 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     }
     std::fs::write(wit.join("policy.wit"), WIT)?;
 
+    // componentize-py imports the app where it is given, and Python then writes
+    // `__pycache__/` there (its interpreter runs in WebAssembly: PYTHONDONTWRITEBYTECODE does
+    // not reach it). Give it a copy, so that the author's folder stays as they left it.
+    let app = tempfile::Builder::new().prefix("tagpolicy-build-").tempdir()?;
+    copy_app(dir, app.path())
+        .with_context(|| format!("cannot copy `{}` to build it", dir.display()))?;
+
     // The author's own toolchain if there is one, else the pinned one in the cache.
     let tool = match std::env::var_os("TAGPOLICY_COMPONENTIZE_PY") {
         Some(tool) => tool,
@@ -66,7 +73,7 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
         .arg("-d")
         .arg(&wit)
         .args(["-w", "tag-policy", "componentize", "-s", "-p"])
-        .arg(dir)
+        .arg(app.path())
         .arg("-p")
         .arg(&sdk)
         .arg("policy")
@@ -105,6 +112,28 @@ fn on_path(tool: &str) -> bool {
         .iter()
         .flat_map(std::env::split_paths)
         .any(|dir| dir.join(tool).is_file())
+}
+
+/// Copy the policy's folder `dir` into `into`, leaving out what is not its source: the build
+/// folder, `__pycache__/` and hidden entries (`.venv/`, `.git/`).
+fn copy_app(dir: &Path, into: &Path) -> anyhow::Result<()> {
+    let skipped = |entry: &walkdir::DirEntry| {
+        let name = entry.file_name().to_string_lossy();
+        entry.depth() > 0
+            && (name.starts_with('.')
+                || name == "__pycache__"
+                || (entry.depth() == 1 && name == "build"))
+    };
+    for entry in walkdir::WalkDir::new(dir).into_iter().filter_entry(|e| !skipped(e)) {
+        let entry = entry?;
+        let target = into.join(entry.path().strip_prefix(dir)?);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// componentize-py's own words, which point at the Python file and line, made readable: it
@@ -166,7 +195,7 @@ fn project_name(text: &str) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{project_name, toolchain_output};
+    use super::{copy_app, project_name, toolchain_output};
     use std::path::Path;
 
     #[test]
@@ -181,6 +210,41 @@ mod tests {
         assert_eq!(
             toolchain_output("error: a/0/b\n", Path::new("r"), Path::new("s")),
             "error: a/0/b\n"
+        );
+    }
+
+    #[test]
+    fn the_build_copies_the_source_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str| {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x = 1\n").unwrap();
+        };
+        for path in [
+            "policy.py",
+            "pyproject.toml",
+            "rules/names.py",
+            "rules/build/kept.py",
+            "build/sdk/tagpolicy_guest/__init__.py",
+            "__pycache__/policy.cpython-312.pyc",
+            "rules/__pycache__/names.cpython-312.pyc",
+            ".venv/lib/site.py",
+        ] {
+            write(path);
+        }
+        let into = tempfile::tempdir().unwrap();
+        copy_app(dir.path(), into.path()).unwrap();
+        let mut copied: Vec<String> = walkdir::WalkDir::new(into.path())
+            .into_iter()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.path().strip_prefix(into.path()).unwrap().display().to_string())
+            .collect();
+        copied.sort();
+        assert_eq!(
+            copied,
+            ["policy.py", "pyproject.toml", "rules/build/kept.py", "rules/names.py"]
         );
     }
 

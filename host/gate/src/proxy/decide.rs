@@ -7,7 +7,7 @@ use crate::state::{DecisionView, Tags};
 use std::sync::Arc;
 use std::time::Instant;
 use tagpolicy::Manifest;
-use tagpolicy::{Decision, Finding, Outcome, Severity};
+use tagpolicy::{Decision, Finding, Severity};
 use tagpolicy::{Operation, Request};
 
 /// The name findings of the gate itself carry.
@@ -106,24 +106,16 @@ impl Exchange<'_> {
     }
 }
 
+/// What `policy` contributed: `error` when it failed and that refused the request, as the
+/// metric counts it.
 fn policy_outcome(decision: &Decision, policy: &str) -> &'static str {
-    let mut outcome = Outcome::Allow;
-    for finding in decision.findings.iter().filter(|f| f.policy == policy) {
-        outcome = outcome.max(match finding.severity {
-            Severity::Deny => Outcome::Deny,
-            Severity::Warn => Outcome::Warn,
-        });
-    }
-    outcome.as_str()
+    let own: Vec<Finding> =
+        decision.findings.iter().filter(|f| f.policy == policy).cloned().collect();
+    Decision::from_findings(own).outcome.as_str()
 }
 
 fn gate_denial(reason: String) -> Decision {
-    Decision::from_findings(vec![Finding {
-        policy: GATE.to_string(),
-        severity: Severity::Deny,
-        tag: None,
-        reason,
-    }])
+    Decision::from_findings(vec![Finding::new(GATE, Severity::Deny, None, reason)])
 }
 
 fn log_entry<'a>(
@@ -158,6 +150,7 @@ fn log_entry<'a>(
                 },
                 tag: f.tag.as_deref(),
                 reason: &f.reason,
+                failure: f.failure.as_ref().map(|failure| failure.kind()),
             })
             .collect(),
         policies: rule
