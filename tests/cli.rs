@@ -538,7 +538,7 @@ fn inspect_shows_metadata_and_refuses_what_is_not_a_policy() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["metadata"]["name"], "semver-series");
-    assert_eq!(info["exports"], serde_json::json!(["tagpolicy:policy/policy@0.3.0"]));
+    assert_eq!(info["exports"], serde_json::json!(["tagpolicy:policy/policy@0.3.1"]));
     assert!(info["size"].as_u64().unwrap() > 10_000);
 
     let out = tagpolicy(&["inspect", "immutable-tags"], workspace());

@@ -34,7 +34,7 @@ fn embedded_policies_load_with_metadata_and_only_granted_imports() {
         let example: serde_json::Value = serde_json::from_str(&metadata.settings_example).unwrap();
         // The advertised example must itself be accepted.
         policy.configure(&example).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(policy.exports(), ["tagpolicy:policy/policy@0.3.0"]);
+        assert_eq!(policy.exports(), ["tagpolicy:policy/policy@0.3.1"]);
         for import in policy.imports() {
             let allowed =
                 ["tagpolicy:policy/", "wasi:io/", "wasi:cli/", "wasi:random/", "wasi:clocks/"];
@@ -113,10 +113,11 @@ fn bad_components_are_refused_with_precise_errors() {
     let empty_component = b"\0asm\x0d\0\x01\0";
     let error = engine.load_bytes(empty_component, "empty.wasm").err().unwrap();
     assert!(matches!(error, Error::WrongWorld { .. }), "{error}");
-    assert!(error.to_string().contains("tagpolicy:policy/policy@0.3.0"), "{error}");
+    assert!(error.to_string().contains("tagpolicy:policy/policy@0.3.1"), "{error}");
 
-    // Policies built for earlier versions of the contract: refused with what to do.
-    for version in ["0.1.0", "0.2.0"] {
+    // Policies built for other versions of the contract: refused with what to do (a newer
+    // one may call what this host lacks).
+    for version in ["0.1.0", "0.2.0", "0.3.2", "0.4.0"] {
         let old = wat::parse_str(format!(
             r#"(component
                  (import "tagpolicy:policy/repository@{version}" (instance))
@@ -132,12 +133,22 @@ fn bad_components_are_refused_with_precise_errors() {
             error.to_string(),
             format!(
                 "`old.wasm` targets the contract `tagpolicy:policy@{version}`, but this host runs \
-                 `@0.3.0`: rebuild the policy with the current SDK (`tagpolicy build`)"
+                 `@0.3.1` (and loads the earlier `0.3` versions): rebuild the policy with this \
+                 host's SDK (`tagpolicy build`)"
             )
         );
     }
 
     let real = tagpolicy::embedded::bytes("min-tags").unwrap();
+    // A policy built for 0.3.0 (the names of its imports and export say so: the same bytes
+    // with the version in every name rewritten, which keeps every length) loads and decides.
+    let built_for_0_3_0 = rename_contract_version(&real, b"@0.3.1", b"@0.3.0");
+    let old = engine.load_bytes(&built_for_0_3_0, "min-tags-0.3.0.wasm").unwrap();
+    assert_eq!(old.exports(), ["tagpolicy:policy/policy@0.3.0"]);
+    let old = old.configure(&json!({"min_tags": 2})).unwrap();
+    let one_tag = push("app-2", &[("latest", None)]);
+    assert_eq!(old.evaluate(&one_tag, state(&[])).unwrap().outcome, Outcome::Deny);
+
     let error = engine.load_bytes(&real[..real.len() / 2], "truncated.wasm").err().unwrap();
     assert!(matches!(error, Error::InvalidComponent { .. }), "{error}");
 
@@ -170,7 +181,7 @@ fn a_runaway_policy_is_stopped_and_denied_and_the_host_goes_on() {
     let good = engine.load_embedded("min-tags").unwrap().configure(&json!({})).unwrap();
 
     type Expected = fn(&Failure) -> bool;
-    let cases: [(&str, Expected); 5] = [
+    let cases: [(&str, Expected); 6] = [
         ("loop", |f| matches!(f, Failure::Deadline(d) if *d == Duration::from_millis(50))),
         (
             "panic",
@@ -183,6 +194,12 @@ fn a_runaway_policy_is_stopped_and_denied_and_the_host_goes_on() {
         (
             "recurse-with-locals",
             |f| matches!(f, Failure::Trap(m) if m.contains("out of bounds memory access")),
+        ),
+        // Said through `verdict.fail`: the policy's failure (its denial does not decide), its
+        // reason cut to the cap on reasons.
+        (
+            "fail",
+            |f| matches!(f, Failure::Exception(m) if m.starts_with("cannot decide: why why") && m.len() <= 1024),
         ),
     ];
     for (behaviour, expected) in cases {
@@ -209,6 +226,18 @@ fn a_runaway_policy_is_stopped_and_denied_and_the_host_goes_on() {
         assert!(failed.is_some_and(expected), "{behaviour}: {failed:?}");
         assert!(decision.summary().starts_with("policy `hostile` "), "{}", decision.summary());
     }
+}
+
+/// What a policy writes through the contract's `output` (Python's `print`, JavaScript's
+/// `console.log`) goes with its call's result, as its stdout does.
+#[test]
+fn what_a_policy_writes_through_output_goes_with_its_call() {
+    let engine = engine();
+    let policy = hostile(&engine, "fail").unwrap();
+    let (result, printed) = policy.evaluate_printing(&push("a", &[("x", None)]), state(&[]));
+    assert!(matches!(result, Err(Failure::Exception(_))), "{result:?}");
+    let printed = printed.expect("what it wrote");
+    assert_eq!((printed.policy.as_str(), printed.text.as_str()), ("hostile", "giving up\n"));
 }
 
 #[test]
@@ -397,4 +426,19 @@ fn an_isolated_configuration_is_snapshotted_once_and_its_compilation_cached() {
     }
     assert_eq!(summaries[0], summaries[1]);
     assert!(summaries[0].contains("tag `1.0.0` is immutable"), "{}", summaries[0]);
+}
+
+/// `component` with every occurrence of `from` replaced by `to` (of the same length).
+fn rename_contract_version(component: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let mut renamed = component.to_vec();
+    let mut replaced = 0;
+    let mut at = 0;
+    while let Some(found) = renamed[at..].windows(from.len()).position(|w| w == from) {
+        renamed[at + found..at + found + to.len()].copy_from_slice(to);
+        at += found + to.len();
+        replaced += 1;
+    }
+    assert!(replaced > 0, "no `{}` in the component", String::from_utf8_lossy(from));
+    renamed
 }

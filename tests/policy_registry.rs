@@ -235,7 +235,7 @@ fn push_then_pull_round_trips_and_skopeo_reads_the_artifact() {
     assert_eq!(config["os"], "wasip2");
     assert_eq!(config["layerDigests"][0], layers[0]["digest"]);
     let exports = config["component"]["exports"].as_array().unwrap();
-    assert!(exports.iter().any(|e| e == "tagpolicy:policy/policy@0.3.0"), "{config}");
+    assert!(exports.iter().any(|e| e == "tagpolicy:policy/policy@0.3.1"), "{config}");
     assert!(!config["component"]["imports"].as_array().unwrap().is_empty(), "{config}");
 
     // Pulled back by tag: the component, byte for byte, resolved to the pushed digest.

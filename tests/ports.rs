@@ -567,9 +567,9 @@ fn a_javascript_build_error_names_the_file_and_line() {
 }
 
 /// `tagpolicy build` of the test policy `tests/policies/NAME`, then `tagpolicy eval` of its
-/// `scenario.yaml`: the table's text with its wrapping undone, and each push's first reason
-/// from the JSON output ("" for none).
-fn built_and_evaluated(name: &str) -> (String, Vec<String>) {
+/// `scenario.yaml`: the table's text with its wrapping undone, and each push's result from
+/// the JSON output.
+fn built_and_evaluated(name: &str) -> (String, Vec<Value>) {
     let dir = workspace().join("tests/policies").join(name);
     build(&dir);
     let scenario = dir.join("scenario.yaml");
@@ -578,13 +578,17 @@ fn built_and_evaluated(name: &str) -> (String, Vec<String>) {
     let words: Vec<&str> = stdout.split_whitespace().filter(|w| !["│", "┆"].contains(w)).collect();
     let out = tagpolicy().arg("eval").arg(&scenario).args(["--output", "json"]).output().unwrap();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let reasons = report["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|result| result["findings"][0]["reason"].as_str().unwrap_or("").to_string())
-        .collect();
-    (words.join(" "), reasons)
+    let results = report["results"].as_array().unwrap().clone();
+    // The scenario's `expect`s (error for a throw, allow for a print) pass as a test too.
+    let test = tagpolicy().arg("test").arg(&scenario).output().unwrap();
+    assert!(test.status.success(), "{}", String::from_utf8_lossy(&test.stdout));
+    (words.join(" "), results)
+}
+
+/// A push's first reason ("" for none), and its failure's kind ("" for none).
+fn first_finding(result: &Value) -> (&str, &str) {
+    let finding = &result["findings"][0];
+    (finding["reason"].as_str().unwrap_or(""), finding["failure"]["kind"].as_str().unwrap_or(""))
 }
 
 /// `expected`, with runs of spaces as the table's unwrapped text has them.
@@ -592,37 +596,43 @@ fn in_table(text: &str, expected: &str) -> bool {
     text.contains(&expected.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
-/// A JavaScript policy's own bug is reported with its message and the line of the policy's
-/// source (mapped back from the bundle by the table the build appends), in text and JSON, as
-/// Python's are; so is a `console.log`, which has nowhere to print in a component.
+/// A JavaScript policy's own bug is the policy's failure (outcome `error`, kind `exception`),
+/// reported with its message and the line of the policy's source (mapped back from the bundle
+/// by the table the build appends), in text and JSON, as Python's are; `console.log` prints
+/// with the push.
 #[test]
 fn a_javascript_exception_names_its_message_and_the_policy_line() {
-    let (text, reasons) = built_and_evaluated("throwing-javascript");
+    let (text, results) = built_and_evaluated("throwing-javascript");
     let typo = "policy `throwing-javascript` failed: TypeError: request.tagOf is not a function (policy.js:13); the request is denied";
-    let console = "console.log has nowhere to print in a policy";
-    for expected in [typo, console, "(policy.js:14)"] {
-        assert!(in_table(&text, expected), "`{expected}` not in\n{text}");
-    }
-    assert_eq!(reasons[0], typo, "{reasons:?}");
-    assert!(reasons[1].contains(console) && reasons[1].contains("(policy.js:14)"), "{reasons:?}");
-    assert!(reasons[2].contains("no throw-string (thrown, not an Error)"), "{reasons:?}");
-    assert_eq!(reasons[3], "", "{reasons:?}");
+    assert!(in_table(&text, typo), "`{typo}` not in\n{text}");
+    assert_eq!(results[0]["outcome"], "error", "{results:?}");
+    assert_eq!(first_finding(&results[0]), (typo, "exception"), "{results:?}");
+    let printed = "checking print {\"tags\":1}\n";
+    assert_eq!(results[1]["outcome"], "allow", "{results:?}");
+    assert_eq!(results[1]["output"][0]["text"], printed, "{results:?}");
+    assert!(in_table(&text, "[throwing-javascript] printed: checking print"), "{text}");
+    let thrown = first_finding(&results[2]);
+    assert!(thrown.0.contains("no throw-string (thrown, not an Error)"), "{results:?}");
+    assert_eq!((results[2]["outcome"].as_str(), thrown.1), (Some("error"), "exception"));
+    assert_eq!(
+        (results[3]["outcome"].as_str(), first_finding(&results[3])),
+        (Some("allow"), ("", ""))
+    );
 }
 
-/// The same for Python, whose `print` would otherwise trap without a word (its WASI is
-/// stubbed): the error names the policy's line, not the SDK's.
+/// The same for Python: an exception names the policy's line, not the SDK's; `print` prints.
 #[test]
 fn a_python_exception_or_print_names_the_policy_line() {
-    let (text, reasons) = built_and_evaluated("throwing-python");
+    let (text, results) = built_and_evaluated("throwing-python");
     let typo = "policy `throwing-python` failed: AttributeError: 'Change' object has no attribute 'digets' (policy.py, line 18); the request is denied";
-    let print = "RuntimeError: print has nowhere to go in a policy";
-    for expected in [typo, print, "(policy.py, line 20)"] {
-        assert!(in_table(&text, expected), "`{expected}` not in\n{text}");
-    }
-    assert_eq!(reasons[0], typo, "{reasons:?}");
-    assert!(
-        reasons[1].contains(print) && reasons[1].contains("(policy.py, line 20)"),
-        "{reasons:?}"
+    assert!(in_table(&text, typo), "`{typo}` not in\n{text}");
+    assert_eq!(results[0]["outcome"], "error", "{results:?}");
+    assert_eq!(first_finding(&results[0]), (typo, "exception"), "{results:?}");
+    assert_eq!(results[1]["outcome"], "allow", "{results:?}");
+    assert_eq!(results[1]["output"][0]["text"], "checking print\n", "{results:?}");
+    assert!(in_table(&text, "[throwing-python] printed: checking print"), "{text}");
+    assert_eq!(
+        (results[2]["outcome"].as_str(), first_finding(&results[2])),
+        (Some("allow"), ("", ""))
     );
-    assert_eq!(reasons[2], "", "{reasons:?}");
 }

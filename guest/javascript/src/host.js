@@ -14,7 +14,7 @@
  * @property {{ findTags(query: RawTagQuery): import('./facts.js').TagEntry[], countTags(): bigint, digestOf(tag: string): string | undefined, tagsOf(digest: string): string[], historyOf(tag: string): RawTagHistory | undefined }} repository
  * @property {{ manifestOf(digest: string): import('./facts.js').Manifest | undefined, labelsOf(digest: string): import('./facts.js').KeyValue[], referrersOf(digest: string, artifactType?: string): import('./facts.js').Referrer[] }} image
  * @property {{ fullMatch(pattern: string, text: string): boolean, find(pattern: string, text: string): boolean, prepareSet(patterns: string[]): number, firstInSet(set: number, text: string): number | undefined }} patterns
- * @property {{ deny(tag: string | undefined, reason: string): void, warn(tag: string | undefined, reason: string): void }} verdict
+ * @property {{ deny(tag: string | undefined, reason: string): void, warn(tag: string | undefined, reason: string): void, fail(reason: string): void }} verdict
  */
 
 /**

@@ -4,6 +4,7 @@
  */
 import { describe } from './errors.js';
 import { Findings, report } from './findings.js';
+import { host } from './host.js';
 import { Request } from './request.js';
 import { SettingsError, object, parseSettings } from './settings.js';
 
@@ -80,7 +81,7 @@ export function definePolicy(spec) {
     },
 
     evaluate(raw) {
-      let findings = new Findings();
+      const findings = new Findings();
       if (configured === undefined) {
         findings.denyRequest('the policy was evaluated before it was configured');
       } else {
@@ -88,10 +89,11 @@ export function definePolicy(spec) {
           const result = spec.evaluate(new Request(raw), findings, configured.state);
           if (isThenable(result)) throw new Error(returnedPromise('evaluate', result));
         } catch (error) {
-          // Fail closed, as a trap would, but with the error and the policy's line, which a
-          // trap loses (componentize-js turns an uncaught exception into `unreachable`).
-          findings = new Findings();
-          findings.denyRequest(`policy \`${spec.name}\` failed: ${describe(error)}; the request is denied`);
+          // Not a decision: the host reports the policy's failure (and refuses the request,
+          // as for a trap) with the error and the policy's line, which a trap loses
+          // (componentize-js turns an uncaught exception into `unreachable`).
+          host().verdict.fail(describe(error));
+          return;
         }
       }
       report(findings.decision());

@@ -25,7 +25,7 @@ test('without a table or a frame of the policy, no place is made up', () => {
   assert.ok(describe(new Error('x'.repeat(5000)), table).length <= 901);
 });
 
-test('an exception in evaluate denies with its message, as Python does', () => {
+test('an exception in evaluate is the policy\'s failure, with its message, as in Python', () => {
   const host = fakeHost();
   const policy = definePolicy({
     name: 'typo',
@@ -39,11 +39,11 @@ test('an exception in evaluate denies with its message, as Python does', () => {
   policy.configure('{}');
   policy.evaluate(pushRequest(DIGEST(1), { '1.0.0': undefined }));
   assert.deepEqual(host.verdicts, [
-    ['deny', undefined, 'policy `typo` failed: TypeError: request.tagOf is not a function; the request is denied'],
+    ['fail', undefined, 'TypeError: request.tagOf is not a function'],
   ]);
 });
 
-test('async configure or evaluate is refused; a returned promise fails closed', () => {
+test('async configure or evaluate is refused; a returned promise is a failure', () => {
   assert.throws(
     () => definePolicy({ name: 'a', version: '1', description: 'd', settingsExample: '{}', async evaluate() {} }),
     /`evaluate` must not be async/,
@@ -56,6 +56,18 @@ test('async configure or evaluate is refused; a returned promise fails closed', 
   policy.configure('{}');
   policy.evaluate(pushRequest(DIGEST(1), { '1.0.0': undefined }));
   assert.equal(host.verdicts.length, 1);
-  assert.equal(host.verdicts[0][0], 'deny');
+  assert.equal(host.verdicts[0][0], 'fail');
   assert.match(host.verdicts[0][2], /`evaluate` returned a promise/);
+});
+
+test('console writes each call as one line through the host', async () => {
+  const { makeConsole } = await import('../src/console.js');
+  const lines = [];
+  const console = makeConsole((text) => lines.push(text));
+  console.log('checked', 3, 'tags', { size: 10n }, [1, 'a']);
+  console.error(new TypeError('bad'));
+  const cycle = {};
+  cycle.self = cycle;
+  console.warn(cycle, undefined);
+  assert.deepEqual(lines, ['checked 3 tags {"size":10} [1,"a"]\n', 'TypeError: bad\n', '[object Object] undefined\n']);
 });

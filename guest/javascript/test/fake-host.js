@@ -79,6 +79,7 @@ export function fakeHost(world = {}) {
     verdict: {
       deny: (tag, reason) => calls.verdicts.push(['deny', tag, reason]),
       warn: (tag, reason) => calls.verdicts.push(['warn', tag, reason]),
+      fail: (reason) => calls.verdicts.push(['fail', undefined, reason]),
     },
   });
   return calls;

@@ -7,6 +7,6 @@ name (``tagpolicy_guest._host``) before importing ``tagpolicy_guest``.
 
 from componentize_py_types import Err
 from wit_world.exports import Policy as Export
-from wit_world.imports import context, image, patterns, repository, types, verdict
+from wit_world.imports import context, image, output, patterns, repository, types, verdict
 
-__all__ = ["Err", "Export", "context", "image", "patterns", "repository", "types", "verdict"]
+__all__ = ["Err", "Export", "context", "image", "output", "patterns", "repository", "types", "verdict"]

@@ -8,7 +8,7 @@ import traceback
 from typing import Any, ClassVar, TypeVar
 
 from . import _host
-from .findings import Decision, Finding, Findings
+from .findings import Findings
 from .request import Request
 from .settings import NoSettings, SettingsError, parse
 
@@ -65,7 +65,7 @@ def export(policy: type[Policy]) -> type:
         if not isinstance(getattr(policy, attribute, None), str):
             raise TypeError(f"{policy.__name__}.{attribute} must be a string")
     if sys.platform == "wasi":  # in a component, not in the SDK's tests
-        sys.stdout = sys.stderr = _NoOutput()
+        sys.stdout = sys.stderr = _Output()
 
     def metadata(self: Any) -> Any:
         return _host.types.PolicyMetadata(
@@ -88,10 +88,10 @@ def export(policy: type[Policy]) -> type:
         try:
             decision = decide(policy, request)
         except Exception as err:
-            # Fail closed, as a trap would, but with the Python error and where it happened
-            # (a stubbed-WASI component has no stderr to print a traceback to).
-            reason = f"policy `{policy.NAME}` failed: {_describe(err)}; the request is denied"
-            decision = Decision("deny", (Finding(None, reason),))
+            # Not a decision: the host reports the failure as the policy's error (and refuses
+            # the request, as for a trap), with the Python error and where it happened.
+            _host.verdict.fail(_describe(err))
+            return
         decision.report()
 
     return type("Policy", (_host.Export,), {"metadata": metadata, "configure": configure, "evaluate": evaluate})
@@ -108,16 +108,14 @@ def decide(policy: type[Policy], raw_request: Any) -> Any:
     return findings.decision()
 
 
-class _NoOutput:
-    """``sys.stdout`` and ``sys.stderr`` in a component. Its WASI is stubbed (the host grants
-    no filesystem, which componentize-py's stdio needs), so a write would trap with no message
-    and no line; raise instead, which the policy's error then names with its line."""
+class _Output:
+    """``sys.stdout`` and ``sys.stderr`` in a component: what the policy prints goes to the
+    host (the contract's ``output``), which shows it with the decision and caps it. Its WASI
+    is stubbed (the host grants no filesystem, which componentize-py's own stdio needs)."""
 
-    def write(self, _text: str) -> int:
-        raise RuntimeError(
-            "print has nowhere to go in a policy (the sandbox grants no stdout); "
-            "report with findings.warn instead"
-        )
+    def write(self, text: str) -> int:
+        _host.output.write(text)
+        return len(text)
 
     def flush(self) -> None:
         pass

@@ -165,6 +165,7 @@ class FakeHost:
         self.referrers: dict[str, list[Referrer]] = {}
         #: ("deny" | "warn", tag, reason) in the order reported
         self.verdicts: list[tuple[str, Optional[str], str]] = []
+        self.printed: list[str] = []
         #: every host call, as (function, arguments)
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.sets: list[list[str]] = []
@@ -208,6 +209,12 @@ class FakeHost:
 
     def warn(self, tag: Optional[str], reason: str) -> None:
         self.verdicts.append(("warn", tag, reason))
+
+    def fail(self, reason: str) -> None:
+        self.verdicts.append(("fail", None, reason))
+
+    def write(self, text: str) -> None:
+        self.printed.append(text)
 
     # context
     def requested_by(self) -> Actor:
@@ -300,7 +307,8 @@ def _module() -> pytypes.ModuleType:
     module.patterns = pytypes.SimpleNamespace(  # type: ignore[attr-defined]
         full_match=HOST.full_match, find=HOST.find, prepare_set=HOST.prepare_set, first_in_set=HOST.first_in_set
     )
-    module.verdict = pytypes.SimpleNamespace(deny=HOST.deny, warn=HOST.warn)  # type: ignore[attr-defined]
+    module.verdict = pytypes.SimpleNamespace(deny=HOST.deny, warn=HOST.warn, fail=HOST.fail)  # type: ignore[attr-defined]
+    module.output = pytypes.SimpleNamespace(write=HOST.write)  # type: ignore[attr-defined]
     module.context = pytypes.SimpleNamespace(  # type: ignore[attr-defined]
         repository_name=HOST.get_repository_name, requested_by=HOST.requested_by
     )

@@ -176,6 +176,8 @@ pub(crate) struct Reports {
     /// Findings beyond the cap: how many, and the worst severity among them.
     dropped: usize,
     dropped_severity: Option<Severity>,
+    /// The first reason the policy gave through `verdict.fail`: it could not decide.
+    failed: Option<String>,
 }
 
 impl Reports {
@@ -190,6 +192,17 @@ impl Reports {
                 self.dropped_severity = Some(severity);
             }
         }
+    }
+
+    /// The policy said it cannot decide (`verdict.fail`); the first reason counts.
+    pub(crate) fn fail(&mut self, reason: String) {
+        self.failed.get_or_insert_with(|| truncate(reason, MAX_REASON_BYTES));
+    }
+
+    /// The reason the policy gave for failing, if it did: then the call is a failure, not a
+    /// decision, whatever else it reported.
+    pub(crate) fn failed(&mut self) -> Option<String> {
+        self.failed.take()
     }
 
     /// The decision the reports make, attributed to `policy`: nothing reported allows.

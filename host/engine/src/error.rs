@@ -73,8 +73,9 @@ pub enum Error {
 
     /// The component was built against another version of the contract.
     #[error(
-        "{origin} targets the contract `tagpolicy:policy@{found}`, but this host runs `@{}`: \
-         rebuild the policy with the current SDK (`tagpolicy build`)",
+        "{origin} targets the contract `tagpolicy:policy@{found}`, but this host runs `@{}` \
+         (and loads the earlier `0.3` versions): rebuild the policy with this host's SDK \
+         (`tagpolicy build`)",
         crate::CONTRACT_VERSION
     )]
     ContractVersion {
@@ -188,6 +189,10 @@ pub enum Failure {
     /// A Rust policy panicked: its panic message and location, from what it printed.
     #[error("panicked: {0}")]
     Panic(String),
+    /// The policy said it could not decide (`verdict.fail`): a Python or JavaScript
+    /// exception its SDK caught, with the error and the policy's line.
+    #[error("failed: {0}")]
+    Exception(String),
     /// Any other trap or failed call, as wasmtime describes it.
     #[error("trapped: {0}")]
     Trap(String),
@@ -195,8 +200,8 @@ pub enum Failure {
 
 impl Failure {
     /// A word for what went wrong, as JSON output and logs give it: `deadline`, `lookups`,
-    /// `memory`, `fuel`, `stack_overflow`, `panic` or `trap` (which includes a Python or
-    /// JavaScript exception and a result the host could not use).
+    /// `memory`, `fuel`, `stack_overflow`, `panic`, `exception` or `trap` (which includes a
+    /// result the host could not use).
     pub fn kind(&self) -> &'static str {
         match self {
             Failure::Deadline(_) => "deadline",
@@ -205,6 +210,7 @@ impl Failure {
             Failure::Fuel(_) => "fuel",
             Failure::StackOverflow => "stack_overflow",
             Failure::Panic(_) => "panic",
+            Failure::Exception(_) => "exception",
             Failure::Trap(_) => "trap",
         }
     }

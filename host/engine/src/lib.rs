@@ -95,10 +95,24 @@ pub use source::{Fetched, PolicySource, is_remote};
 pub use tag_map::{RepositoryState, Stamp, TagHistory, TagMap};
 
 /// The WIT world every policy component must implement.
-pub const WORLD: &str = "tagpolicy:policy/tag-policy@0.3.0";
+pub const WORLD: &str = "tagpolicy:policy/tag-policy@0.3.1";
 
 /// The version of the contract, as components name it in their imports and exports.
-pub const CONTRACT_VERSION: &str = "0.3.0";
+/// Components of an earlier version of the same `0.3` series load too: 0.3.1 only added.
+pub const CONTRACT_VERSION: &str = "0.3.1";
+
+/// Whether this host loads a component that names contract `version`: the same `0.3`
+/// series, not newer than [`CONTRACT_VERSION`] (wasmtime links `@0.3.0` imports and exports
+/// to the host's `@0.3.1` ones; a newer component may call what this host lacks).
+pub(crate) fn loads_contract(version: &str) -> bool {
+    let series = |v: &str| {
+        v.rsplit_once('.').map(|(series, patch)| (series.to_owned(), patch.parse::<u32>()))
+    };
+    match (series(version), series(CONTRACT_VERSION)) {
+        (Some((theirs, Ok(patch))), Some((ours, Ok(max)))) => theirs == ours && patch <= max,
+        _ => false,
+    }
+}
 
 // The Rust examples of the README and of the engine's pages are compiled and run as doc tests.
 #[cfg(doctest)]

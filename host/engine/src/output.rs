@@ -1,4 +1,5 @@
-//! What a policy writes to stdout and stderr: kept up to a cap per call
+//! What a policy writes to stdout and stderr, or through the contract's `output` (Python's
+//! `print`, JavaScript's `console.log`): kept up to a cap per call
 //! ([`Limits::output_bytes`](crate::Limits::output_bytes)) for its author (the [`Printed`] of a
 //! [`Decision`](crate::Decision)) and for diagnostics (panic messages), and dropped, counted,
 //! beyond it. Writes never fail, so a chatty policy is not turned into a crashing one (Rust's
@@ -60,7 +61,8 @@ impl PolicyOutput {
         }
     }
 
-    fn append(&self, bytes: &[u8]) {
+    /// Keep `bytes` up to the cap: the policy's stdout and stderr, and contract `output`.
+    pub(crate) fn append(&self, bytes: &[u8]) {
         let mut buffer = self.buffer.lock();
         let room = buffer.capacity - buffer.kept.len();
         let kept = bytes.len().min(room);

@@ -152,7 +152,7 @@ impl Policy {
             .chain(&exports)
             .filter_map(|name| name.strip_prefix("tagpolicy:policy/")?.split_once('@'))
             .map(|(_, version)| version)
-            .find(|version| *version != crate::CONTRACT_VERSION)
+            .find(|version| !crate::loads_contract(version))
         {
             return Err(Error::ContractVersion { origin, found: found.to_string() });
         }
@@ -448,8 +448,13 @@ impl ConfiguredPolicy {
         let state = instance.store.data_mut();
         state.view = None;
         state.context.clear();
-        let reports = std::mem::take(&mut state.reports);
+        let mut reports = std::mem::take(&mut state.reports);
         match result {
+            Ok(()) if let Some(reason) = reports.failed() => {
+                // Not parked: a policy that gave up may have left its state half-changed.
+                let printed = instance.store.data().output.take(self.name());
+                (Err(Failure::Exception(reason)), printed)
+            }
             Ok(()) => {
                 // Drained on every call, so that each call's output, and the next call's
                 // panic message, are its own.

@@ -9,7 +9,7 @@
 use crate::bindings::tagpolicy::policy::types::{
     Actor, TagEntry, TagHistory, TagQuery as WitQuery,
 };
-use crate::bindings::tagpolicy::policy::{context, image, patterns, repository, verdict};
+use crate::bindings::tagpolicy::policy::{context, image, output, patterns, repository, verdict};
 use crate::decision::{Reports, Severity};
 use crate::image::{KeyValue, Manifest, Referrer};
 use crate::limits::{CallBudget, Limits, StoreLimiter};
@@ -29,6 +29,7 @@ pub(crate) const GRANTED_IMPORTS: &[&str] = &[
     "tagpolicy:policy/image@",
     "tagpolicy:policy/patterns@",
     "tagpolicy:policy/verdict@",
+    "tagpolicy:policy/output@",
     "tagpolicy:policy/types@",
     "wasi:io/",
     "wasi:cli/environment@",
@@ -238,6 +239,16 @@ impl verdict::Host for HostState {
 
     fn warn(&mut self, tag: Option<String>, reason: String) {
         self.reports.push(Severity::Warn, tag, reason);
+    }
+
+    fn fail(&mut self, reason: String) {
+        self.reports.fail(reason);
+    }
+}
+
+impl output::Host for HostState {
+    fn write(&mut self, text: String) {
+        self.output.append(text.as_bytes());
     }
 }
 

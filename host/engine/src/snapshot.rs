@@ -212,7 +212,7 @@ mod tests {
             .map(|(name, _)| name.to_string())
             .collect();
         // Wizer's accessors were only in the instrumented copy.
-        assert_eq!(exports, ["tagpolicy:policy/policy@0.3.0"]);
+        assert_eq!(exports, ["tagpolicy:policy/policy@0.3.1"]);
     }
 
     #[test]

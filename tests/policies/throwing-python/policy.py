@@ -1,6 +1,6 @@
 """Throws on purpose, for the tests of policy errors (tests/ports.rs): a push of the tag
-`typo` reads an attribute that does not exist, one of `print` prints (a component has no
-stdout); any other push is allowed."""
+`typo` reads an attribute that does not exist; one of `print` prints (through the host's
+`output`) and is allowed, as is any other push."""
 
 import tagpolicy_guest
 from tagpolicy_guest import Findings, Request

@@ -26,6 +26,7 @@ const SDK: &[(&str, &str)] = &[
     ("time.js", include_str!("../../../../guest/javascript/src/time.js")),
     ("tags.js", include_str!("../../../../guest/javascript/src/tags.js")),
     ("errors.js", include_str!("../../../../guest/javascript/src/errors.js")),
+    ("console.js", include_str!("../../../../guest/javascript/src/console.js")),
 ];
 
 const WIT: &str = include_str!("../../../../wit/policy.wit");

@@ -37,6 +37,9 @@ enum Behaviour {
     PrintInConfigure,
     /// Keep 1 MiB more on every evaluation, then allow: a runtime whose heap only grows.
     LeakPerCall,
+    /// Say it cannot decide (`verdict.fail`, as the Python and JavaScript SDKs do for an
+    /// exception) with a 2 KiB reason, print through the contract's `output`, and deny.
+    Fail,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +108,12 @@ impl Policy for Hostile {
                 }
             }
             Behaviour::LeakPerCall => self.leaked.borrow_mut().push(vec![1; 1 << 20]),
+            Behaviour::Fail => {
+                use tagpolicy_guest::bindings::tagpolicy::policy::{output, verdict};
+                output::write("giving up\n");
+                verdict::fail(&format!("cannot decide: {}", "why ".repeat(512)));
+                findings.deny_request("a denial after failing");
+            }
             Behaviour::RefusedGrowThenPanic => {
                 if self.calls.get() == 1 {
                     let mut hoard: Vec<u8> = Vec::new();
