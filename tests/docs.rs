@@ -147,26 +147,63 @@ fn the_tour_builds_a_policy() {
     }
 }
 
+/// docs/policies.md "Write your first policy": each language's block, from an empty folder
+/// outside the repository with an empty cache and no toolchain on the PATH, builds a policy
+/// that passes its scenarios and prints; then a typo in the Python and JavaScript rules is
+/// the policy's error at the author's line, which the page quotes, and fails `expect: deny`.
 #[test]
-fn python_and_javascript_policies_build_and_pass_their_scenarios() {
-    for block in
-        doc::run_by(workspace(), "python_and_javascript_policies_build_and_pass_their_scenarios")
-    {
-        // A machine with nothing but `tagpolicy`, python3 and node: an empty folder outside
-        // the repository, an empty cache, and a PATH without the toolchains tests/setup
-        // installed, so that `tagpolicy build` installs the pinned ones itself.
+fn a_first_policy_builds_and_passes_in_each_language() {
+    let blocks = doc::run_by(workspace(), "a_first_policy_builds_and_passes_in_each_language");
+    assert_eq!(blocks.len(), 3, "one block per language");
+    let page = std::fs::read_to_string(workspace().join("docs/policies.md")).unwrap();
+    let page = page.split_whitespace().collect::<Vec<_>>().join(" ");
+    for block in blocks {
         let dir = tempfile::tempdir().unwrap();
         let cache = tempfile::tempdir().unwrap();
         let script = doc::script(&block, workspace(), &[]);
         let out = doc::run_bare(&script, dir.path(), tagpolicy(), cache.path());
         assert!(out.status.success(), "{} failed:\n{script}\n{}", block.at(), text(&out));
-        assert!(text(&out).contains("4 passed, 0 failed"), "{}", text(&out));
-        assert!(text(&out).contains("installing the pinned componentize-py"), "{}", text(&out));
-        assert!(text(&out).contains("installing the pinned componentize-js"), "{}", text(&out));
-        for (name, project) in [("naming-py", "pyproject.toml"), ("naming-js", "package.json")] {
-            assert!(dir.path().join(name).join(project).is_file(), "{}", block.at());
-            assert!(dir.path().join(name).join("build").join(format!("{name}.wasm")).is_file());
+        assert!(text(&out).contains("3 passed, 0 failed"), "{}", text(&out));
+        if !block.text.contains("tagpolicy new latest-robot-rs") {
+            let lang = if block.text.contains("--lang python") { "py" } else { "js" };
+            let installed = format!("installing the pinned componentize-{lang}");
+            assert!(text(&out).contains(&installed), "{}", text(&out));
         }
+        let name = ["rs", "py", "js"]
+            .map(|lang| format!("latest-robot-{lang}"))
+            .into_iter()
+            .find(|name| block.text.contains(&format!("tagpolicy new {name}")))
+            .expect("a block of the section");
+        let folder = dir.path().join(&name);
+        let run = |script: &str| doc::run_bare(script, &folder, tagpolicy(), cache.path());
+
+        // What the rule printed goes with the refused push.
+        let out = run("tagpolicy eval scenarios/basic.yaml");
+        let printed = format!("[{name}] printed: move of `latest` by");
+        assert!(text(&out).contains(&printed), "{}", text(&out));
+
+        // A typo: the policy's error, quoted by the page, and no longer a denial.
+        let (file, typo, message) = match &name[13..] {
+            "py" => (
+                "policy.py",
+                "s/change.tag == /change.tagg == /",
+                "AttributeError: 'Change' object has no attribute 'tagg' (policy.py, line 25)",
+            ),
+            "js" => (
+                "policy.js",
+                "s/change.isIdentical()/change.isIdenticall()/",
+                "TypeError: change.isIdenticall is not a function (policy.js:14)",
+            ),
+            _ => continue,
+        };
+        let out = run(&format!(
+            "sed -i '{typo}' {file} && tagpolicy build . && tagpolicy test scenarios"
+        ));
+        let stdout = text(&out);
+        let failure = format!("policy `{name}` failed: {message}; the request is denied");
+        assert!(stdout.contains("expected deny, got error"), "{stdout}");
+        assert!(stdout.contains(&failure), "{stdout}");
+        assert!(page.contains(&failure), "docs/policies.md does not quote `{failure}`");
     }
 }
 
