@@ -356,22 +356,15 @@ function runExample(example) {
     sampleWorld();
     exported.evaluate(sampleRequest());
   };
-  // As in a component, where `console` has nowhere to print (see src/wit.js).
-  const console = globalThis.console;
-  globalThis.console = new Proxy(console, {
-    get: () => () => {
-      throw new Error('console has nowhere to print in a policy; show a value with `// =>`');
-    },
-  });
   try {
     const run = new Function('__sdk', '__check', '__policy', 'request', 'findings', `{\n${code}\n}`);
     run(sdk, check, policy, world.request, world.findings);
-    const failed = world.calls.verdicts.find(([, , reason]) => / failed: /.test(reason));
+    // The SDK reports a policy's exception as its failure (or, before contract 0.3.1, as a
+    // denial saying it failed).
+    const failed = world.calls.verdicts.find(([kind, , reason]) => kind === 'fail' || / failed: /.test(reason));
     if (failed) return `the policy it defines fails: ${failed[2]}`;
   } catch (error) {
     return error instanceof Error ? `${error.name}: ${error.message}` : `throws ${inspect(error)}`;
-  } finally {
-    globalThis.console = console;
   }
   return undefined;
 }
