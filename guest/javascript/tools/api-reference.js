@@ -458,6 +458,15 @@ function exportsOfSdk() {
   return files;
 }
 
+/** A constant's value as the page shows it: JSON, which reads the same in every node version. */
+function shown(value) {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
 const isClass = (value) => typeof value === 'function' && /^class\b/.test(Function.prototype.toString.call(value));
 
 /** Document `value`, exported as `name` (`qualified` in headings) and declared in `file`. */
@@ -506,7 +515,7 @@ function documentItem(ref, file, name, qualified, value) {
     const names = Object.keys(value).map((n) => [n, n, Object.getOwnPropertyDescriptor(value, n)]);
     documentMembers(ref, file, file.members(at), qualified, names);
   } else {
-    ref.code(`const ${name} = ${inspect(value, { breakLength: 100 })}`);
+    ref.code(`const ${name} = ${shown(value)}`);
     ref.body(doc);
   }
 }
@@ -524,7 +533,7 @@ function documentMembers(ref, file, members, qualified, names) {
     const isMethod = typeof descriptor.value === 'function' && member.accessor === undefined;
     if (!isMethod) {
       const doc = ref.documented(title, member.comment, false);
-      const value = 'value' in descriptor ? ` = ${inspect(descriptor.value)}` : '';
+      const value = 'value' in descriptor ? ` = ${shown(descriptor.value)}` : '';
       properties.push(`- \`${memberName}${value}\`${member.accessor === 'get' ? ' (read-only)' : ''}: ${markdown(oneLine(doc?.description ?? ''))}`);
       continue;
     }
