@@ -7,15 +7,33 @@
 //!
 //! [`newest_release`] asks the host for the newest release of a series among the
 //! repository's tags, at the same cost in a repository of any size.
+//!
+//! ```
+//! use tagpolicy_guest::tags::{self, Series, Version};
+//!
+//! assert_eq!(tags::release("v1.3.1"), Some(Version { major: 1, minor: 3, patch: 1 }));
+//! assert_eq!(tags::series("1.2"), Some(Series { major: 1, minor: Some(2) }));
+//! assert!(tags::series("1.2").unwrap().contains(tags::release("1.2.10").unwrap()));
+//! ```
 
 use crate::repository;
 use crate::{TagOrder, TagQuery};
 
-/// A release version `major.minor.patch`.
+/// A release version `major.minor.patch`, ordered numerically; displayed as `1.2.3`.
+///
+/// ```
+/// use tagpolicy_guest::tags::{release, Version};
+///
+/// assert!(release("1.2.10") > release("1.2.9"));
+/// assert_eq!(Version { major: 1, minor: 3, patch: 0 }.to_string(), "1.3.0");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version {
+    /// The first number.
     pub major: u64,
+    /// The second number.
     pub minor: u64,
+    /// The third number.
     pub patch: u64,
 }
 
@@ -25,15 +43,32 @@ impl std::fmt::Display for Version {
     }
 }
 
-/// A series: every release of a major version (`1`), or of a minor version (`1.2`).
+/// A series: every release of a major version (`1`), or of a minor version (`1.2`);
+/// displayed as `1` or `1.2`.
+///
+/// ```
+/// use tagpolicy_guest::tags::Series;
+///
+/// assert_eq!(Series { major: 1, minor: Some(2) }.to_string(), "1.2");
+/// assert_eq!(Series { major: 1, minor: None }.to_string(), "1");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Series {
+    /// The major version.
     pub major: u64,
+    /// The minor version; `None` for every release of the major version.
     pub minor: Option<u64>,
 }
 
 impl Series {
     /// Whether `version` belongs to this series.
+    ///
+    /// ```
+    /// use tagpolicy_guest::tags::{release, series};
+    ///
+    /// assert!(series("1.2").unwrap().contains(release("1.2.10").unwrap()));
+    /// assert!(!series("v1").unwrap().contains(release("2.0.0").unwrap()));
+    /// ```
     pub fn contains(&self, version: Version) -> bool {
         version.major == self.major && self.minor.is_none_or(|minor| minor == version.minor)
     }
@@ -50,6 +85,14 @@ impl std::fmt::Display for Series {
 
 /// The version of a release tag (`X.Y.Z` or `vX.Y.Z`); pre-releases such as `1.2.3-rc1`
 /// and builds such as `1.2.3+b7` are not releases.
+///
+/// ```
+/// use tagpolicy_guest::tags::{release, Version};
+///
+/// assert_eq!(release("v1.3.1"), Some(Version { major: 1, minor: 3, patch: 1 }));
+/// assert_eq!(release("1.3.1-rc1"), None);
+/// assert_eq!(release("1.03.1"), None);
+/// ```
 pub fn release(tag: &str) -> Option<Version> {
     match *numbers(tag)?.as_slice() {
         [major, minor, patch] => Some(Version { major, minor, patch }),
@@ -58,6 +101,13 @@ pub fn release(tag: &str) -> Option<Version> {
 }
 
 /// The series a series tag names (`X`, `X.Y`, `vX`, `vX.Y`).
+///
+/// ```
+/// use tagpolicy_guest::tags::{series, Series};
+///
+/// assert_eq!(series("v1.2"), Some(Series { major: 1, minor: Some(2) }));
+/// assert_eq!(series("1.2.3"), None);
+/// ```
 pub fn series(tag: &str) -> Option<Series> {
     match *numbers(tag)?.as_slice() {
         [major] => Some(Series { major, minor: None }),
@@ -68,6 +118,13 @@ pub fn series(tag: &str) -> Option<Series> {
 
 /// The pattern of the release tags of `series` (of every release for `None`), with or
 /// without a leading `v`: `v?1\.2\.(?:0|[1-9][0-9]*)` for `1.2`.
+///
+/// ```
+/// use tagpolicy_guest::tags::{release_pattern, series};
+///
+/// assert_eq!(release_pattern(series("1.2")), r"v?1\.2\.(?:0|[1-9][0-9]*)");
+/// assert_eq!(release_pattern(None), r"v?(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)");
+/// ```
 pub fn release_pattern(series: Option<Series>) -> String {
     const NUMBER: &str = "(?:0|[1-9][0-9]*)";
     match series {
@@ -80,6 +137,19 @@ pub fn release_pattern(series: Option<Series>) -> String {
 /// The newest release of `series` (of the whole repository for `None`) among the
 /// repository's tags as they are before the request: a query of the host's index, read from
 /// the newest down.
+///
+/// ```no_run
+/// use tagpolicy_guest::tags::{newest_release, release, series};
+/// # let change = tagpolicy_guest::Change { tag: "1.2.11", kind: tagpolicy_guest::ChangeKind::Create, from: None, to: None };
+///
+/// // In `evaluate`: a release must come after the newest of its series.
+/// if let Some(version) = release(change.tag) {
+///     let minor = series(&format!("{}.{}", version.major, version.minor));
+///     if newest_release(minor).is_some_and(|newest| version <= newest) {
+///         // deny: `1.2.11` is not newer than the newest 1.2 release
+///     }
+/// }
+/// ```
 pub fn newest_release(series: Option<Series>) -> Option<Version> {
     // The newest tag alone first (almost always a release); past tags whose numbers
     // overflow, pages of 8.

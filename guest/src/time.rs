@@ -1,21 +1,47 @@
 //! The request's time in calendar terms (UTC), and the parsing of times in settings: RFC 3339
 //! instants, weekdays, times of day and periods (`15m`). A policy has no clock; `request.time` is the only
 //! time it sees, given by the host (a scenario fixes it, a gate uses its clock).
+//!
+//! ```
+//! use tagpolicy_guest::time::{Period, TimeOfDay, Weekday};
+//! use tagpolicy_guest::Instant;
+//!
+//! let time = Instant::parse("2026-12-24T17:00:00Z").unwrap(); // in a policy, `request.time`
+//! let now = time.date_time();
+//! assert_eq!(now.weekday, Weekday::Thursday);
+//! assert!(now.time_of_day() >= TimeOfDay::parse("16:00").unwrap());
+//! assert!(Period::parse("7d").unwrap().contains(time, time));
+//! ```
 
 use crate::Instant;
 use serde::{Deserialize, Deserializer};
 use std::cmp::Ordering;
 use std::fmt;
 
-/// A day of the week.
+/// A day of the week. In settings it is written as [`Weekday::parse`] reads it.
+///
+/// ```
+/// use tagpolicy_guest::time::Weekday;
+/// use tagpolicy_guest::Instant;
+///
+/// let weekday = Instant::parse("2026-12-26T10:00:00Z").unwrap().date_time().weekday;
+/// assert!(matches!(weekday, Weekday::Saturday | Weekday::Sunday));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Weekday {
+    /// Monday.
     Monday,
+    /// Tuesday.
     Tuesday,
+    /// Wednesday.
     Wednesday,
+    /// Thursday.
     Thursday,
+    /// Friday.
     Friday,
+    /// Saturday.
     Saturday,
+    /// Sunday.
     Sunday,
 }
 
@@ -30,7 +56,14 @@ impl Weekday {
         Weekday::Sunday,
     ];
 
-    /// `mon`…`sun` or the full English name, in any case.
+    /// `mon`…`sun` or the full English name, in any case. The error says what is expected.
+    ///
+    /// ```
+    /// use tagpolicy_guest::time::Weekday;
+    ///
+    /// assert_eq!(Weekday::parse("Sat"), Ok(Weekday::Saturday));
+    /// assert!(Weekday::parse("caturday").is_err());
+    /// ```
     pub fn parse(text: &str) -> Result<Weekday, String> {
         let lower = text.to_ascii_lowercase();
         Weekday::ALL
@@ -42,6 +75,13 @@ impl Weekday {
             .ok_or_else(|| format!("`{text}` is not a day of the week (mon, tue, … sun)"))
     }
 
+    /// The lowercase English name, for messages.
+    ///
+    /// ```
+    /// use tagpolicy_guest::time::Weekday;
+    ///
+    /// assert_eq!(Weekday::Saturday.name(), "saturday");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Weekday::Monday => "monday",
@@ -62,7 +102,16 @@ impl<'de> Deserialize<'de> for Weekday {
     }
 }
 
-/// A time of day, `HH:MM`, from `00:00` to `24:00` (the end of the day).
+/// A time of day, `HH:MM`, from `00:00` to `24:00` (the end of the day). Ordered; displayed
+/// as `HH:MM`. In settings it is written as [`TimeOfDay::parse`] reads it.
+///
+/// ```
+/// use tagpolicy_guest::time::TimeOfDay;
+///
+/// let (opens, closes) = (TimeOfDay::parse("09:00").unwrap(), TimeOfDay::parse("17:30").unwrap());
+/// assert!(opens < closes);
+/// assert_eq!((closes.minutes, closes.to_string()), (1050, "17:30".to_string()));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimeOfDay {
     /// Minutes since midnight, 0 to 1440.
@@ -70,6 +119,17 @@ pub struct TimeOfDay {
 }
 
 impl TimeOfDay {
+    /// Parse `HH:MM`; the error says what is expected.
+    ///
+    /// ```
+    /// use tagpolicy_guest::time::TimeOfDay;
+    ///
+    /// assert_eq!(TimeOfDay::parse("24:00").unwrap().minutes, 1440);
+    /// assert_eq!(
+    ///     TimeOfDay::parse("9:30").unwrap_err(),
+    ///     "`9:30` is not a time of day such as `09:30` (00:00 to 24:00)"
+    /// );
+    /// ```
     pub fn parse(text: &str) -> Result<TimeOfDay, String> {
         let wrong = || format!("`{text}` is not a time of day such as `09:30` (00:00 to 24:00)");
         let (hours, minutes) = text.split_once(':').ok_or_else(wrong)?;
@@ -98,20 +158,41 @@ impl<'de> Deserialize<'de> for TimeOfDay {
     }
 }
 
-/// A date and time in UTC, to the second.
+/// A date and time in UTC, to the second: what [`Instant::date_time`] gives.
+///
+/// ```
+/// use tagpolicy_guest::Instant;
+///
+/// let t = Instant::parse("2026-12-24T17:00:00Z").unwrap().date_time();
+/// assert_eq!((t.year, t.month, t.day, t.hour, t.minute, t.second), (2026, 12, 24, 17, 0, 0));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DateTime {
+    /// The year (proleptic Gregorian; may be before 1 or after 9999).
     pub year: i64,
+    /// The month, 1 to 12.
     pub month: u32,
+    /// The day of the month, 1 to 31.
     pub day: u32,
+    /// The hour, 0 to 23.
     pub hour: u32,
+    /// The minute, 0 to 59.
     pub minute: u32,
+    /// The second, 0 to 59.
     pub second: u32,
+    /// The day of the week.
     pub weekday: Weekday,
 }
 
 impl DateTime {
-    /// Minutes since midnight.
+    /// The time of day, to the minute.
+    ///
+    /// ```
+    /// use tagpolicy_guest::Instant;
+    ///
+    /// let time = Instant::parse("2026-12-24T17:05:59Z").unwrap();
+    /// assert_eq!(time.date_time().time_of_day().to_string(), "17:05");
+    /// ```
     pub fn time_of_day(&self) -> TimeOfDay {
         TimeOfDay { minutes: self.hour * 60 + self.minute }
     }
@@ -119,7 +200,16 @@ impl DateTime {
 
 impl Instant {
     /// Parse an RFC 3339 time in UTC, `2026-12-24T17:00:00Z` (a `+00:00` offset and fractions
-    /// of a second are accepted; other offsets are refused: say the time in UTC).
+    /// of a second are accepted; other offsets are refused: say the time in UTC). The error
+    /// says what is wrong. [`Instant`] in settings is read with it.
+    ///
+    /// ```
+    /// use tagpolicy_guest::Instant;
+    ///
+    /// let time = Instant::parse("2026-12-24T17:00:00.5Z").unwrap();
+    /// assert_eq!((time.seconds, time.nanoseconds), (1_798_131_600, 500_000_000));
+    /// assert!(Instant::parse("2026-12-24T18:00:00+01:00").unwrap_err().contains("UTC"));
+    /// ```
     pub fn parse(text: &str) -> Result<Instant, String> {
         let wrong =
             |why: &str| format!("`{text}` is not a UTC time such as `2026-12-24T17:00:00Z`: {why}");
@@ -166,6 +256,14 @@ impl Instant {
     }
 
     /// The calendar date and time in UTC.
+    ///
+    /// ```
+    /// use tagpolicy_guest::time::Weekday;
+    /// use tagpolicy_guest::Instant;
+    ///
+    /// let t = Instant::parse("2000-02-29T12:34:56Z").unwrap().date_time();
+    /// assert_eq!((t.month, t.day, t.weekday), (2, 29, Weekday::Tuesday));
+    /// ```
     pub fn date_time(&self) -> DateTime {
         let days = self.seconds.div_euclid(86_400);
         let second_of_day = self.seconds.rem_euclid(86_400) as u32;
@@ -215,9 +313,23 @@ impl<'de> Deserialize<'de> for Instant {
 }
 
 /// A length of time in settings: numbers with units `d`, `h`, `m` or `s`, largest first
-/// (`90s`, `15m`, `1h30m`, `7d`), at most 366 days.
+/// (`90s`, `15m`, `1h30m`, `7d`), at most 366 days; displayed as written. In settings it is
+/// written as [`Period::parse`] reads it.
+///
+/// ```
+/// use tagpolicy_guest::time::Period;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Settings {
+///     grace: Period,
+/// }
+///
+/// let settings: Settings = serde_json::from_str(r#"{"grace": "1h30m"}"#).unwrap();
+/// assert_eq!((settings.grace.seconds, settings.grace.to_string()), (5400, "1h30m".to_string()));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Period {
+    /// The length, in seconds (1 to 366 days).
     pub seconds: i64,
     /// As written, for messages.
     text: String,
@@ -226,6 +338,17 @@ pub struct Period {
 impl Period {
     const MAX_SECONDS: i64 = 366 * 86_400;
 
+    /// Parse a period such as `1h30m`; the error says what is expected.
+    ///
+    /// ```
+    /// use tagpolicy_guest::time::Period;
+    ///
+    /// assert_eq!(Period::parse("15m").unwrap().seconds, 900);
+    /// assert_eq!(
+    ///     Period::parse("30m1h").unwrap_err(),
+    ///     "`30m1h` is not a period such as `90s`, `15m`, `1h30m` or `7d`"
+    /// );
+    /// ```
     pub fn parse(text: &str) -> Result<Period, String> {
         let invalid = || format!("`{text}` is not a period such as `90s`, `15m`, `1h30m` or `7d`");
         let units = [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
@@ -254,6 +377,16 @@ impl Period {
     }
 
     /// Whether `since` is at most this long before `now` (and not after it).
+    ///
+    /// ```
+    /// use tagpolicy_guest::time::Period;
+    /// use tagpolicy_guest::Instant;
+    ///
+    /// let changed = Instant::parse("2026-12-22T10:00:00Z").unwrap(); // e.g. a tag's history
+    /// let now = Instant::parse("2026-12-24T17:00:00Z").unwrap(); // `request.time`
+    /// assert!(Period::parse("7d").unwrap().contains(changed, now));
+    /// assert!(!Period::parse("1d").unwrap().contains(changed, now));
+    /// ```
     pub fn contains(&self, since: Instant, now: Instant) -> bool {
         // In i128: the seconds of two instants centuries apart overflow i64 as nanoseconds.
         let nanos =

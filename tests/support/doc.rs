@@ -27,17 +27,19 @@ impl Block {
     }
 }
 
-/// README.md and every page under docs/.
+/// README.md and every page under docs/ (and docs/sdk/, the SDK references).
 pub fn documents(workspace: &Path) -> Vec<String> {
     let mut files = vec!["README.md".to_string()];
-    let mut pages: Vec<String> = std::fs::read_dir(workspace.join("docs"))
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name.ends_with(".md"))
-        .map(|name| format!("docs/{name}"))
-        .collect();
-    pages.sort();
-    files.extend(pages);
+    for folder in ["docs", "docs/sdk"] {
+        let mut pages: Vec<String> = std::fs::read_dir(workspace.join(folder))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.ends_with(".md"))
+            .map(|name| format!("{folder}/{name}"))
+            .collect();
+        pages.sort();
+        files.extend(pages);
+    }
     files
 }
 

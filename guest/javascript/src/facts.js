@@ -78,6 +78,11 @@ import { Instant } from './time.js';
 /**
  * The orders of `repository.findTags` (the WIT enum `tag-order`, as componentize-js passes it).
  * @readonly
+ * @example
+ * import { TagOrder, repository } from 'tagpolicy-guest';
+ * const versions = String.raw`v?\d+(\.\d+)*`;
+ * [...repository.tagsMatching(versions, TagOrder.NewestFirst)].map((e) => e.tag); // => ['v1.3.0', '1.2.10', '1.2.9']
+ * [...repository.tagsMatching(versions, TagOrder.Name)].map((e) => e.tag); // => ['1.2.10', '1.2.9', 'v1.3.0']
  */
 export const TagOrder = Object.freeze({
   /** By name, byte by byte, ascending: the order of a registry's tag list. */
@@ -101,6 +106,11 @@ const toStamp = (stamp) => ({ at: new Instant(stamp.at.seconds, stamp.at.nanosec
  * Queries on the repository named in the request, as it is before the request. The host
  * answers each from its index at about the same cost whatever the size of the repository;
  * ask for what the rule needs, not for every tag.
+ * @example
+ * import { TagOrder, repository } from 'tagpolicy-guest';
+ * repository.newest(String.raw`v?1\.2\.\d+`)?.tag; // => '1.2.10'
+ * [...repository.tagsMatching(String.raw`pr-\d+`, TagOrder.Name)].map((e) => e.tag); // => ['pr-17', 'pr-18']
+ * repository.historyOf('1.2.10')?.changed.actor; // => 'release-bot'
  */
 export const repository = {
   /**
@@ -111,6 +121,12 @@ export const repository = {
    * @throws {Error} if the host refuses the query (an invalid pattern, a limit of 0): the
    *   pattern is the policy's own, and a policy that cannot ask its question must not answer
    *   (the host then denies, saying why)
+   * @example
+   * import { TagOrder, repository } from 'tagpolicy-guest';
+   * const page = repository.findTags({ pattern: '.*', order: TagOrder.Name, limit: 2, after: undefined });
+   * page.map((e) => [e.tag, e.digest.slice(0, 11)]); // => [['1.2.10', 'sha256:2222'], ['1.2.9', 'sha256:1111']]
+   * const next = repository.findTags({ pattern: '.*', order: TagOrder.Name, limit: 2, after: page[1].tag });
+   * next.map((e) => e.tag); // => ['latest', 'pr-17']
    */
   findTags(query) {
     const { pattern, order, limit, after } = query;
@@ -123,18 +139,28 @@ export const repository = {
   /**
    * How many tags the repository has (the WIT `u64`, as a number).
    * @returns {number}
+   * @example
+   * import { repository } from 'tagpolicy-guest';
+   * repository.countTags(); // => 6
    */
   countTags: () => Number(host().repository.countTags()),
   /**
    * The digest `tag` points at, or `undefined` if the tag does not exist.
    * @param {string} tag
    * @returns {string | undefined}
+   * @example
+   * import { repository } from 'tagpolicy-guest';
+   * repository.digestOf('latest') === repository.digestOf('v1.3.0'); // => true
+   * repository.digestOf('1.3.1'); // => undefined
    */
   digestOf: (tag) => host().repository.digestOf(tag),
   /**
    * The tags that point at `digest`, ordered by tag name.
    * @param {string} digest
    * @returns {string[]}
+   * @example
+   * import { repository } from 'tagpolicy-guest';
+   * repository.tagsOf(repository.digestOf('latest')); // => ['latest', 'v1.3.0']
    */
   tagsOf: (digest) => host().repository.tagsOf(digest),
   /**
@@ -143,6 +169,12 @@ export const repository = {
    * changed around the hosts).
    * @param {string} tag
    * @returns {TagHistory | undefined}
+   * @example
+   * import { repository } from 'tagpolicy-guest';
+   * const history = repository.historyOf('latest');
+   * [history.changed.at.toString(), history.changed.actor]; // => ['2026-12-22T10:00:00Z', 'ci-bot']
+   * history.created.actor; // => undefined
+   * repository.historyOf('pr-17'); // => undefined
    */
   historyOf(tag) {
     const history = host().repository.historyOf(tag);
@@ -158,6 +190,10 @@ export const repository = {
    * are.
    * @param {string} pattern
    * @returns {TagEntry | undefined}
+   * @example
+   * import { repository } from 'tagpolicy-guest';
+   * repository.newest(String.raw`v?1\.2\.\d+`)?.tag; // => '1.2.10'
+   * repository.newest(String.raw`v?2\.\d+\.\d+`); // => undefined
    */
   newest: (pattern) =>
     repository.findTags({ pattern, order: TagOrder.NewestFirst, limit: 1, after: undefined })[0],
@@ -167,6 +203,13 @@ export const repository = {
    * @param {string} pattern
    * @param {TagOrderName} order
    * @returns {Generator<TagEntry, void, undefined>}
+   * @example
+   * import { TagOrder, repository } from 'tagpolicy-guest';
+   * const open = [];
+   * for (const { tag } of repository.tagsMatching(String.raw`pr-\d+`, TagOrder.NewestFirst)) {
+   *   open.push(tag);
+   * }
+   * open; // => ['pr-18', 'pr-17']
    */
   *tagsMatching(pattern, order) {
     /** @type {string | undefined} */
@@ -180,18 +223,34 @@ export const repository = {
   },
 };
 
-/** The facts of the repository's images. */
+/**
+ * The facts of the repository's images: manifests, config labels, referrers. Each call can
+ * cost the host a registry request; call only what the rule needs.
+ * @example
+ * import { image } from 'tagpolicy-guest';
+ * const pushed = request.push().digest;
+ * image.label(pushed, 'maintainer'); // => 'team@example.com'
+ * image.hasReferrer(pushed, 'application/vnd.dev.cosign.artifact.sig.v1+json'); // => true
+ */
 export const image = {
   /**
    * The manifest `digest`, or `undefined` if the host does not know it.
    * @param {string} digest
    * @returns {Manifest | undefined}
+   * @example
+   * import { annotation, image } from 'tagpolicy-guest';
+   * const manifest = image.manifestOf(request.push().digest);
+   * manifest.mediaType; // => 'application/vnd.oci.image.manifest.v1+json'
+   * annotation(manifest, 'org.opencontainers.image.revision'); // => '4f2a9c1'
    */
   manifestOf: (digest) => host().image.manifestOf(digest),
   /**
    * The labels of the image `digest`'s config, ordered by key.
    * @param {string} digest
    * @returns {KeyValue[]}
+   * @example
+   * import { image } from 'tagpolicy-guest';
+   * image.labelsOf(request.push().digest).map((kv) => kv.key); // => ['maintainer', 'org.opencontainers.image.source']
    */
   labelsOf: (digest) => host().image.labelsOf(digest),
   /**
@@ -200,6 +259,10 @@ export const image = {
    * @param {string} digest
    * @param {string} [artifactType]
    * @returns {Referrer[]}
+   * @example
+   * import { image } from 'tagpolicy-guest';
+   * image.referrersOf(request.push().digest).map((r) => r.artifactType); // => ['application/vnd.dev.cosign.artifact.sig.v1+json']
+   * image.referrersOf(request.push().digest, 'application/spdx+json'); // => []
    */
   referrersOf: (digest, artifactType) => host().image.referrersOf(digest, artifactType),
   /**
@@ -207,12 +270,20 @@ export const image = {
    * @param {string} digest
    * @param {string} key
    * @returns {string | undefined}
+   * @example
+   * import { image } from 'tagpolicy-guest';
+   * image.label(request.push().digest, 'org.opencontainers.image.source'); // => 'https://git.example.com/team/app'
+   * image.label(request.push().digest, 'org.opencontainers.image.licenses'); // => undefined
    */
   label: (digest, key) => host().image.labelsOf(digest).find((kv) => kv.key === key)?.value,
   /**
    * Whether at least one artifact of `artifactType` refers to `digest`.
    * @param {string} digest
    * @param {string} artifactType
+   * @returns {boolean}
+   * @example
+   * import { image } from 'tagpolicy-guest';
+   * image.hasReferrer(request.push().digest, 'application/vnd.dev.cosign.artifact.sig.v1+json'); // => true
    */
   hasReferrer: (digest, artifactType) => host().image.referrersOf(digest, artifactType).length > 0,
 };
@@ -222,6 +293,11 @@ export const image = {
  * @param {{ annotations: KeyValue[] }} item
  * @param {string} key
  * @returns {string | undefined}
+ * @example
+ * import { annotation, image } from 'tagpolicy-guest';
+ * const manifest = image.manifestOf(request.push().digest);
+ * annotation(manifest, 'org.opencontainers.image.revision'); // => '4f2a9c1'
+ * annotation(manifest, 'org.opencontainers.image.version'); // => undefined
  */
 export function annotation(item, key) {
   return item.annotations.find((kv) => kv.key === key)?.value;

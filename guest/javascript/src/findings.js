@@ -18,7 +18,12 @@ import { host } from './host.js';
 
 /**
  * A decision under construction: any denial makes it a denial, otherwise any warning
- * makes it a warning, otherwise it allows.
+ * makes it a warning, otherwise it allows. `evaluate` receives one and fills it.
+ * @example
+ * import { Findings } from 'tagpolicy-guest';
+ * const findings = new Findings();
+ * findings.warn('latest', '`latest` moves: pin a release instead');
+ * findings.decision().outcome; // => 'warn'
  */
 export class Findings {
   /** @type {Finding[]} */
@@ -30,6 +35,13 @@ export class Findings {
    * Refuse the request because of `tag`.
    * @param {string} tag
    * @param {string} reason one line a person can act on
+   * @example
+   * for (const change of request.changes()) {
+   *   if (change.tag === 'latest' && change.kind === 'move') {
+   *     findings.deny(change.tag, '`latest` only moves in the release job');
+   *   }
+   * }
+   * findings.decision().findings; // => [{ tag: 'latest', reason: '`latest` only moves in the release job' }]
    */
   deny(tag, reason) {
     this.#denials.push({ tag, reason: String(reason) });
@@ -38,6 +50,9 @@ export class Findings {
   /**
    * Refuse the request as a whole (no single tag is to blame).
    * @param {string} reason
+   * @example
+   * if (request.actor().id === undefined) findings.denyRequest('anonymous pushes are refused');
+   * findings.isDenied(); // => false
    */
   denyRequest(reason) {
     this.#denials.push({ tag: undefined, reason: String(reason) });
@@ -47,6 +62,9 @@ export class Findings {
    * Report something about `tag` without refusing.
    * @param {string} tag
    * @param {string} reason
+   * @example
+   * findings.warn('latest', '`latest` moves: consumers should pin a release');
+   * findings.decision().outcome; // => 'warn'
    */
   warn(tag, reason) {
     this.#warnings.push({ tag, reason: String(reason) });
@@ -55,17 +73,34 @@ export class Findings {
   /**
    * Report something about the request as a whole without refusing.
    * @param {string} reason
+   * @example
+   * findings.warnRequest('pushed outside the release window');
+   * findings.decision().findings[0].tag; // => undefined
    */
   warnRequest(reason) {
     this.#warnings.push({ tag: undefined, reason: String(reason) });
   }
 
-  /** @returns {boolean} whether something refuses the request */
+  /**
+   * Whether something was denied so far.
+   * @returns {boolean}
+   * @example
+   * findings.deny('1.3.1', 'no signature');
+   * findings.isDenied(); // => true
+   */
   isDenied() {
     return this.#denials.length > 0;
   }
 
-  /** @returns {Decision} */
+  /**
+   * The decision: the denials if any (warnings are then dropped), else the warnings, else
+   * an allow. The SDK reports it to the host after `evaluate`.
+   * @returns {Decision}
+   * @example
+   * findings.warn('latest', 'moves');
+   * findings.deny('1.3.1', 'no signature');
+   * findings.decision(); // => { outcome: 'deny', findings: [{ tag: '1.3.1', reason: 'no signature' }] }
+   */
   decision() {
     if (this.#denials.length > 0) return { outcome: 'deny', findings: [...this.#denials] };
     if (this.#warnings.length > 0) return { outcome: 'warn', findings: [...this.#warnings] };

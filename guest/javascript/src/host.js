@@ -31,8 +31,14 @@
 let current;
 
 /**
- * Install the host functions (done by `wit.js` in a component; by tests with fakes).
+ * Install the host functions (done by `wit.js` in a component; by tests with fakes). A
+ * policy never calls it; a node test of a policy does, before calling the policy.
  * @param {Host} functions
+ * @example
+ * import { Pattern, setHost } from 'tagpolicy-guest';
+ * // A host that only matches patterns (with RegExp, not the real host's dialect):
+ * setHost({ patterns: { fullMatch: (pattern, text) => new RegExp(`^(?:${pattern})$`).test(text) } });
+ * new Pattern(String.raw`v\d+`).matches('v2'); // => true
  */
 export function setHost(functions) {
   current = functions;

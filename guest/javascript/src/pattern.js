@@ -7,7 +7,15 @@
  */
 import { host, hostError } from './host.js';
 
-/** A regular expression matched against the WHOLE text, validated when it is created. */
+/**
+ * A regular expression matched against the WHOLE text, validated when it is created. In
+ * settings, read with `settings.pattern()`; `String(pattern)` is the pattern as written.
+ * @example
+ * import { Pattern } from 'tagpolicy-guest';
+ * const release = new Pattern(String.raw`v?\d+\.\d+\.\d+`);
+ * release.matches('v1.3.1'); // => true
+ * release.matches('v1.3.1-rc1'); // => false
+ */
 export class Pattern {
   #source;
 
@@ -29,6 +37,10 @@ export class Pattern {
    * Whether the pattern matches all of `text`.
    * @param {string} text
    * @returns {boolean}
+   * @example
+   * import { Pattern } from 'tagpolicy-guest';
+   * const pr = new Pattern(String.raw`pr-\d+`);
+   * request.changes().map((change) => pr.matches(change.tag)); // => [false, false]
    */
   matches(text) {
     try {
@@ -45,6 +57,13 @@ export class Pattern {
     return this.#source;
   }
 
+  /**
+   * The pattern as written, for messages.
+   * @returns {string}
+   * @example
+   * import { Pattern } from 'tagpolicy-guest';
+   * `tags matching \`${new Pattern('latest|stable')}\` are protected`; // => 'tags matching `latest|stable` are protected'
+   */
   toString() {
     return this.#source;
   }
@@ -52,7 +71,13 @@ export class Pattern {
 
 /**
  * A list of patterns. The host compiles the list once, as a set, when it is created (in
- * `configure`); matching a text is then one host call for the whole list.
+ * `configure`); matching a text is then one host call for the whole list. In settings, read
+ * with `settings.patterns()`; iterate over it for its patterns.
+ * @example
+ * import { Patterns } from 'tagpolicy-guest';
+ * const mutable = new Patterns(['latest', String.raw`pr-\d+`]);
+ * mutable.length; // => 2
+ * [...mutable].map(String); // => ['latest', 'pr-\\d+']
  */
 export class Patterns {
   /** @type {Pattern[]} */
@@ -80,6 +105,11 @@ export class Patterns {
    * The first pattern that matches all of `text`.
    * @param {string} text
    * @returns {Pattern | undefined}
+   * @example
+   * import { Patterns } from 'tagpolicy-guest';
+   * const mutable = new Patterns(['latest', String.raw`pr-\d+`]);
+   * mutable.firstMatch('pr-17')?.source; // => 'pr-\\d+'
+   * mutable.firstMatch('1.3.1'); // => undefined
    */
   firstMatch(text) {
     if (this.#set === undefined) return undefined;
@@ -96,16 +126,27 @@ export class Patterns {
   /**
    * Whether any pattern matches all of `text`.
    * @param {string} text
+   * @returns {boolean}
+   * @example
+   * import { Patterns } from 'tagpolicy-guest';
+   * new Patterns(['latest', String.raw`pr-\d+`]).anyMatch('latest'); // => true
    */
   anyMatch(text) {
     return this.firstMatch(text) !== undefined;
   }
 
-  /** @returns {boolean} */
+  /**
+   * Whether the list has no pattern (then nothing matches).
+   * @returns {boolean}
+   * @example
+   * import { Patterns } from 'tagpolicy-guest';
+   * new Patterns().isEmpty(); // => true
+   */
   isEmpty() {
     return this.#patterns.length === 0;
   }
 
+  /** How many patterns the list has. */
   get length() {
     return this.#patterns.length;
   }

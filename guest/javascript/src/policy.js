@@ -38,6 +38,26 @@ import { SettingsError, object, parseSettings } from './settings.js';
  * @template S, T
  * @param {PolicySpec<S, T>} spec
  * @returns {PolicyExport}
+ * @example
+ * import { definePolicy, repository, settings as s } from 'tagpolicy-guest';
+ *
+ * export const policy = definePolicy({
+ *   name: 'min-tags',
+ *   version: '0.1.0',
+ *   description: 'Keep at least `minTags` tags',
+ *   settingsExample: '{"minTags": 3}',
+ *   settings: s.object('Settings', { minTags: s.u32() }),
+ *   configure(settings) {
+ *     if (settings.minTags === 0) throw 'settings.minTags: 0 keeps no tag; give at least 1';
+ *     return settings;
+ *   },
+ *   evaluate(request, findings, settings) {
+ *     const deleted = request.changes().filter((change) => change.kind === 'delete').length;
+ *     if (deleted > 0 && repository.countTags() - deleted < settings.minTags) {
+ *       findings.denyRequest(`the repository keeps at least ${settings.minTags} tags`);
+ *     }
+ *   },
+ * });
  */
 export function definePolicy(spec) {
   for (const key of ['name', 'version', 'description', 'settingsExample']) {

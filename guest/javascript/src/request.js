@@ -31,7 +31,12 @@ import { Instant } from './time.js';
 
 const VERBS = { create: 'create', move: 'move', identical: 're-push', delete: 'delete' };
 
-/** One tag touched by a request. */
+/**
+ * One tag touched by a request: `tag`, `kind`, and the digests `from` and `to`.
+ * @example
+ * const change = request.changes()[1];
+ * [change.tag, change.kind, change.from.slice(0, 11), change.to.slice(0, 11)]; // => ['latest', 'move', 'sha256:3333', 'sha256:7777']
+ */
 export class Change {
   /**
    * @param {string} tag
@@ -46,18 +51,35 @@ export class Change {
     this.to = to;
   }
 
-  /** Whether the tag ends up exactly where it was. */
+  /**
+   * Whether the tag ends up exactly where it was.
+   * @returns {boolean}
+   * @example
+   * request.changes().map((change) => change.isIdentical()); // => [false, false]
+   */
   isIdentical() {
     return this.kind === 'identical';
   }
 
-  /** @returns {string} the verb for messages: "create", "move", "re-push" or "delete" */
+  /**
+   * The verb for messages: "create", "move", "re-push" or "delete".
+   * @returns {string}
+   * @example
+   * request.changes().map((change) => `may not ${change.verb()} \`${change.tag}\``); // => ['may not create `1.3.1`', 'may not move `latest`']
+   */
   verb() {
     return VERBS[this.kind];
   }
 }
 
-/** One request to decide: what is asked (`operation`), and when (`time`). */
+/**
+ * One request to decide: what is asked (`operation`, or more simply `changes()` and
+ * `push()`), and when (`time`). Where and who asks are one host call away: `repository()` and
+ * `actor()`.
+ * @example
+ * request.time.toString(); // => '2026-12-24T17:00:00Z'
+ * request.operation.tag; // => 'push'
+ */
 export class Request {
   /** @param {RawRequest} raw */
   constructor(raw) {
@@ -70,6 +92,8 @@ export class Request {
   /**
    * Every tag the request touches, in request order.
    * @returns {Change[]}
+   * @example
+   * request.changes().map((change) => [change.tag, change.kind]); // => [['1.3.1', 'create'], ['latest', 'move']]
    */
   changes() {
     const { tag, val } = /** @type {any} */ (this.operation);
@@ -91,6 +115,10 @@ export class Request {
   /**
    * The pushed digest and its tags, if the request is a push.
    * @returns {Push | undefined}
+   * @example
+   * const push = request.push();
+   * push.digest.slice(0, 11); // => 'sha256:7777'
+   * push.tags.map((t) => [t.tag, t.current?.slice(0, 11)]); // => [['1.3.1', undefined], ['latest', 'sha256:3333']]
    */
   push() {
     return this.operation.tag === 'push' ? this.operation.val : undefined;
@@ -99,6 +127,8 @@ export class Request {
   /**
    * The repository the request is for, e.g. `team/app`. A host call: ask once.
    * @returns {string}
+   * @example
+   * request.repository(); // => 'team/app'
    */
   repository() {
     return host().context.repositoryName();
@@ -107,6 +137,8 @@ export class Request {
   /**
    * Who asks, as the host established it. A host call: ask once.
    * @returns {Actor}
+   * @example
+   * request.actor(); // => { id: 'release-bot', groups: ['maintainers'] }
    */
   actor() {
     return host().context.requestedBy();

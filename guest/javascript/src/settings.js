@@ -6,6 +6,21 @@
  * A reader is a function `(value, path) => result`. It refuses a value by throwing a string
  * (the reader's caller adds the path) or a {@link SettingsError}.
  * @module
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * const read = s.object('Settings', {
+ *   owners: s.list(s.object('Owner', { pattern: s.pattern(), actors: s.list(s.string()) })),
+ *   exempt: s.optional(s.list(s.string())),
+ * });
+ * const settings = s.parseSettings('{"owners": [{"pattern": "v.*", "actors": ["release-bot"]}]}', read);
+ * settings.owners[0].actors; // => ['release-bot']
+ * let error;
+ * try {
+ *   s.parseSettings('{"owners": [{"pattern": "v.*", "who": "release-bot"}]}', read);
+ * } catch (thrown) {
+ *   error = thrown.message;
+ * }
+ * error; // => 'settings.owners[0].who: unknown field `who`, expected `pattern` or `actors`'
  */
 import { Pattern, Patterns } from './pattern.js';
 import { Instant, Period, TimeOfDay, parseWeekday } from './time.js';
@@ -18,7 +33,15 @@ import { Instant, Period, TimeOfDay, parseWeekday } from './time.js';
  * Reads one value; `missing`, if set, gives the value of an absent field.
  */
 
-/** Settings the policy refuses, with the path of the field that is wrong. */
+/**
+ * Settings the policy refuses, with the path of the field that is wrong: `path` (keys and
+ * indexes), `problem`, and the `message` `settings.PATH: PROBLEM`. A `configure` may throw
+ * one, or simply a string that names the field.
+ * @example
+ * import { SettingsError } from 'tagpolicy-guest';
+ * const error = new SettingsError(['owners', 0, 'actors'], 'empty; name at least one actor');
+ * error.message; // => 'settings.owners[0].actors: empty; name at least one actor'
+ */
 export class SettingsError extends Error {
   /** @param {Path} path @param {string} problem */
   constructor(path, problem) {
@@ -30,8 +53,14 @@ export class SettingsError extends Error {
 }
 
 /**
- * `settings`, `settings.owners[0].pattern`, `settings.rules[0].labels.a.b`.
+ * A path as errors show it: `settings`, `settings.owners[0].pattern`,
+ * `settings.rules[0].labels.a.b`.
  * @param {Path} path
+ * @returns {string}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * s.formatPath(['owners', 0, 'pattern']); // => 'settings.owners[0].pattern'
+ * s.formatPath([]); // => 'settings'
  */
 export function formatPath(path) {
   return `settings${path.map((key) => (typeof key === 'number' ? `[${key}]` : `.${key}`)).join('')}`;
@@ -45,6 +74,15 @@ export function formatPath(path) {
  * @param {unknown} value
  * @param {Path} [path]
  * @returns {T}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * let error;
+ * try {
+ *   s.readAt(s.u32(), -1, ['minTags']);
+ * } catch (thrown) {
+ *   error = thrown.message;
+ * }
+ * error; // => 'settings.minTags: invalid value: integer `-1`, expected u32'
  */
 export function readAt(reader, value, path = []) {
   try {
@@ -62,6 +100,9 @@ export function readAt(reader, value, path = []) {
  * @param {Reader<T>} reader
  * @returns {T}
  * @throws {SettingsError}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * s.parseSettings('{"minTags": 3}', s.object('Settings', { minTags: s.u32() })); // => { minTags: 3 }
  */
 export function parseSettings(json, reader) {
   let value;
@@ -104,7 +145,13 @@ function expectedOneOf(names, none) {
 /** @param {unknown} value */
 const isMap = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
 
-/** @returns {Reader<string>} a string */
+/**
+ * A string.
+ * @returns {Reader<string>}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * s.parseSettings('{"team": "web"}', s.object('Settings', { team: s.string() })).team; // => 'web'
+ */
 export function string() {
   return (value) => {
     if (typeof value !== 'string') throw invalidType(value, 'a string');
@@ -112,7 +159,13 @@ export function string() {
   };
 }
 
-/** @returns {Reader<boolean>} `true` or `false` */
+/**
+ * `true` or `false`.
+ * @returns {Reader<boolean>}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * s.parseSettings('{"strict": true}', s.object('Settings', { strict: s.boolean() })).strict; // => true
+ */
 export function boolean() {
   return (value) => {
     if (typeof value !== 'boolean') throw invalidType(value, 'a boolean');
@@ -120,7 +173,13 @@ export function boolean() {
   };
 }
 
-/** @returns {Reader<number>} a whole number from 0 to 4294967295 (Rust's `u32`) */
+/**
+ * A whole number from 0 to 4294967295 (Rust's `u32`).
+ * @returns {Reader<number>}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * s.parseSettings('{"minTags": 3}', s.object('Settings', { minTags: s.u32() })).minTags; // => 3
+ */
 export function u32() {
   return (value) => {
     if (typeof value !== 'number' || !Number.isInteger(value)) throw invalidType(value, 'u32');
@@ -135,6 +194,10 @@ export function u32() {
  * @param {string} name
  * @param {readonly V[]} variants
  * @returns {Reader<V>}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * const read = s.object('Settings', { mode: s.oneOf('Mode', ['enforce', 'report']) });
+ * s.parseSettings('{"mode": "report"}', read).mode; // => 'report'
  */
 export function oneOf(name, variants) {
   return (value) => {
@@ -152,6 +215,9 @@ export function oneOf(name, variants) {
  * @template T
  * @param {Reader<T>} item
  * @returns {Reader<T[]>}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * s.parseSettings('["latest", "stable"]', s.list(s.string())); // => ['latest', 'stable']
  */
 export function list(item) {
   return (value, path) => {
@@ -166,6 +232,10 @@ export function list(item) {
  * @template T
  * @param {Reader<T>} item
  * @returns {Reader<Map<string, T>>}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * const owners = s.parseSettings('{"web": ["alice"], "api": ["bob"]}', s.map(s.list(s.string())));
+ * [...owners.keys()]; // => ['api', 'web']
  */
 export function map(item) {
   return (value, path) => {
@@ -195,6 +265,16 @@ function compareCodePoints(a, b) {
  * @param {string} name
  * @param {F} fields
  * @returns {Reader<{ [K in keyof F]: F[K] extends Reader<infer T> ? T : never }>}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * const read = s.object('Settings', { mutable: s.list(s.string()) });
+ * let error;
+ * try {
+ *   s.parseSettings('{"mutabel": []}', read);
+ * } catch (thrown) {
+ *   error = thrown.message;
+ * }
+ * error; // => 'settings.mutabel: unknown field `mutabel`, expected `mutable`'
  */
 export function object(name, fields) {
   const names = Object.keys(fields);
@@ -226,6 +306,10 @@ export function object(name, fields) {
  * @template T
  * @param {Reader<T>} reader
  * @returns {Reader<T | undefined>}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * const read = s.object('Settings', { exempt: s.optional(s.string()) });
+ * s.parseSettings('{}', read); // => { exempt: undefined }
  */
 export function optional(reader) {
   /** @type {Reader<T | undefined>} */
@@ -241,6 +325,10 @@ export function optional(reader) {
  * @param {Reader<T>} reader
  * @param {T | (() => T)} fallback
  * @returns {Reader<T>}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * const read = s.object('Settings', { minTags: s.withDefault(s.u32(), 1) });
+ * s.parseSettings('{}', read); // => { minTags: 1 }
  */
 export function withDefault(reader, fallback) {
   /** @type {Reader<T>} */
@@ -249,37 +337,78 @@ export function withDefault(reader, fallback) {
   return read;
 }
 
-/** @returns {Reader<Pattern>} a regex, validated by the host */
+/**
+ * A regex, validated by the host: a {@link Pattern}.
+ * @returns {Reader<Pattern>}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * const read = s.object('Settings', { protected: s.pattern() });
+ * s.parseSettings(String.raw`{"protected": "v\\d+.*"}`, read).protected.matches('v1.3.1'); // => true
+ */
 export function pattern() {
   const text = string();
   return (value, path) => new Pattern(text(value, path));
 }
 
-/** @returns {Reader<Patterns>} a list of regexes, prepared as a set by the host */
+/**
+ * A list of regexes, prepared as a set by the host: a {@link Patterns}.
+ * @returns {Reader<Patterns>}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * const read = s.object('Settings', { mutable: s.patterns() });
+ * s.parseSettings(String.raw`{"mutable": ["latest", "pr-\\d+"]}`, read).mutable.anyMatch('pr-17'); // => true
+ */
 export function patterns() {
   const items = list(pattern());
   return (value, path) => new Patterns(items(value, path));
 }
 
-/** @returns {Reader<import('./time.js').Weekday>} `mon`…`sun` or a full day name */
+/**
+ * `mon`…`sun` or a full day name, as a {@link Weekday}.
+ * @returns {Reader<import('./time.js').Weekday>}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * s.parseSettings('["sat", "Sunday"]', s.list(s.weekday())); // => ['saturday', 'sunday']
+ */
 export function weekday() {
   const text = string();
   return (value, path) => parseWeekday(text(value, path));
 }
 
-/** @returns {Reader<TimeOfDay>} `HH:MM`, `00:00` to `24:00` */
+/**
+ * `HH:MM`, `00:00` to `24:00`, as a {@link TimeOfDay}.
+ * @returns {Reader<TimeOfDay>}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * s.parseSettings('"17:30"', s.timeOfDay()).minutes; // => 1050
+ */
 export function timeOfDay() {
   const text = string();
   return (value, path) => TimeOfDay.parse(text(value, path));
 }
 
-/** @returns {Reader<Instant>} an RFC 3339 time in UTC */
+/**
+ * An RFC 3339 time in UTC, as an {@link Instant}.
+ * @returns {Reader<Instant>}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * const read = s.object('Settings', { from: s.instant(), until: s.instant() });
+ * const freeze = s.parseSettings('{"from": "2026-12-20T00:00:00Z", "until": "2027-01-04T00:00:00Z"}', read);
+ * freeze.from.compare(request.time) <= 0 && request.time.compare(freeze.until) < 0; // => true
+ */
 export function instant() {
   const text = string();
   return (value, path) => Instant.parse(text(value, path));
 }
 
-/** @returns {Reader<Period>} a period such as `15m` or `1h30m` (units d, h, m, s; at most 366 days) */
+/**
+ * A period such as `15m` or `1h30m` (units d, h, m, s; at most 366 days), as a
+ * {@link Period}.
+ * @returns {Reader<Period>}
+ * @example
+ * import { settings as s } from 'tagpolicy-guest';
+ * s.parseSettings('{"grace": "1h30m"}', s.object('Settings', { grace: s.period() })).grace.seconds; // => 5400
+ */
 export function period() {
   const text = string();
   return (value, path) => Period.parse(text(value, path));

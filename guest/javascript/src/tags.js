@@ -14,7 +14,14 @@ import { TagOrder, repository } from './facts.js';
 
 const U64_MAX = 0xffff_ffff_ffff_ffffn;
 
-/** A release version `major.minor.patch`. */
+/**
+ * A release version `major.minor.patch`, with bigint numbers; `String(version)` is
+ * `1.2.3`.
+ * @example
+ * import { Version, release } from 'tagpolicy-guest';
+ * release('v1.3.1'); // => new Version(1n, 3n, 1n)
+ * String(new Version(1n, 3n, 0n)); // => '1.3.0'
+ */
 export class Version {
   /** @param {bigint} major @param {bigint} minor @param {bigint} patch */
   constructor(major, minor, patch) {
@@ -27,6 +34,10 @@ export class Version {
    * Numeric order: negative if `this` is older than `other`, 0 if equal, positive if newer.
    * @param {Version} other
    * @returns {number}
+   * @example
+   * import { release } from 'tagpolicy-guest';
+   * release('1.2.10').compare(release('1.2.9')); // => 1
+   * ['1.2.10', '1.10.0', '1.9.3'].map(release).sort((a, b) => a.compare(b)).map(String); // => ['1.2.10', '1.9.3', '1.10.0']
    */
   compare(other) {
     for (const key of /** @type {const} */ (['major', 'minor', 'patch'])) {
@@ -35,17 +46,38 @@ export class Version {
     return 0;
   }
 
-  /** @param {Version} other */
+  /**
+   * Whether `other` is the same version.
+   * @param {Version} other
+   * @returns {boolean}
+   * @example
+   * import { release } from 'tagpolicy-guest';
+   * release('v1.2.3').equals(release('1.2.3')); // => true
+   */
   equals(other) {
     return this.compare(other) === 0;
   }
 
+  /**
+   * The version as `major.minor.patch`.
+   * @returns {string}
+   * @example
+   * import { release } from 'tagpolicy-guest';
+   * `newest release: ${release('v1.3.0')}`; // => 'newest release: 1.3.0'
+   */
   toString() {
     return `${this.major}.${this.minor}.${this.patch}`;
   }
 }
 
-/** A series: every release of a major version (`1`), or of a minor version (`1.2`). */
+/**
+ * A series: every release of a major version (`1`), or of a minor version (`1.2`), with
+ * bigint numbers; `minor` is `undefined` for a major series.
+ * @example
+ * import { Series, series } from 'tagpolicy-guest';
+ * series('v1.2'); // => new Series(1n, 2n)
+ * series('1').minor; // => undefined
+ */
 export class Series {
   /** @param {bigint} major @param {bigint | undefined} [minor] */
   constructor(major, minor = undefined) {
@@ -56,12 +88,23 @@ export class Series {
   /**
    * Whether `version` belongs to this series.
    * @param {Version} version
+   * @returns {boolean}
+   * @example
+   * import { release, series } from 'tagpolicy-guest';
+   * series('1.2').contains(release('1.2.10')); // => true
+   * series('v1').contains(release('2.0.0')); // => false
    */
   contains(version) {
     return version.major === this.major && (this.minor === undefined || this.minor === version.minor);
   }
 
-  /** `1.2` or `1`; also a key for maps of series. */
+  /**
+   * `1.2` or `1`; also a key for maps of series.
+   * @returns {string}
+   * @example
+   * import { series } from 'tagpolicy-guest';
+   * [String(series('v1.2')), String(series('1'))]; // => ['1.2', '1']
+   */
   toString() {
     return this.minor === undefined ? `${this.major}` : `${this.major}.${this.minor}`;
   }
@@ -72,6 +115,10 @@ export class Series {
  * builds such as `1.2.3+b7` are not releases.
  * @param {string} tag
  * @returns {Version | undefined}
+ * @example
+ * import { release } from 'tagpolicy-guest';
+ * String(release('v1.3.1')); // => '1.3.1'
+ * [release('1.3.1-rc1'), release('1.03.1')]; // => [undefined, undefined]
  */
 export function release(tag) {
   const n = numbers(tag);
@@ -82,6 +129,10 @@ export function release(tag) {
  * The series a series tag names (`X`, `X.Y`, `vX`, `vX.Y`).
  * @param {string} tag
  * @returns {Series | undefined}
+ * @example
+ * import { series } from 'tagpolicy-guest';
+ * String(series('v1.2')); // => '1.2'
+ * series('1.2.3'); // => undefined
  */
 export function series(tag) {
   const n = numbers(tag);
@@ -98,6 +149,10 @@ const NUMBER = '(?:0|[1-9][0-9]*)';
  * without a leading `v`: `v?1\.2\.(?:0|[1-9][0-9]*)` for `1.2`.
  * @param {Series | undefined} series
  * @returns {string}
+ * @example
+ * import { releasePattern, repository, series } from 'tagpolicy-guest';
+ * releasePattern(series('1.2')); // => String.raw`v?1\.2\.(?:0|[1-9][0-9]*)`
+ * repository.newest(releasePattern(undefined))?.tag; // => 'v1.3.0'
  */
 export function releasePattern(series) {
   if (series === undefined) return `v?${NUMBER}\\.${NUMBER}\\.${NUMBER}`;
@@ -111,6 +166,11 @@ export function releasePattern(series) {
  * the newest down.
  * @param {Series | undefined} series
  * @returns {Version | undefined}
+ * @example
+ * import { newestRelease, series } from 'tagpolicy-guest';
+ * String(newestRelease(series('1.2'))); // => '1.2.10'
+ * String(newestRelease(undefined)); // => '1.3.0'
+ * newestRelease(series('2')); // => undefined
  */
 export function newestRelease(series) {
   const PAGE = 8;

@@ -6,7 +6,12 @@
  * @module
  */
 
-/** The days of the week, Monday first, as {@link Weekday} names. */
+/**
+ * The days of the week, Monday first, as {@link Weekday} names.
+ * @example
+ * import { WEEKDAYS } from 'tagpolicy-guest';
+ * WEEKDAYS.indexOf(request.time.dateTime().weekday); // => 3
+ */
 export const WEEKDAYS = /** @type {const} */ ([
   'monday',
   'tuesday',
@@ -27,6 +32,10 @@ const asciiLower = (text) => text.replace(/[A-Z]/g, (c) => c.toLowerCase());
  * @param {string} text
  * @returns {Weekday}
  * @throws {string} why it is not a day
+ * @example
+ * import { parseWeekday } from 'tagpolicy-guest';
+ * parseWeekday('Sat'); // => 'saturday'
+ * request.time.dateTime().weekday === parseWeekday('thu'); // => true
  */
 export function parseWeekday(text) {
   const lower = asciiLower(text);
@@ -42,7 +51,15 @@ function parseU32(text) {
   return value <= 0xffffffff ? value : undefined;
 }
 
-/** A time of day, `HH:MM`, from `00:00` to `24:00` (the end of the day). */
+/**
+ * A time of day, `HH:MM`, from `00:00` to `24:00` (the end of the day). In settings, read
+ * with `settings.timeOfDay()`.
+ * @example
+ * import { TimeOfDay } from 'tagpolicy-guest';
+ * const [opens, closes] = [TimeOfDay.parse('09:00'), TimeOfDay.parse('17:30')];
+ * const now = request.time.dateTime().timeOfDay;
+ * opens.minutes <= now.minutes && now.minutes < closes.minutes; // => true
+ */
 export class TimeOfDay {
   /** @param {number} minutes minutes since midnight, 0 to 1440 */
   constructor(minutes) {
@@ -51,9 +68,20 @@ export class TimeOfDay {
   }
 
   /**
+   * Parse `HH:MM`, `00:00` to `24:00`.
    * @param {string} text e.g. `09:30`
    * @returns {TimeOfDay}
    * @throws {string} why it is not a time of day
+   * @example
+   * import { TimeOfDay } from 'tagpolicy-guest';
+   * TimeOfDay.parse('24:00').minutes; // => 1440
+   * let error;
+   * try {
+   *   TimeOfDay.parse('9:30');
+   * } catch (thrown) {
+   *   error = thrown;
+   * }
+   * error; // => '`9:30` is not a time of day such as `09:30` (00:00 to 24:00)'
    */
   static parse(text) {
     const wrong = `\`${text}\` is not a time of day such as \`09:30\` (00:00 to 24:00)`;
@@ -69,7 +97,13 @@ export class TimeOfDay {
     return new TimeOfDay(hours * 60 + minutes);
   }
 
-  /** @returns {string} `HH:MM` */
+  /**
+   * The time as `HH:MM`.
+   * @returns {string}
+   * @example
+   * import { TimeOfDay } from 'tagpolicy-guest';
+   * String(new TimeOfDay(9 * 60 + 5)); // => '09:05'
+   */
   toString() {
     const pad = (n) => String(n).padStart(2, '0');
     return `${pad(Math.floor(this.minutes / 60))}:${pad(this.minutes % 60)}`;
@@ -94,7 +128,14 @@ const divFloor = (a, b) => Math.floor(a / b);
 /** @param {number} a @param {number} b */
 const modFloor = (a, b) => a - b * Math.floor(a / b);
 
-/** A point in time (UTC): seconds since the Unix epoch and nanoseconds within the second. */
+/**
+ * A point in time (UTC): seconds since the Unix epoch and nanoseconds within the second.
+ * `request.time` is one; in settings, read with `settings.instant()`.
+ * @example
+ * import { Instant } from 'tagpolicy-guest';
+ * [request.time.seconds, request.time.nanoseconds]; // => [1798131600, 0]
+ * request.time.compare(Instant.parse('2027-01-01T00:00:00Z')) < 0; // => true
+ */
 export class Instant {
   /**
    * @param {number | bigint} seconds (the WIT `s64` arrives as a bigint)
@@ -113,6 +154,9 @@ export class Instant {
    * @param {string} text
    * @returns {Instant}
    * @throws {string} why it is not such a time
+   * @example
+   * import { Instant } from 'tagpolicy-guest';
+   * Instant.parse('2026-12-24T17:00:00.5Z'); // => new Instant(1798131600, 500000000)
    */
   static parse(text) {
     const wrong = (why) =>
@@ -154,6 +198,9 @@ export class Instant {
   /**
    * The calendar date and time in UTC.
    * @returns {DateTime}
+   * @example
+   * const { year, month, day, hour, weekday } = request.time.dateTime();
+   * [year, month, day, hour, weekday]; // => [2026, 12, 24, 17, 'thursday']
    */
   dateTime() {
     const days = divFloor(this.seconds, 86_400);
@@ -178,12 +225,21 @@ export class Instant {
    * Order two instants: negative if `this` is earlier, 0 if equal, positive if later.
    * @param {Instant} other
    * @returns {number}
+   * @example
+   * import { repository } from 'tagpolicy-guest';
+   * const { changed, created } = repository.historyOf('latest');
+   * created.at.compare(changed.at) < 0; // => true
    */
   compare(other) {
     return this.seconds - other.seconds || this.nanoseconds - other.nanoseconds;
   }
 
-  /** @returns {string} RFC 3339 to the second, e.g. `2026-12-24T17:00:00Z` */
+  /**
+   * The instant as RFC 3339, to the second.
+   * @returns {string}
+   * @example
+   * request.time.toString(); // => '2026-12-24T17:00:00Z'
+   */
   toString() {
     const t = this.dateTime();
     const pad = (n, width = 2) => String(n).padStart(width, '0');
@@ -202,7 +258,12 @@ const I64_MAX = 0x7fff_ffff_ffff_ffffn;
 
 /**
  * A length of time in settings: numbers with units `d`, `h`, `m` or `s`, largest first
- * (`90s`, `15m`, `1h30m`, `7d`), at most 366 days.
+ * (`90s`, `15m`, `1h30m`, `7d`), at most 366 days. In settings, read with `settings.period()`;
+ * `String(period)` is the period as written.
+ * @example
+ * import { Period } from 'tagpolicy-guest';
+ * const grace = Period.parse('1h30m');
+ * [grace.seconds, String(grace)]; // => [5400, '1h30m']
  */
 export class Period {
   /** The longest period, in seconds: 366 days. */
@@ -222,9 +283,20 @@ export class Period {
   }
 
   /**
+   * Parse a period such as `1h30m`.
    * @param {string} text e.g. `15m`, `1h30m`
    * @returns {Period}
    * @throws {string} why it is not such a period
+   * @example
+   * import { Period } from 'tagpolicy-guest';
+   * Period.parse('15m').seconds; // => 900
+   * let error;
+   * try {
+   *   Period.parse('30m1h');
+   * } catch (thrown) {
+   *   error = thrown;
+   * }
+   * error; // => '`30m1h` is not a period such as `90s`, `15m`, `1h30m` or `7d`'
    */
   static parse(text) {
     const invalid = `\`${text}\` is not a period such as \`90s\`, \`15m\`, \`1h30m\` or \`7d\``;
@@ -250,6 +322,11 @@ export class Period {
    * @param {Instant} since
    * @param {Instant} now
    * @returns {boolean}
+   * @example
+   * import { Period, repository } from 'tagpolicy-guest';
+   * const changed = repository.historyOf('latest').changed.at; // 2026-12-22T10:00:00Z
+   * Period.parse('7d').contains(changed, request.time); // => true
+   * Period.parse('1d').contains(changed, request.time); // => false
    */
   contains(since, now) {
     const age =
@@ -258,7 +335,13 @@ export class Period {
     return age >= 0n && age <= BigInt(this.seconds) * 1_000_000_000n;
   }
 
-  /** @returns {string} the period as written, e.g. `1h30m` */
+  /**
+   * The period as written, for messages.
+   * @returns {string}
+   * @example
+   * import { Period } from 'tagpolicy-guest';
+   * `pushed within ${Period.parse('1h30m')}`; // => 'pushed within 1h30m'
+   */
   toString() {
     return this.#text;
   }

@@ -1,8 +1,21 @@
 """The Python SDK for tagpolicy policies.
 
-A policy is a module ``policy.py`` that subclasses :class:`Policy` and exports it::
+A policy is a module ``policy.py`` that subclasses :class:`Policy` and exports it (see the
+example). ``tagpolicy build`` turns the folder (with its ``pyproject.toml``) into a component
+with componentize-py. Regular expressions (:class:`Pattern`) are evaluated by the host, so
+their syntax is the same in every language. The repository as it is before the request is
+read with :mod:`tagpolicy_guest.repository`, the facts of its images with
+:mod:`tagpolicy_guest.image`, and the time of the request is ``request.time``
+(:mod:`tagpolicy_guest.time` reads it as a calendar date). The repository is asked
+questions, never listed whole: the tags matching a pattern
+(:func:`~tagpolicy_guest.repository.tags_matching`,
+:func:`~tagpolicy_guest.repository.newest`), a tag's digest or history, the tags of a
+digest. The host answers them from its index at the same cost whatever the size of the
+repository.
 
-    from dataclasses import dataclass, field
+Example::
+
+    from dataclasses import dataclass
     import tagpolicy_guest
     from tagpolicy_guest import Findings, Pattern, Request
 
@@ -16,7 +29,7 @@ A policy is a module ``policy.py`` that subclasses :class:`Policy` and exports i
         NAME = "release-bot-only"
         VERSION = "0.1.0"
         DESCRIPTION = "Only release-bot changes protected tags"
-        SETTINGS_EXAMPLE = '{"protected": "v\\\\d+.*"}'
+        SETTINGS_EXAMPLE = r'{"protected": "v\\\\d+.*"}'
         SETTINGS = Settings
 
         def evaluate(self, request: Request, findings: Findings) -> None:
@@ -27,18 +40,6 @@ A policy is a module ``policy.py`` that subclasses :class:`Policy` and exports i
                     findings.deny(change.tag, f"tag `{change.tag}` is protected: only `release-bot` may {change.verb} it")
 
     Policy = tagpolicy_guest.export(ReleaseBotOnly)
-
-``tagpolicy build`` turns the folder (with its ``pyproject.toml``) into a component with
-componentize-py. Regular expressions (:class:`Pattern`) are evaluated by the host, so their
-syntax is the same in every language. The repository as it is before the request is read
-with :mod:`tagpolicy_guest.repository`, the facts of its images with
-:mod:`tagpolicy_guest.image`, and the time of the request is ``request.time``
-(:mod:`tagpolicy_guest.time` reads it as a calendar date). The repository is asked
-questions, never listed whole: the tags matching a pattern
-(:func:`~tagpolicy_guest.repository.tags_matching`,
-:func:`~tagpolicy_guest.repository.newest`), a tag's digest or history, the tags of a
-digest. The host answers them from its index at the same cost whatever the size of the
-repository.
 """
 
 from . import image, repository, tags, text, time

@@ -1,6 +1,15 @@
 """Regular expressions, compiled and matched by the host (the RE2-style syntax of Rust's
 ``regex`` crate), so that settings mean the same in a policy written in any language. The
-SDK never uses Python's ``re``: its dialect differs (look-around, ``\\Z``, …)."""
+SDK never uses Python's ``re``: its dialect differs (look-around, ``\\Z``, …).
+
+Example::
+
+    >>> from tagpolicy_guest import Pattern, Patterns
+    >>> Pattern(r"v?\\d+\\.\\d+\\.\\d+").matches("v1.3.1")
+    True
+    >>> Patterns([Pattern("latest"), Pattern(r"pr-\\d+")]).any_match("pr-17")
+    True
+"""
 
 from __future__ import annotations
 
@@ -15,7 +24,22 @@ __all__ = ["Pattern", "Patterns"]
 @read_as(str)
 class Pattern:
     """A regular expression matched against the WHOLE text, checked by the host when it is
-    created. In settings it is written as a string."""
+    created. In settings it is written as a string. ``str(pattern)`` is the expression.
+
+    Example::
+
+        >>> from dataclasses import dataclass
+        >>> from tagpolicy_guest import Pattern
+        >>> from tagpolicy_guest.settings import parse
+        >>> @dataclass
+        ... class Settings:
+        ...     protected: Pattern
+        >>> settings = parse(r'{"protected": "v\\\\d+.*"}', Settings)
+        >>> settings.protected
+        Pattern('v\\\\d+.*')
+        >>> settings.protected.matches("v1.3.1"), settings.protected.matches("latest")
+        (True, False)
+    """
 
     __slots__ = ("text",)
 
@@ -29,7 +53,15 @@ class Pattern:
         self.text: str = text
 
     def matches(self, text: str) -> bool:
-        """Whether the pattern matches all of ``text``."""
+        """Whether the pattern matches all of ``text``.
+
+        Example::
+
+            >>> from tagpolicy_guest import Pattern
+            >>> release = Pattern(r"\\d+\\.\\d+\\.\\d+")
+            >>> release.matches("1.3.1"), release.matches("1.3.1-rc1")
+            (True, False)
+        """
         try:
             return _host.patterns.full_match(self.text, text)
         except _host.Err as err:
@@ -38,7 +70,14 @@ class Pattern:
             raise RuntimeError(f"pattern `{self.text}` stopped working: {err.value}") from None
 
     def as_str(self) -> str:
-        """The expression as written (as in the Rust SDK)."""
+        """The expression as written (as in the Rust SDK).
+
+        Example::
+
+            >>> from tagpolicy_guest import Pattern
+            >>> Pattern(r"pr-\\d+").as_str()
+            'pr-\\\\d+'
+        """
         return self.text
 
     def __str__(self) -> str:
@@ -58,7 +97,15 @@ class Pattern:
 class Patterns:
     """A list of patterns; in settings, a list of strings. The host compiles the list once,
     as a set, when the settings are read; matching a text is then one host call for the
-    whole list."""
+    whole list. Iterate over it for its patterns; ``len()`` counts them.
+
+    Example::
+
+        >>> from tagpolicy_guest import Pattern, Patterns
+        >>> mutable = Patterns([Pattern("latest"), Pattern(r"pr-\\d+")])
+        >>> len(mutable), [p.text for p in mutable]
+        (2, ['latest', 'pr-\\\\d+'])
+    """
 
     __slots__ = ("_patterns", "_set")
 
@@ -75,7 +122,17 @@ class Patterns:
                 raise ValueError(str(err.value)) from None
 
     def first_match(self, text: str) -> Pattern | None:
-        """The first pattern that matches all of ``text``."""
+        """The first pattern that matches all of ``text``, or None.
+
+        Example::
+
+            >>> from tagpolicy_guest import Pattern, Patterns
+            >>> mutable = Patterns([Pattern("latest"), Pattern(r"pr-\\d+")])
+            >>> mutable.first_match("pr-17")
+            Pattern('pr-\\\\d+')
+            >>> mutable.first_match("1.3.1") is None
+            True
+        """
         if self._set is None:
             return None
         try:
@@ -88,7 +145,14 @@ class Patterns:
         return self._patterns[index]
 
     def any_match(self, text: str) -> bool:
-        """Whether any pattern matches all of ``text``."""
+        """Whether any pattern matches all of ``text``.
+
+        Example::
+
+            >>> from tagpolicy_guest import Pattern, Patterns
+            >>> Patterns([Pattern("latest"), Pattern(r"pr-\\d+")]).any_match("1.3.1")
+            False
+        """
         return self.first_match(text) is not None
 
     def __iter__(self) -> Iterator[Pattern]:

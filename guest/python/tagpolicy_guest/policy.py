@@ -1,5 +1,23 @@
 """The :class:`Policy` base class and :func:`export`, which turns a subclass into the
-component's ``policy`` export."""
+component's ``policy`` export.
+
+Example::
+
+    import tagpolicy_guest
+    from tagpolicy_guest import Findings, Request
+
+    class NoLatest(tagpolicy_guest.Policy):
+        NAME = "no-latest"
+        VERSION = "0.1.0"
+        DESCRIPTION = "Nobody pushes `latest`"
+
+        def evaluate(self, request: Request, findings: Findings) -> None:
+            for change in request.changes():
+                if change.tag == "latest":
+                    findings.deny(change.tag, "`latest` is not pushed here; push a release tag")
+
+    Policy = tagpolicy_guest.export(NoLatest)
+"""
 
 from __future__ import annotations
 
@@ -22,6 +40,27 @@ class Policy:
     settings, decide in :meth:`evaluate`, then export it from the app module (``policy.py``)::
 
         Policy = tagpolicy_guest.export(MyRule)
+
+    A rule can be tried out of a component as the SDK's tests do: configure it, then give
+    :meth:`evaluate` a request and findings.
+
+    Example::
+
+        >>> from tagpolicy_guest import Findings, NoSettings, Policy
+        >>> class NoLatest(Policy):
+        ...     NAME = "no-latest"
+        ...     VERSION = "0.1.0"
+        ...     DESCRIPTION = "Nobody pushes `latest`"
+        ...
+        ...     def evaluate(self, request, findings):
+        ...         for change in request.changes():
+        ...             if change.tag == "latest":
+        ...                 findings.deny(change.tag, "`latest` is not pushed here; push a release tag")
+        >>> rule = NoLatest.configure(NoSettings())
+        >>> findings = Findings()
+        >>> rule.evaluate(request, findings)
+        >>> findings.decision().outcome
+        'deny'
     """
 
     #: Short, stable name (``lowercase-with-dashes``).
@@ -44,12 +83,54 @@ class Policy:
     def configure(cls: type[P], settings: Any) -> P:
         """Check the settings and build the configured rule. Runs once per loaded policy.
         Raise :class:`SettingsError` (shown to the operator as is) for what the types alone
-        cannot check: say which field and value are wrong."""
+        cannot check: say which field and value are wrong.
+
+        Example::
+
+            from dataclasses import dataclass
+            from tagpolicy_guest import U32, Findings, Policy, Request, SettingsError
+
+            @dataclass
+            class Settings:
+                min_tags: U32
+
+            class MinTags(Policy):
+                NAME = "min-tags"
+                VERSION = "0.1.0"
+                DESCRIPTION = "Keep at least `min_tags` tags"
+                SETTINGS_EXAMPLE = '{"min_tags": 3}'
+                SETTINGS = Settings
+
+                @classmethod
+                def configure(cls, settings: Settings) -> "MinTags":
+                    if settings.min_tags == 0:
+                        raise SettingsError.at("min_tags", "0 keeps no tag; give at least 1")
+                    return cls(settings)
+
+                def evaluate(self, request: Request, findings: Findings) -> None:
+                    pass
+        """
         return cls(settings)
 
     def evaluate(self, request: Request, findings: Findings) -> None:
         """Decide one request: report each reason to refuse or warn in ``findings``;
-        reporting nothing allows. Must be deterministic."""
+        reporting nothing allows. Must be deterministic.
+
+        Example::
+
+            from tagpolicy_guest import Findings, Policy, Request
+
+            class ReleaseBotReleases(Policy):
+                NAME = "release-bot-releases"
+                VERSION = "0.1.0"
+                DESCRIPTION = "Only release-bot pushes release tags"
+
+                def evaluate(self, request: Request, findings: Findings) -> None:
+                    releases = [c for c in request.changes() if c.tag[:1].isdigit()]
+                    if releases and request.actor().id != "release-bot":
+                        for change in releases:
+                            findings.deny(change.tag, f"only release-bot may {change.verb} `{change.tag}`")
+        """
         raise NotImplementedError
 
 
@@ -60,7 +141,22 @@ _configured: Policy | None = None
 
 def export(policy: type[Policy]) -> type:
     """The class componentize-py exports for the ``policy`` interface, running ``policy``.
-    Bind it to the name ``Policy`` in the app module."""
+    Bind it to the name ``Policy`` in the app module.
+
+    Example::
+
+        import tagpolicy_guest
+
+        class AnythingGoes(tagpolicy_guest.Policy):
+            NAME = "anything-goes"
+            VERSION = "0.1.0"
+            DESCRIPTION = "Allows every request"
+
+            def evaluate(self, request, findings):
+                pass
+
+        Policy = tagpolicy_guest.export(AnythingGoes)
+    """
     for attribute in ("NAME", "VERSION", "DESCRIPTION", "SETTINGS_EXAMPLE"):
         if not isinstance(getattr(policy, attribute, None), str):
             raise TypeError(f"{policy.__name__}.{attribute} must be a string")

@@ -15,6 +15,26 @@ way: ``settings.owners[0].actors: invalid type: string "bot", expected a sequenc
 * a class registered with :func:`read_as`, such as :class:`~tagpolicy_guest.Pattern`,
   :class:`~tagpolicy_guest.Patterns` or the types of :mod:`tagpolicy_guest.time`: read as
   another type, then converted; its ``ValueError`` becomes the field's error.
+
+Example::
+
+    >>> from dataclasses import dataclass, field
+    >>> from tagpolicy_guest import Patterns
+    >>> from tagpolicy_guest.settings import parse
+    >>> @dataclass
+    ... class Owner:
+    ...     pattern: str
+    ...     actors: list[str]
+    >>> @dataclass
+    ... class Settings:
+    ...     owners: list[Owner]
+    ...     mutable: Patterns = field(default_factory=Patterns)
+    >>> parse('{"owners": [{"pattern": "v.*", "actors": ["release-bot"]}]}', Settings).owners
+    [Owner(pattern='v.*', actors=['release-bot'])]
+    >>> parse('{"owners": [{"pattern": "v.*", "actors": "release-bot"}]}', Settings)
+    Traceback (most recent call last):
+    ...
+    tagpolicy_guest.settings.SettingsError: settings.owners[0].actors: invalid type: string "release-bot", expected a sequence
 """
 
 from __future__ import annotations
@@ -33,12 +53,32 @@ T = TypeVar("T")
 class SettingsError(Exception):
     """Settings the policy refuses. The message is shown to the operator as it is: name
     the field and the value that is wrong, e.g. ``settings.rules: empty; give at least one
-    rule``. Raise it from ``configure``; :meth:`at` builds the usual prefix."""
+    rule``. Raise it from ``configure``; :meth:`at` builds the usual prefix.
+
+    Example::
+
+        >>> from tagpolicy_guest import SettingsError
+        >>> rules = []
+        >>> if not rules:
+        ...     raise SettingsError("settings.rules: empty; give at least one rule")
+        Traceback (most recent call last):
+        ...
+        tagpolicy_guest.settings.SettingsError: settings.rules: empty; give at least one rule
+    """
 
     @classmethod
     def at(cls, path: str, message: str) -> SettingsError:
         """An error about the field at ``path`` (``owners[0].actors``; ``""`` for the
-        settings as a whole)."""
+        settings as a whole).
+
+        Example::
+
+            >>> from tagpolicy_guest import SettingsError
+            >>> str(SettingsError.at("owners[0].actors", "empty; name at least one actor"))
+            'settings.owners[0].actors: empty; name at least one actor'
+            >>> str(SettingsError.at("", "give either `rules` or `preset`"))
+            'settings: give either `rules` or `preset`'
+        """
         return cls(f"settings.{path}: {message}" if path else f"settings: {message}")
 
 
@@ -50,15 +90,54 @@ class _Integer:
 
 
 #: A JSON integer from 0 to 2^32 - 1 (Rust's ``u32``).
+#:
+#: Example::
+#:
+#:     >>> from dataclasses import dataclass
+#:     >>> from tagpolicy_guest import U32
+#:     >>> from tagpolicy_guest.settings import parse
+#:     >>> @dataclass
+#:     ... class Settings:
+#:     ...     min_tags: U32
+#:     >>> parse('{"min_tags": 3}', Settings)
+#:     Settings(min_tags=3)
+#:     >>> parse('{"min_tags": -1}', Settings)
+#:     Traceback (most recent call last):
+#:     ...
+#:     tagpolicy_guest.settings.SettingsError: settings.min_tags: invalid value: integer `-1`, expected u32
 U32 = typing.Annotated[int, _Integer("u32", 0, 2**32 - 1)]
 #: A JSON integer from 0 to 2^64 - 1 (Rust's ``u64``).
+#:
+#: Example::
+#:
+#:     >>> from dataclasses import dataclass
+#:     >>> from tagpolicy_guest import U64
+#:     >>> from tagpolicy_guest.settings import parse
+#:     >>> @dataclass
+#:     ... class Settings:
+#:     ...     max_bytes: U64
+#:     >>> parse('{"max_bytes": 10000000000}', Settings)
+#:     Settings(max_bytes=10000000000)
 U64 = typing.Annotated[int, _Integer("u64", 0, 2**64 - 1)]
 _I64 = _Integer("i64", -(2**63), 2**63 - 1)
 
 
 @dataclasses.dataclass(frozen=True)
 class NoSettings:
-    """Settings of a policy that takes none: only ``{}`` is accepted."""
+    """Settings of a policy that takes none: only ``{}`` is accepted. The default of
+    :attr:`Policy.SETTINGS`.
+
+    Example::
+
+        >>> from tagpolicy_guest import NoSettings
+        >>> from tagpolicy_guest.settings import parse
+        >>> parse("{}", NoSettings)
+        NoSettings()
+        >>> parse('{"strict": true}', NoSettings)
+        Traceback (most recent call last):
+        ...
+        tagpolicy_guest.settings.SettingsError: settings.strict: unknown field `strict`, there are no fields
+    """
 
 
 _CONVERTERS: dict[type, tuple[Any, str | None]] = {}
@@ -67,7 +146,32 @@ _CONVERTERS: dict[type, tuple[Any, str | None]] = {}
 def read_as(wire: Any, via: str | None = None) -> Callable[[type[T]], type[T]]:
     """Class decorator: in settings, the class is written as ``wire`` (a type hint such as
     ``str`` or ``list[Pattern]``) and converted by calling the class, or its classmethod
-    named ``via``. A ``ValueError`` raised by the conversion is reported at the field."""
+    named ``via``. A ``ValueError`` raised by the conversion is reported at the field.
+
+    Example::
+
+        >>> from dataclasses import dataclass
+        >>> from tagpolicy_guest import read_as
+        >>> from tagpolicy_guest.settings import parse
+        >>> @read_as(str, via="parse")
+        ... class Team:
+        ...     def __init__(self, name: str) -> None:
+        ...         self.name = name
+        ...     @classmethod
+        ...     def parse(cls, text: str) -> "Team":
+        ...         if not text.startswith("team-"):
+        ...             raise ValueError(f"`{text}` is not a team such as `team-web`")
+        ...         return cls(text)
+        >>> @dataclass
+        ... class Settings:
+        ...     owner: Team
+        >>> parse('{"owner": "team-web"}', Settings).owner.name
+        'team-web'
+        >>> parse('{"owner": "web"}', Settings)
+        Traceback (most recent call last):
+        ...
+        tagpolicy_guest.settings.SettingsError: settings.owner: `web` is not a team such as `team-web`
+    """
 
     def register(cls: type[T]) -> type[T]:
         _CONVERTERS[cls] = (wire, via)
@@ -96,7 +200,23 @@ class _Invalid(Exception):
 
 def parse(text: str, schema: type[T]) -> T:
     """Read the settings JSON ``text`` as the dataclass ``schema``; raise
-    :class:`SettingsError` naming the field path."""
+    :class:`SettingsError` naming the field path. The SDK reads a policy's settings with it
+    (into :attr:`Policy.SETTINGS`); call it to try a settings class out.
+
+    Example::
+
+        >>> from dataclasses import dataclass
+        >>> from tagpolicy_guest.settings import parse
+        >>> @dataclass
+        ... class Settings:
+        ...     mutable: list[str]
+        >>> parse('{"mutable": ["latest"]}', Settings)
+        Settings(mutable=['latest'])
+        >>> parse('{"mutabel": ["latest"]}', Settings)
+        Traceback (most recent call last):
+        ...
+        tagpolicy_guest.settings.SettingsError: settings.mutabel: unknown field `mutabel`, expected `mutable`
+    """
     try:
         value = json.loads(text, object_pairs_hook=_Object)
     except ValueError as err:

@@ -4,6 +4,17 @@ instants, weekdays, times of day and periods (``15m``).
 A policy has no clock; ``request.time`` is the only time it sees, given by the host (a
 scenario fixes it, a gate uses its clock). The calendar arithmetic is written out (no
 ``datetime``) so that it is exactly the Rust SDK's, also for years outside 1..9999.
+
+Example::
+
+    >>> from tagpolicy_guest import Period, TimeOfDay, Weekday
+    >>> now = request.time.date_time()
+    >>> now.weekday in (Weekday.SATURDAY, Weekday.SUNDAY), str(now.time_of_day())
+    (False, '17:00')
+    >>> now.time_of_day() >= TimeOfDay.parse("16:00")
+    True
+    >>> Period.parse("7d").contains(request.time, request.time)
+    True
 """
 
 from __future__ import annotations
@@ -18,7 +29,17 @@ __all__ = ["DateTime", "Instant", "Period", "TimeOfDay", "Weekday"]
 
 @read_as(str, via="parse")
 class Weekday(enum.Enum):
-    """A day of the week; its value is the lowercase English name."""
+    """A day of the week; its value (and ``str()``) is the lowercase English name. In
+    settings it is written as :meth:`parse` reads it.
+
+    Example::
+
+        >>> from tagpolicy_guest import Weekday
+        >>> request.time.date_time().weekday is Weekday.THURSDAY
+        True
+        >>> str(Weekday.SATURDAY)
+        'saturday'
+    """
 
     MONDAY = "monday"
     TUESDAY = "tuesday"
@@ -30,7 +51,15 @@ class Weekday(enum.Enum):
 
     @classmethod
     def parse(cls, text: str) -> Weekday:
-        """``mon`` … ``sun`` or the full English name, in any case."""
+        """``mon`` … ``sun`` or the full English name, in any case; raise ``ValueError``
+        saying what is expected.
+
+        Example::
+
+            >>> from tagpolicy_guest import Weekday
+            >>> Weekday.parse("Sat"), Weekday.parse("friday")
+            (<Weekday.SATURDAY: 'saturday'>, <Weekday.FRIDAY: 'friday'>)
+        """
         lower = _ascii_lower(text)
         for day in cls:
             if lower in (day.value, day.value[:3]):
@@ -44,14 +73,36 @@ class Weekday(enum.Enum):
 @read_as(str, via="parse")
 @dataclass(frozen=True, order=True, slots=True)
 class TimeOfDay:
-    """A time of day, ``HH:MM``, from ``00:00`` to ``24:00`` (the end of the day)."""
+    """A time of day, ``HH:MM``, from ``00:00`` to ``24:00`` (the end of the day).
+    Ordered; ``str()`` gives ``HH:MM``. In settings it is written as :meth:`parse` reads it.
+
+    Example::
+
+        >>> from tagpolicy_guest import TimeOfDay
+        >>> opens, closes = TimeOfDay.parse("09:00"), TimeOfDay.parse("17:30")
+        >>> opens <= request.time.date_time().time_of_day() < closes
+        True
+        >>> closes.minutes, str(closes)
+        (1050, '17:30')
+    """
 
     #: Minutes since midnight, 0 to 1440.
     minutes: int
 
     @classmethod
     def parse(cls, text: str) -> TimeOfDay:
-        """Parse ``HH:MM``; the error says what is expected."""
+        """Parse ``HH:MM``; the ``ValueError`` says what is expected.
+
+        Example::
+
+            >>> from tagpolicy_guest import TimeOfDay
+            >>> TimeOfDay.parse("24:00")
+            TimeOfDay(minutes=1440)
+            >>> TimeOfDay.parse("9:30")
+            Traceback (most recent call last):
+            ...
+            ValueError: `9:30` is not a time of day such as `09:30` (00:00 to 24:00)
+        """
         wrong = ValueError(f"`{text}` is not a time of day such as `09:30` (00:00 to 24:00)")
         hours, colon, minutes = text.partition(":")
         if not colon or _utf8_len(hours) != 2 or _utf8_len(minutes) != 2:
@@ -67,7 +118,14 @@ class TimeOfDay:
 
 @dataclass(frozen=True, slots=True)
 class DateTime:
-    """A date and time in UTC, to the second."""
+    """A date and time in UTC, to the second: what :meth:`Instant.date_time` gives.
+
+    Example::
+
+        >>> now = request.time.date_time()
+        >>> now.year, now.month, now.day, now.hour, now.minute, now.second
+        (2026, 12, 24, 17, 0, 0)
+    """
 
     year: int
     month: int
@@ -78,7 +136,13 @@ class DateTime:
     weekday: Weekday
 
     def time_of_day(self) -> TimeOfDay:
-        """The time of day, to the minute."""
+        """The time of day, to the minute.
+
+        Example::
+
+            >>> str(request.time.date_time().time_of_day())
+            '17:00'
+        """
         return TimeOfDay(self.hour * 60 + self.minute)
 
 
@@ -89,7 +153,17 @@ _WEEKDAYS = tuple(Weekday)
 @dataclass(frozen=True, order=True, slots=True)
 class Instant:
     """A point in time (UTC): seconds since the Unix epoch and nanoseconds within the second.
-    Ordered in time; ``str()`` gives RFC 3339 to the second, e.g. ``2026-12-24T17:00:00Z``."""
+    Ordered in time; ``str()`` gives RFC 3339 to the second, e.g. ``2026-12-24T17:00:00Z``.
+    ``request.time`` is one; in settings it is written as :meth:`parse` reads it.
+
+    Example::
+
+        >>> from tagpolicy_guest import Instant
+        >>> request.time
+        Instant(seconds=1798131600, nanoseconds=0)
+        >>> request.time < Instant.parse("2027-01-01T00:00:00Z")
+        True
+    """
 
     seconds: int
     nanoseconds: int = 0
@@ -97,7 +171,19 @@ class Instant:
     @classmethod
     def parse(cls, text: str) -> Instant:
         """Parse an RFC 3339 time in UTC, ``2026-12-24T17:00:00Z`` (a ``+00:00`` offset and
-        fractions of a second are accepted; other offsets are refused: say the time in UTC)."""
+        fractions of a second are accepted; other offsets are refused: say the time in UTC).
+        The ``ValueError`` says what is wrong.
+
+        Example::
+
+            >>> from tagpolicy_guest import Instant
+            >>> Instant.parse("2026-12-24T17:00:00.5Z")
+            Instant(seconds=1798131600, nanoseconds=500000000)
+            >>> Instant.parse("2026-12-24T18:00:00+01:00")
+            Traceback (most recent call last):
+            ...
+            ValueError: `2026-12-24T18:00:00+01:00` is not a UTC time such as `2026-12-24T17:00:00Z`: give the time in UTC, ending in `Z`
+        """
 
         def wrong(why: str) -> ValueError:
             return ValueError(f"`{text}` is not a UTC time such as `2026-12-24T17:00:00Z`: {why}")
@@ -136,7 +222,14 @@ class Instant:
         return cls(days * 86_400 + hour * 3600 + minute * 60 + second, nanoseconds)
 
     def date_time(self) -> DateTime:
-        """The calendar date and time in UTC."""
+        """The calendar date and time in UTC.
+
+        Example::
+
+            >>> from tagpolicy_guest import Instant
+            >>> Instant.parse("2000-02-29T12:34:56Z").date_time()
+            DateTime(year=2000, month=2, day=29, hour=12, minute=34, second=56, weekday=<Weekday.TUESDAY: 'tuesday'>)
+        """
         days, second_of_day = divmod(self.seconds, 86_400)
         year, month, day = _civil_from_days(days)
         return DateTime(
@@ -160,7 +253,15 @@ class Instant:
 class Period:
     """A length of time in settings: numbers with units ``d``, ``h``, ``m`` or ``s``, largest
     first (``90s``, ``15m``, ``1h30m``, ``7d``), at most 366 days. ``str()`` gives it as
-    written, for messages."""
+    written, for messages. In settings it is written as :meth:`parse` reads it.
+
+    Example::
+
+        >>> from tagpolicy_guest import Period
+        >>> grace = Period.parse("1h30m")
+        >>> grace.seconds, str(grace)
+        (5400, '1h30m')
+    """
 
     #: The length, in seconds (1 to 366 days).
     seconds: int
@@ -169,7 +270,18 @@ class Period:
 
     @classmethod
     def parse(cls, text: str) -> Period:
-        """Parse a period such as ``1h30m``; the error says what is expected."""
+        """Parse a period such as ``1h30m``; the ``ValueError`` says what is expected.
+
+        Example::
+
+            >>> from tagpolicy_guest import Period
+            >>> Period.parse("15m").seconds
+            900
+            >>> Period.parse("30m1h")
+            Traceback (most recent call last):
+            ...
+            ValueError: `30m1h` is not a period such as `90s`, `15m`, `1h30m` or `7d`
+        """
 
         def invalid() -> ValueError:
             return ValueError(f"`{text}` is not a period such as `90s`, `15m`, `1h30m` or `7d`")
@@ -196,7 +308,15 @@ class Period:
 
     def contains(self, since: Instant, now: Instant) -> bool:
         """Whether ``since`` is at most this long before ``now`` (and not after it), to the
-        nanosecond. Takes any two instants with ``.seconds`` and ``.nanoseconds``."""
+        nanosecond. Takes any two instants with ``.seconds`` and ``.nanoseconds``.
+
+        Example::
+
+            >>> from tagpolicy_guest import Period, repository
+            >>> changed = repository.history_of("latest").changed.at     # 2026-12-22T10:00:00Z
+            >>> Period.parse("7d").contains(changed, request.time), Period.parse("1d").contains(changed, request.time)
+            (True, False)
+        """
         age = (now.seconds - since.seconds) * 1_000_000_000 + (now.nanoseconds - since.nanoseconds)
         return 0 <= age <= self.seconds * 1_000_000_000
 
