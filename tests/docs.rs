@@ -180,9 +180,11 @@ fn a_first_policy_builds_and_passes_in_each_language() {
         let run = |script: &str| doc::run_bare(script, &folder, tagpolicy(), cache.path());
 
         // What the rule printed goes with the refused push.
-        let out = run("tagpolicy eval scenarios/basic.yaml");
-        let printed = format!("[{name}] printed: move of `latest` by");
-        assert!(text(&out).contains(&printed), "{}", text(&out));
+        let out = run("tagpolicy eval scenarios/basic.yaml --output json");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let printed = &report["results"][1]["output"][0];
+        assert_eq!(printed["policy"], name.as_str(), "{report}");
+        assert!(printed["text"].as_str().unwrap().starts_with("move of `latest` by"), "{report}");
 
         // A typo: the policy's error, quoted by the page, and no longer a denial.
         let (file, typo, message) = match &name[13..] {
