@@ -142,7 +142,7 @@ fn bad_components_are_refused_with_precise_errors() {
     let real = tagpolicy::embedded::bytes("min-tags").unwrap();
     // A policy built for 0.3.0 (the names of its imports and export say so: the same bytes
     // with the version in every name rewritten, which keeps every length) loads and decides.
-    let built_for_0_3_0 = rename_contract_version(&real, b"@0.3.1", b"@0.3.0");
+    let built_for_0_3_0 = rename_contract_version(real, b"@0.3.1", b"@0.3.0");
     let old = engine.load_bytes(&built_for_0_3_0, "min-tags-0.3.0.wasm").unwrap();
     assert_eq!(old.exports(), ["tagpolicy:policy/policy@0.3.0"]);
     let old = old.configure(&json!({"min_tags": 2})).unwrap();
