@@ -14,6 +14,7 @@
 
 mod admin;
 mod answer;
+pub mod audit;
 mod config;
 mod coordination;
 pub mod identity;
@@ -99,52 +100,64 @@ pub struct Gate {
     admin: Option<tokio::net::TcpListener>,
 }
 
+/// What fetches and verifies the configuration's `oci://` policies.
+fn policy_fetcher(config: &GateConfig) -> Result<Arc<tagpolicy_oci::fetch::Fetcher>, ConfigError> {
+    let fetcher = config
+        .policy_registries
+        .fetcher(&tagpolicy_oci::config::default_cache_dir())
+        .map_err(|message| ConfigError::Invalid {
+            path: config.path.clone(),
+            message: format!("policy_registries.{message}"),
+        })?;
+    Ok(Arc::new(fetcher))
+}
+
+/// The configuration's upstream registry: its TLS (for `https` only) and the gate's own read
+/// account.
+fn upstream(config: &GateConfig, metrics: Arc<Metrics>) -> Result<Upstream, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { path: config.path.clone(), message };
+    let tls = match config.upstream.scheme_str() {
+        Some("https") => Some(
+            tls::upstream_config(
+                config.upstream_ca.as_deref(),
+                config.upstream_client_cert.as_ref(),
+            )
+            .map_err(invalid)?,
+        ),
+        _ => None,
+    };
+    let account = match &config.upstream_read {
+        Some(spec) => Some(spec.load().map_err(invalid)?),
+        None => None,
+    };
+    Ok(Upstream::new(
+        config.upstream.clone(),
+        metrics,
+        config.limits.upstream_write_timeout,
+        tls,
+        account,
+    ))
+}
+
 impl Gate {
     /// Read the configuration and load every policy it names. Compiles policies: call it
     /// from a blocking context.
     pub fn load(path: &Path, loader: Loader) -> Result<Gate, ConfigError> {
         let config = GateConfig::from_file(path)?;
-        let fetcher = Arc::new(
-            config.policy_registries.fetcher(&tagpolicy_oci::config::default_cache_dir()).map_err(
-                |message| ConfigError::Invalid {
-                    path: path.to_path_buf(),
-                    message: format!("policy_registries.{message}"),
-                },
-            )?,
-        );
+        let fetcher = policy_fetcher(&config)?;
         let loader = loader.with_source(fetcher.clone());
         let active = reload::activate(config, &loader)?;
         let metrics = Arc::new(Metrics::new());
         let limits = active.config.limits.clone();
         let config = &active.config;
         let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
-        let upstream_tls = match config.upstream.scheme_str() {
-            Some("https") => Some(
-                tls::upstream_config(
-                    config.upstream_ca.as_deref(),
-                    config.upstream_client_cert.as_ref(),
-                )
-                .map_err(invalid)?,
-            ),
-            _ => None,
-        };
         let tls = match &config.tls {
             Some(files) => {
                 Some(tls::ServerTls::load(files).map_err(|e| invalid(format!("tls: {e}")))?)
             }
             None => None,
         };
-        let account = match &config.upstream_read {
-            Some(spec) => Some(spec.load().map_err(invalid)?),
-            None => None,
-        };
-        let upstream = Arc::new(Upstream::new(
-            config.upstream.clone(),
-            metrics.clone(),
-            limits.upstream_write_timeout,
-            upstream_tls,
-            account,
-        ));
+        let upstream = Arc::new(upstream(config, metrics.clone())?);
         let cache = Arc::new(StateCache::new(active.config.state_cache));
         let settings = coordination::Settings {
             lease: config.coordination.as_ref().map_or(Duration::ZERO, |c| c.lease),

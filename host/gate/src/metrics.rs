@@ -54,6 +54,8 @@ fn latency_histogram() -> Histogram {
 
 pub struct Metrics {
     registry: Registry,
+    /// Requests sent upstream, of every kind: what `tagpolicy audit` reports it cost.
+    upstream_requests: std::sync::atomic::AtomicU64,
     decisions: Family<DecisionLabels, Counter>,
     decision_seconds: Histogram,
     upstream_seconds: Latencies<OperationLabels>,
@@ -274,6 +276,7 @@ impl Metrics {
             index_evictions.clone(),
         );
         Metrics {
+            upstream_requests: std::sync::atomic::AtomicU64::new(0),
             registry,
             index_fills,
             index_fill_seconds,
@@ -322,9 +325,15 @@ impl Metrics {
     }
 
     pub fn upstream(&self, operation: &'static str, elapsed: Duration) {
+        self.upstream_requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.upstream_seconds
             .get_or_create(&OperationLabels { operation })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Requests sent upstream so far.
+    pub fn upstream_requests(&self) -> u64 {
+        self.upstream_requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn request(&self, route: &'static str) {

@@ -116,6 +116,8 @@ pub enum Tags {
     Index(Arc<dyn IndexReader>),
     /// The upstream, read whole when a policy first asks, through `cache`, at `generation`.
     Upstream { cache: Arc<StateCache>, generation: u64 },
+    /// Tags read beforehand (`tagpolicy audit`'s snapshot of a repository).
+    Snapshot(Arc<dyn RepositoryView>),
 }
 
 /// A [`RepositoryView`] for one decision, read from a blocking thread (policies run on the
@@ -190,16 +192,18 @@ impl DecisionView {
     fn ask<T: Default>(
         &self,
         from_index: impl FnOnce(&dyn IndexReader) -> Result<T, super::index::StoreError>,
-        from_map: impl FnOnce(&TagMap) -> T,
+        from_view: impl FnOnce(&dyn RepositoryView) -> T,
     ) -> T {
         match &self.tags {
             Tags::Index(reader) => from_index(reader.as_ref()).unwrap_or_else(|error| {
                 self.fail(format!("cannot read the index of `{}` ({error})", self.repository));
                 T::default()
             }),
-            Tags::Upstream { cache, generation } => {
-                self.fetched(cache, *generation).map(from_map).unwrap_or_default()
-            }
+            Tags::Upstream { cache, generation } => self
+                .fetched(cache, *generation)
+                .map(|map| from_view(map as &dyn RepositoryView))
+                .unwrap_or_default(),
+            Tags::Snapshot(view) => from_view(view.as_ref()),
         }
     }
 
@@ -238,23 +242,23 @@ impl DecisionView {
 
 impl RepositoryView for DecisionView {
     fn find_tags(&self, query: &TagQuery) -> Vec<TagEntry> {
-        self.ask(|index| index.find(query), |map| map.find(query))
+        self.ask(|index| index.find(query), |view| view.find_tags(query))
     }
 
     fn count_tags(&self) -> u64 {
-        self.ask(|index| index.count(), |map| map.len() as u64)
+        self.ask(|index| index.count(), |view| view.count_tags())
     }
 
     fn digest_of(&self, tag: &str) -> Option<String> {
-        self.ask(|index| index.digest_of(tag), |map| map.digest_of(tag))
+        self.ask(|index| index.digest_of(tag), |view| view.digest_of(tag))
     }
 
     fn tags_of(&self, digest: &str) -> Vec<String> {
-        self.ask(|index| index.tags_of(digest), |map| map.tags_of(digest))
+        self.ask(|index| index.tags_of(digest), |view| view.tags_of(digest))
     }
 
     fn history_of(&self, tag: &str) -> Option<TagHistory> {
-        self.ask(|index| index.history_of(tag), |map| map.history_of(tag))
+        self.ask(|index| index.history_of(tag), |view| view.history_of(tag))
     }
 
     fn manifest(&self, digest: &str) -> Option<Manifest> {

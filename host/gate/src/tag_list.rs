@@ -1,5 +1,5 @@
-//! A registry's tag list (`GET /v2/<name>/tags/list`, `{"name": …, "tags": [ … ]}`) read as
-//! it arrives: CNCF distribution 2.8 sends every tag of a repository in one answer (a
+//! A registry's tag list (`GET /v2/<name>/tags/list`, `{"name": …, "tags": [ … ]}`), or its
+//! catalog (`GET /v2/_catalog`, `{"repositories": [ … ]}`), read as it arrives: CNCF distribution 2.8 sends every tag of a repository in one answer (a
 //! million tags is tens of megabytes), so the gate takes the tags out of each chunk and
 //! keeps nothing but the token being read.
 
@@ -13,9 +13,11 @@ const MAX_DEPTH: usize = 64;
 #[error("an unreadable tag list: {0}")]
 pub struct TagListError(String);
 
-/// Reads the tags of a tag list document fed in chunks.
-#[derive(Debug, Default)]
+/// Reads the tags of a tag list document (or the names of a catalog) fed in chunks.
+#[derive(Debug)]
 pub struct TagListReader {
+    /// The top-level key whose array holds the names: `tags`, or `repositories`.
+    list: &'static str,
     /// Open containers: `true` for an object, `false` for an array.
     stack: Vec<bool>,
     /// The last key read in the top-level object, while its value is being read.
@@ -32,8 +34,23 @@ pub struct TagListReader {
 }
 
 impl TagListReader {
+    /// A reader of a tag list.
+    #[cfg(test)]
     pub fn new() -> Self {
-        Self::default()
+        Self::of("tags")
+    }
+
+    /// A reader of the strings in the array under the top-level key `list`.
+    pub fn of(list: &'static str) -> Self {
+        TagListReader {
+            list,
+            stack: Vec::new(),
+            key: None,
+            expect_key: false,
+            string: None,
+            word: Vec::new(),
+            done: false,
+        }
     }
 
     /// Read `chunk`; the tags it completed, in order.
@@ -120,7 +137,7 @@ impl TagListReader {
                 self.key = Some(text);
                 self.expect_key = false;
             }
-            2 if self.stack == [true, false] && self.key.as_deref() == Some("tags") => {
+            2 if self.stack == [true, false] && self.key.as_deref() == Some(self.list) => {
                 tags.push(text);
             }
             0 => return Err(TagListError("a string where an object was expected".into())),
@@ -170,6 +187,16 @@ mod tests {
         }
         reader.finish()?;
         Ok(tags)
+    }
+
+    #[test]
+    fn a_catalog_gives_its_repositories_and_nothing_else() {
+        let document = br#"{"repositories":["team/app","team/web"],"tags":["not-a-repository"]}"#;
+        let mut reader = TagListReader::of("repositories");
+        let names: Vec<String> =
+            document.chunks(5).flat_map(|part| reader.feed(part).unwrap()).collect();
+        reader.finish().unwrap();
+        assert_eq!(names, ["team/app", "team/web"]);
     }
 
     #[test]

@@ -210,6 +210,20 @@ impl Upstream {
         headers: HeaderMap,
         reader: &Reader,
     ) -> Result<Response<Incoming>, UpstreamError> {
+        let scope = format!("repository:{repository}:pull");
+        self.open_scoped(method, &scope, path, headers, reader).await
+    }
+
+    /// [`open`](Self::open) for a read of `scope` (a token server's scope: the catalog is
+    /// `registry:catalog:*`).
+    async fn open_scoped(
+        &self,
+        method: Method,
+        scope: &str,
+        path: &str,
+        headers: HeaderMap,
+        reader: &Reader,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let mut headers = headers;
         let account = match reader {
             Reader::Client(auth) => {
@@ -222,10 +236,9 @@ impl Upstream {
                 UpstreamError::Invalid("a read as the gate, which has no `upstream_read`".into())
             })?,
         };
-        let scope = format!("repository:{repository}:pull");
-        let authorization = match account.authorization(&scope) {
+        let authorization = match account.authorization(scope) {
             Some(authorization) => Some(authorization),
-            None => self.authorize_ahead(account, &scope).await?,
+            None => self.authorize_ahead(account, scope).await?,
         };
         if let Some(authorization) = authorization {
             headers.insert(AUTHORIZATION, authorization);
@@ -237,7 +250,7 @@ impl Upstream {
         let Some(challenge) = read_account::challenge(response.headers()) else {
             return refused_account(response);
         };
-        let authorization = self.answer(account, challenge, &scope).await?;
+        let authorization = self.answer(account, challenge, scope).await?;
         headers.insert(AUTHORIZATION, authorization);
         refused_account(self.head(method, path, headers).await?)
     }

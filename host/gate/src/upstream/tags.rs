@@ -1,4 +1,5 @@
-//! A repository's tag list, read page by page and a batch at a time, whatever its size.
+//! A repository's tag list, and the registry's catalog of repositories, read page by page and
+//! a batch at a time, whatever their size.
 
 use super::manifests::manifest_accept;
 use super::{
@@ -16,9 +17,30 @@ impl Upstream {
     pub fn tag_pages<'a>(&'a self, repository: &'a str, reader: &'a Reader) -> TagPages<'a> {
         TagPages {
             upstream: self,
-            repository,
+            scope: format!("repository:{repository}:pull"),
+            what: format!("`{repository}`"),
+            key: "tags",
+            // A repository that does not exist yet has no tags.
+            missing_is_empty: true,
             reader,
             next: Some(format!("/v2/{repository}/tags/list?n={TAG_PAGE}")),
+            body: None,
+        }
+    }
+
+    /// The registry's repositories (`GET /v2/_catalog`), page by page as [`tag_pages`] reads
+    /// tags. A registry that answers the catalog with 404 does not list its repositories.
+    ///
+    /// [`tag_pages`]: Upstream::tag_pages
+    pub fn repository_pages<'a>(&'a self, reader: &'a Reader) -> TagPages<'a> {
+        TagPages {
+            upstream: self,
+            scope: "registry:catalog:*".to_string(),
+            what: "the catalog".to_string(),
+            key: "repositories",
+            missing_is_empty: false,
+            reader,
+            next: Some(format!("/v2/_catalog?n={TAG_PAGE}")),
             body: None,
         }
     }
@@ -45,10 +67,18 @@ const TAG_PAGE: usize = 1000;
 /// Tags handed out at a time while a page is read.
 const TAG_BATCH: usize = 1000;
 
-/// A repository's tag list, read a batch at a time: [`Upstream::tag_pages`].
+/// A repository's tag list ([`Upstream::tag_pages`]) or the catalog
+/// ([`Upstream::repository_pages`]), read a batch at a time.
 pub struct TagPages<'a> {
     upstream: &'a Upstream,
-    repository: &'a str,
+    /// What the reads are for, as a token server scopes them.
+    scope: String,
+    /// The list, in errors.
+    what: String,
+    /// The key of the list in the document.
+    key: &'static str,
+    /// Whether a 404 is an empty list (a repository not created yet) or a refusal.
+    missing_is_empty: bool,
     reader: &'a Reader,
     /// The path of the next page to ask for.
     next: Option<String>,
@@ -57,7 +87,7 @@ pub struct TagPages<'a> {
 }
 
 impl TagPages<'_> {
-    /// The next tags, at most [`TAG_BATCH`]; `None` at the end of the list.
+    /// The next names, at most [`TAG_BATCH`]; `None` at the end of the list.
     pub async fn next_batch(&mut self) -> Result<Option<Vec<String>>, UpstreamError> {
         let mut batch = Vec::new();
         loop {
@@ -67,11 +97,10 @@ impl TagPages<'_> {
                 };
                 let response = self
                     .upstream
-                    .open(Method::GET, self.repository, &path, manifest_accept(), self.reader)
+                    .open_scoped(Method::GET, &self.scope, &path, manifest_accept(), self.reader)
                     .await?;
                 match response.status() {
-                    // A repository that does not exist yet has no tags.
-                    StatusCode::NOT_FOUND => continue,
+                    StatusCode::NOT_FOUND if self.missing_is_empty => continue,
                     status if status.is_success() => {}
                     _ => {
                         let (parts, body) = response.into_parts();
@@ -82,7 +111,7 @@ impl TagPages<'_> {
                     }
                 }
                 self.next = next_page(response.headers());
-                self.body = Some((response.into_body(), TagListReader::new()));
+                self.body = Some((response.into_body(), TagListReader::of(self.key)));
                 continue;
             };
             let frame = tokio::time::timeout(LOOKUP_TIMEOUT, body.frame()).await;
@@ -91,17 +120,17 @@ impl TagPages<'_> {
                 Ok(Some(Err(error))) => return Err(unreachable_or_tls(&error)),
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
-                        let tags = reader.feed(&data).map_err(|e| {
-                            UpstreamError::Invalid(format!("`{}`: {e}", self.repository))
-                        })?;
+                        let tags = reader
+                            .feed(&data)
+                            .map_err(|e| UpstreamError::Invalid(format!("{}: {e}", self.what)))?;
                         batch.extend(tags);
                     }
                 }
                 Ok(None) => {
                     let (_, reader) = self.body.take().expect("reading a page");
-                    reader.finish().map_err(|e| {
-                        UpstreamError::Invalid(format!("`{}`: {e}", self.repository))
-                    })?;
+                    reader
+                        .finish()
+                        .map_err(|e| UpstreamError::Invalid(format!("{}: {e}", self.what)))?;
                 }
             }
             if batch.len() >= TAG_BATCH {
