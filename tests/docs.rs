@@ -234,6 +234,7 @@ impl Stage {
             ("127.0.0.1:5000".into(), format!("127.0.0.1:{}", self.gate_port)),
             ("127.0.0.1:5001".into(), format!("127.0.0.1:{}", self.registry.port)),
             ("oci:./image:v".into(), self.image.oci_ref()),
+            ("oci:./other:v".into(), self.other.oci_ref()),
         ]
     }
 
@@ -322,6 +323,45 @@ fn the_signature_walkthrough_runs() {
         text(&out)
     );
     eprintln!("{printed}\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// docs/audit.md: fill a registry, audit it (a violation, exit 1; JSON and HTML written), fix
+/// it (exit 0), compare with a stricter configuration (exit 1). What the page shows of the
+/// first audit's output is what it prints.
+#[test]
+fn the_audit_walkthrough_runs() {
+    let stage = Stage::new();
+    let blocks = doc::run_by(workspace(), "the_audit_walkthrough_runs");
+    assert_eq!(blocks.len(), 3);
+    let outputs: Vec<String> = blocks
+        .iter()
+        .map(|block| {
+            let owned = stage.substitutions();
+            let pairs: Vec<(&str, &str)> =
+                owned.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let config = doc::preceding(workspace(), block, "gate config");
+            let name = config.text.lines().next().and_then(|l| l.strip_prefix("# ")).unwrap();
+            write_config(&config, stage.dir.path(), name, &pairs);
+            text(&run_block(block, stage.dir.path(), &pairs))
+        })
+        .collect();
+    let page = std::fs::read_to_string(workspace().join("docs/audit.md")).unwrap();
+    let shown = page.split("```text\n").nth(1).unwrap().split("```").next().unwrap();
+    for line in shown.lines() {
+        // The digest, the time and the port vary; the rest is printed as shown.
+        let fixed = line.split("sha256:…").last().unwrap();
+        let fixed = fixed.split(" s, ").last().unwrap().split("`http").next().unwrap();
+        assert!(outputs[0].contains(fixed.trim()), "`{fixed}` not in\n{}", outputs[0]);
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(stage.dir.path().join("audit.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["summary"]["denied_images"], 1, "{report}");
+    let html = std::fs::read_to_string(stage.dir.path().join("audit.html")).unwrap();
+    assert!(html.contains("<dd id=\"count-denied-images\">1</dd>"), "{html}");
+    assert!(outputs[1].contains("0 images denied"), "{}", outputs[1]);
+    assert!(outputs[2].contains("2 images newly denied, 0 newly allowed"), "{}", outputs[2]);
+    assert!(outputs[2].contains("exit status 1"), "{}", outputs[2]);
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! The `tagpolicy` command line: evaluate and test push scenarios, create, build, inspect and
-//! benchmark policy components, and run the registry gate. One module per subcommand; this
+//! benchmark policy components, run the registry gate, and audit a registry. One module per subcommand; this
 //! one parses the command line and maps results to exit codes: 0 allowed / passed,
 //! 1 denied / failed, 2 invalid input.
 
+mod audit;
 mod bench;
 mod build;
 mod common;
@@ -34,7 +35,8 @@ use std::process::ExitCode;
     tagpolicy new release-bot-only && tagpolicy build release-bot-only\n  \
     tagpolicy inspect immutable-tags\n  \
     tagpolicy push floor.wasm registry.example.com/policies/floor:1.0.0 && tagpolicy sign --key ci.key registry.example.com/policies/floor:1.0.0\n  \
-    tagpolicy serve --config gate.yaml")]
+    tagpolicy serve --config gate.yaml\n  \
+    tagpolicy audit --config gate.yaml --compare gate-next.yaml")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,6 +56,7 @@ pub struct Global {
 #[derive(Subcommand)]
 enum Command {
     Eval(eval::Args),
+    Audit(audit::Args),
     Test(test::Args),
     New(new::Args),
     Build(build::Args),
@@ -80,6 +83,7 @@ fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Eval(args) => eval::run(args, &cli.global),
+        Command::Audit(args) => audit::run(args, &cli.global),
         Command::Test(args) => test::run(args, &cli.global),
         Command::New(args) => new::run(args),
         Command::Build(args) => build::run(args, &cli.global),
