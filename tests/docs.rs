@@ -447,6 +447,25 @@ fn the_index_measure_commands_run() {
     assert_eq!(pushes, 2, "{printed}");
 }
 
+/// docs/performance.md "Auditing a registry": the measure at a small size, on the binaries this
+/// test run was built with; its requests are exactly what the registry logged.
+#[test]
+fn the_audit_measure_runs() {
+    let [block] = doc::run_by(workspace(), "the_audit_measure_runs").try_into().unwrap();
+    let small = [("tests/load/audit 1000 100", "TAGPOLICY_PREBUILT=1 tests/load/audit 5 100")];
+    let out = run_block(&block, workspace(), &small);
+    let measured: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(
+        (measured["repositories"].as_u64(), measured["tags"].as_u64()),
+        (Some(5), Some(500))
+    );
+    // The catalog, 5 tag lists, a HEAD per tag; min-tags and semver-series find their plants.
+    assert_eq!(measured["upstream_requests"], 506, "{measured}");
+    assert_eq!(measured["registry_requests"], measured["upstream_requests"], "{measured}");
+    assert_eq!(measured["policies"]["min-tags"]["denials"], 25, "{measured}");
+    assert_eq!(measured["policies"]["semver-series"]["denials"], 5, "{measured}");
+}
+
 #[test]
 fn the_language_cost_commands_run() {
     // One second per measure instead of ten; the builds are the ones the page shows.
