@@ -24,7 +24,8 @@ const THAWED: &str = "2027-01-10T12:00:00Z";
 
 /// The rules audited: release tags need a signature and series tags follow their newest
 /// release (`team/app`); a new image needs two tags (`team/web`); releases freeze over the
-/// year's end (`frozen/**`); `team/lib`'s releases need a signature. `other/**` is ungoverned.
+/// year's end (`frozen/**`); signature tags only grow and name their own image (`team/sig`,
+/// immutable-tags' defaults); `team/lib`'s releases need a signature. `other/**` is ungoverned.
 fn rules(lib_tags: &str) -> String {
     format!(
         r#"rules:
@@ -41,6 +42,9 @@ fn rules(lib_tags: &str) -> String {
     policies:
       - policy: change-freeze
         settings: {{windows: [{{name: year-end, from: "2026-12-20T00:00:00Z", until: "2027-01-04T00:00:00Z"}}], tags: ["\\d+\\.\\d+\\.\\d+"]}}
+  - repositories: ["team/sig"]
+    policies:
+      - policy: immutable-tags
   - repositories: ["team/lib"]
     policies:
       - policy: image-requirements
@@ -152,6 +156,22 @@ fn audit_finds_exactly_the_violations_and_none_once_they_are_fixed() {
     // frozen/app: a release created in the freeze, and a tag the freeze does not cover.
     image(&client, "frozen/app", "f", &["3.0.0"]);
     image(&client, "frozen/app", "g", &["dev"]);
+    // team/sig: a release, and a signature tag of it whose manifest names another image.
+    let released = image(&client, "team/sig", "p", &["2.0.0"]);
+    let (other, other_digest) = client.image_manifest("team/sig", "q");
+    assert_eq!(client.put_manifest("team/sig", "2.1.0", &other).status, 201);
+    let empty = client.upload_blob("team/sig", b"{}");
+    let misattributed = json!({
+        "schemaVersion": 2,
+        "mediaType": registry::MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": empty, "size": 2},
+        "layers": [],
+        "subject": {"mediaType": registry::MANIFEST, "digest": other_digest, "size": other.len()},
+    })
+    .to_string();
+    let misattributed_digest = format!("sha256:{}", registry::sha256_hex(misattributed.as_bytes()));
+    let foreign = format!("{}.sig", released.replace(':', "-"));
+    assert_eq!(client.put_manifest("team/sig", &foreign, misattributed.as_bytes()).status, 201);
     // Ungoverned: never audited.
     image(&client, "other/x", "h", &["1.0.0"]);
 
@@ -166,18 +186,19 @@ fn audit_finds_exactly_the_violations_and_none_once_they_are_fixed() {
             ("frozen/app", "3.0.0", "change-freeze"),
             ("team/app", "1.1", "semver-series"),
             ("team/app", "1.1.0", "image-requirements"),
+            ("team/sig", &foreign, "immutable-tags"),
             ("team/web", "solo", "min-tags"),
         ]),
         "{report:#}"
     );
     let summary = &report["summary"];
     // team/lib holds nothing, so the catalog does not list it.
-    assert_eq!(summary["repositories"], 3, "{summary}");
-    assert_eq!(summary["denied_images"], 3, "{summary}");
-    // team/app: 3 images and 2 signatures; team/web 2; frozen/app 2.
+    assert_eq!(summary["repositories"], 4, "{summary}");
+    assert_eq!(summary["denied_images"], 4, "{summary}");
+    // team/app: 3 images and 2 signatures; team/web 2; frozen/app 2; team/sig 3.
     assert_eq!(
         (summary["images"].as_u64(), summary["tags"].as_u64()),
-        (Some(9), Some(12)),
+        (Some(12), Some(15)),
         "{summary}"
     );
     assert_eq!(summary["policies"]["min-tags"]["denials"], 1, "{summary}");
@@ -188,7 +209,11 @@ fn audit_finds_exactly_the_violations_and_none_once_they_are_fixed() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["frozen/app", "team/app", "team/web"], "other/x is not governed");
+    assert_eq!(
+        names,
+        ["frozen/app", "team/app", "team/sig", "team/web"],
+        "other/x is not governed"
+    );
 
     // The table says the same, with the reasons.
     let out = audit(dir.path(), &["--config", "gate.yaml", "--time", FROZEN]);
@@ -199,7 +224,8 @@ fn audit_finds_exactly_the_violations_and_none_once_they_are_fixed() {
         "[semver-series]",
         "[min-tags]",
         "[change-freeze]",
-        "3 repositories, 9 images, 12 tags: 3 images denied",
+        "[immutable-tags] signature tag",
+        "4 repositories, 12 images, 15 tags: 4 images denied",
         "  min-tags: 1 denial, 0 warnings, 0 errors",
         &lonely[..19],
         &unsigned[..19],
@@ -225,7 +251,7 @@ fn audit_finds_exactly_the_violations_and_none_once_they_are_fixed() {
         let shown = between(&dom, &format!("<dd id=\"count-{id}\">"), "</dd>");
         assert_eq!(shown, summary[key].to_string(), "count-{id} in\n{dom}");
     }
-    // Four findings, sorted by policy (column 4).
+    // Five findings, sorted by policy (column 4).
     let policies: Vec<&str> = dom
         .split("<tr class=\"deny\">")
         .skip(1)
@@ -235,7 +261,7 @@ fn audit_finds_exactly_the_violations_and_none_once_they_are_fixed() {
         .collect();
     assert_eq!(
         policies,
-        ["change-freeze", "image-requirements", "min-tags", "semver-series"],
+        ["change-freeze", "image-requirements", "immutable-tags", "min-tags", "semver-series"],
         "{dom}"
     );
     assert!(
@@ -244,7 +270,8 @@ fn audit_finds_exactly_the_violations_and_none_once_they_are_fixed() {
     );
 
     // Fixed: the release signed and its series moved to the newest release, the lonely
-    // image given a second tag, and the freeze over.
+    // image given a second tag, the misattributed signature deleted, and the freeze over.
+    assert_eq!(client.delete_manifest("team/sig", &misattributed_digest).status, 202);
     sign(&client, "team/app", &unsigned);
     tag(&client, "team/app", &newest, "1.1");
     tag(&client, "team/web", &lonely, "solo-2");

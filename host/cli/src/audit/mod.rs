@@ -245,7 +245,9 @@ impl ProgressLine {
             self.started.elapsed().as_secs()
         );
         if self.terminal {
-            eprint!("\r\x1b[2K{line}");
+            let done = (progress.repositories_done * 20).checked_div(progress.repositories);
+            let filled = done.unwrap_or(20) as usize;
+            eprint!("\r\x1b[2K[{}{}] {line}", "#".repeat(filled), " ".repeat(20 - filled));
             return;
         }
         let mut last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
