@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tagpolicy::Digest;
 use tagpolicy::TagHistory;
 use tagpolicy::TagQuery;
+use tagpolicy::{Decision, Finding, Severity};
 use tagpolicy::{KeyValue, Manifest, Referrer};
 use tagpolicy::{RepositoryView, TagEntry, TagMap};
 
@@ -22,6 +23,14 @@ use tagpolicy::{RepositoryView, TagEntry, TagMap};
 const LOOKUPS_IN_FLIGHT: usize = 16;
 /// Past this many cached repositories, stale entries are dropped.
 const MAX_CACHED_REPOSITORIES: usize = 4096;
+
+/// The name the gate's own findings carry.
+pub const GATE: &str = "tagpolicy-gate";
+
+/// A denial of the gate's own, not of a policy: `reason` says why.
+pub fn gate_denial(reason: String) -> Decision {
+    Decision::from_findings(vec![Finding::new(GATE, Severity::Deny, None, reason)])
+}
 
 /// A repository's tags as read, when, and at which generation.
 type Entry = (Instant, u64, Arc<TagMap>);
@@ -215,6 +224,15 @@ impl DecisionView {
     /// Why a lookup a policy asked for failed, if one did.
     pub fn failure(&self) -> Option<String> {
         self.failure.lock().clone()
+    }
+
+    /// `decision`, made by policies that read this view; but if a lookup they asked for
+    /// failed, the gate's denial saying which, so that no policy allows on a guess.
+    pub fn settle(&self, decision: Decision) -> Decision {
+        match self.failure() {
+            None => decision,
+            Some(failure) => gate_denial(format!("{failure}; the request is denied")),
+        }
     }
 
     /// `value` from `cache`, else from `read` (on failure: remembered, and `T::default()`).

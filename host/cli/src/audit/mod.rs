@@ -100,22 +100,21 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
     let current = Arc::new(Ruleset::load(&config, common::loader(global)?)?);
     let compared = match &args.compare {
         Some(path) => {
-            Some(Arc::new(Ruleset::load(&GateConfig::from_file(path)?, common::loader(global)?)?))
+            // Checked before any policy of it is loaded: one registry, two configurations.
+            let other = GateConfig::from_file(path)?;
+            if other.upstream != config.upstream {
+                bail!(
+                    "`{}` audits `{}` and `{}` audits `{}`: --compare decides one registry's images under two configurations",
+                    args.config.display(),
+                    config.upstream,
+                    path.display(),
+                    other.upstream
+                );
+            }
+            Some(Arc::new(Ruleset::load(&other, common::loader(global)?)?))
         }
         None => None,
     };
-    if let Some(path) = &args.compare {
-        let other = GateConfig::from_file(path)?;
-        if other.upstream != config.upstream {
-            bail!(
-                "`{}` audits `{}` and `{}` audits `{}`: --compare decides one registry's images under two configurations",
-                args.config.display(),
-                config.upstream,
-                path.display(),
-                other.upstream
-            );
-        }
-    }
     let mut audit = Audit::new(&config)?;
     audit.concurrency = usize::from(args.concurrency);
     audit.actor = tagpolicy::Actor { id: args.actor.clone(), groups: args.groups.clone() };

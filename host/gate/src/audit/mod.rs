@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant as Clock;
-use tagpolicy::{Actor, Decision, Finding, Instant, Loader, Operation, Push, Request, Severity};
+use tagpolicy::{Actor, Instant, Loader, Operation, Push, Request};
 use tagpolicy::{TagChange, TagMap};
 use without::Without;
 
@@ -81,17 +81,12 @@ pub struct Snapshot {
 
 impl Snapshot {
     fn new(repository: &str, tags: TagMap) -> Snapshot {
+        // The map iterates by tag, so each image's tags come out by name.
         let mut images: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (tag, digest) in tags.iter() {
             images.entry(digest.to_string()).or_default().push(tag.to_string());
         }
-        let images = images
-            .into_iter()
-            .map(|(digest, mut tags)| {
-                tags.sort();
-                (digest, tags)
-            })
-            .collect();
+        let images = images.into_iter().collect();
         Snapshot { repository: repository.to_string(), tags: Arc::new(tags), images }
     }
 }
@@ -191,16 +186,14 @@ impl Audit {
                 findings: Vec::new(),
             };
         };
-        let globs = rule.repositories.clone();
+        let (globs, policies) = (rule.repositories.clone(), rule.policies.clone());
         let (tags, images) = (snapshot.tags.len() as u64, snapshot.images.len() as u64);
-        let (snapshot, rules) = (snapshot.clone(), rules.clone());
+        let snapshot = snapshot.clone();
         let (upstream, reader) = (self.upstream.clone(), self.reader.clone());
         let (actor, time, max_config_bytes) =
             (self.actor.clone(), self.time, self.max_config_bytes);
         // Policies run, and block on the lookups they ask for, off the async threads.
         let decided = tokio::task::spawn_blocking(move || {
-            let policies =
-                &rules.rules.rule_for(&snapshot.repository).expect("matched above").policies;
             let mut findings = Vec::new();
             for (digest, tags) in &snapshot.images {
                 let request = Request {
@@ -224,11 +217,8 @@ impl Audit {
                     None,
                     max_config_bytes,
                 ));
-                let decision = match (policies.evaluate(&request, view.clone()), view.failure()) {
-                    (decision, None) => decision,
-                    // As the gate: a fact that could not be read refuses the push.
-                    (_, Some(failure)) => lookup_failed(failure),
-                };
+                // As the gate: a fact that could not be read refuses the push.
+                let decision = view.settle(policies.evaluate(&request, view.clone()));
                 if decision.outcome != tagpolicy::Outcome::Allow {
                     findings.push(ImageReport {
                         digest: digest.clone(),
@@ -262,8 +252,8 @@ impl Audit {
     ) -> (AuditReport, Option<AuditReport>) {
         let started = Clock::now();
         let total = repositories.len() as u64;
-        let counters = [(); 5].map(|_| AtomicU64::new(0));
-        let [done, tags, images, refused, _] = &counters;
+        let counters = [(); 4].map(|_| AtomicU64::new(0));
+        let [done, tags, images, refused] = &counters;
         let tell = || {
             progress(&Progress {
                 repositories: total,
@@ -317,9 +307,8 @@ impl Audit {
                 .buffer_unordered(self.concurrency.max(1))
                 .collect()
                 .await;
-        let (mut mine, mut theirs): (Vec<_>, Vec<_>) = audited.into_iter().unzip();
-        let theirs: Option<Vec<RepositoryReport>> = theirs.iter_mut().map(Option::take).collect();
-        mine.sort_by(|a, b| a.name.cmp(&b.name));
+        let (mine, theirs): (Vec<_>, Vec<Option<_>>) = audited.into_iter().unzip();
+        let theirs: Option<Vec<RepositoryReport>> = theirs.into_iter().collect();
         let report = |rules: &Ruleset, mut repositories: Vec<RepositoryReport>| {
             repositories.sort_by(|a, b| a.name.cmp(&b.name));
             let mut report = AuditReport {
@@ -345,11 +334,4 @@ impl Audit {
         };
         (report(&current, mine), compared_report)
     }
-}
-
-/// The decision the gate makes when a fact a policy asked for could not be read: its own
-/// denial, never a policy's allow on a guess.
-fn lookup_failed(failure: String) -> Decision {
-    let reason = format!("{failure}; the request is denied");
-    Decision::from_findings(vec![Finding::new("tagpolicy-gate", Severity::Deny, None, reason)])
 }

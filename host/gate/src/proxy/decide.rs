@@ -3,15 +3,12 @@
 
 use super::exchange::Exchange;
 use crate::log::{self, Entry, Reason};
-use crate::state::{DecisionView, Tags};
+use crate::state::{DecisionView, Tags, gate_denial};
 use std::sync::Arc;
 use std::time::Instant;
 use tagpolicy::Manifest;
 use tagpolicy::{Decision, Finding, Severity};
 use tagpolicy::{Operation, Request};
-
-/// The name findings of the gate itself carry.
-const GATE: &str = "tagpolicy-gate";
 
 impl Exchange<'_> {
     /// Decide `operation` with the repository's policies; log and count the decision.
@@ -59,21 +56,15 @@ impl Exchange<'_> {
                     pushed,
                     self.shared.limits.max_config_bytes,
                 ));
-                let evaluated = request.clone();
-                let outcome = tokio::task::spawn_blocking(move || {
-                    let decision = policies.evaluate(&evaluated, view.clone());
-                    (decision, view.failure())
-                })
-                .await;
+                let (evaluated, read) = (request.clone(), view.clone());
+                let outcome =
+                    tokio::task::spawn_blocking(move || policies.evaluate(&evaluated, read)).await;
                 for (policy, _) in rule.policies.policies() {
-                    let own = outcome.as_ref().ok().map(|(d, _)| policy_outcome(d, policy.name()));
+                    let own = outcome.as_ref().ok().map(|d| policy_outcome(d, policy.name()));
                     self.shared.metrics.decision(policy.name(), own.unwrap_or("error"));
                 }
                 match outcome {
-                    Ok((decision, None)) => decision,
-                    Ok((_, Some(failure))) => {
-                        gate_denial(format!("{failure}; the request is denied"))
-                    }
+                    Ok(decision) => view.settle(decision),
                     Err(error) => gate_denial(format!(
                         "the evaluation failed ({error}); the request is denied"
                     )),
@@ -112,10 +103,6 @@ fn policy_outcome(decision: &Decision, policy: &str) -> &'static str {
     let own: Vec<Finding> =
         decision.findings.iter().filter(|f| f.policy == policy).cloned().collect();
     Decision::from_findings(own).outcome.as_str()
-}
-
-fn gate_denial(reason: String) -> Decision {
-    Decision::from_findings(vec![Finding::new(GATE, Severity::Deny, None, reason)])
 }
 
 fn log_entry<'a>(
