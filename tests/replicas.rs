@@ -553,3 +553,171 @@ fn a_replica_with_other_settings_refuses_to_start() {
     );
     assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
 }
+
+/// `GET path` on `port` of 127.0.0.1: the status and body, or `None` if nothing accepts.
+fn probe(port: u16, path: &str) -> Option<(u16, String)> {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    match ureq::get(&url).timeout(Duration::from_secs(5)).call() {
+        Ok(reply) => Some((reply.status(), reply.into_string().unwrap())),
+        Err(ureq::Error::Status(status, reply)) => Some((status, reply.into_string().unwrap())),
+        Err(ureq::Error::Transport(_)) => None,
+    }
+}
+
+fn port_of(gate: &Gate) -> u16 {
+    gate.address.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// Replica A (with the admin endpoints on a port of their own) and replica B, past the
+/// quiet period of their new store; `limits` is added to the replicas' own.
+fn stoppable_pair(upstream: &Upstream, redis: &Redis, limits: &str) -> (Vec<Gate>, u16) {
+    let admin = registry::free_port();
+    let with = |extra: &str| {
+        config(redis, extra).replace("lock_timeout: 30s", &format!("lock_timeout: 30s{limits}"))
+    };
+    let gates = vec![
+        Gate::start(&upstream.url, &with(&format!("admin_listen: 127.0.0.1:{admin}\n"))),
+        Gate::start(&upstream.url, &with("")),
+    ];
+    warm_up(&gates, "team/app", b"warm");
+    (gates, admin)
+}
+
+/// Replica A gets SIGTERM while the upstream holds the write it decided: it stops accepting
+/// and says it is not ready at once, answers that write when the upstream does, and exits 0
+/// with nothing of the change left behind, so that replica B changes the repository at once.
+#[test]
+fn a_replica_stopped_mid_write_answers_that_write_and_exits_cleanly() {
+    let redis = Redis::start();
+    let upstream = Upstream::start();
+    let (mut gates, admin) = stoppable_pair(&upstream, &redis, "");
+    assert_eq!(probe(admin, "/readyz"), Some((200, "ready\n".into())));
+    let a_port = port_of(&gates[0]);
+    let manifest = br#"{"image":"first"}"#.to_vec();
+    let digest = format!("sha256:{}", sha256_hex(&manifest));
+
+    let release = upstream.hold("PUT", "1.0.0");
+    let pusher = {
+        let (url, manifest) = (gates[0].url(), manifest.clone());
+        std::thread::spawn(move || Client::new(&url).put_manifest("team/app", "1.0.0", &manifest))
+    };
+    upstream.wait_for("PUT", "1.0.0", 1);
+    signal(&gates[0], "-TERM");
+    let stopped = Instant::now();
+
+    // Not ready, and no new connection, while the write is still held.
+    let deadline = stopped + Duration::from_secs(5);
+    while probe(admin, "/readyz") != Some((503, "stopping\n".into())) {
+        assert!(Instant::now() < deadline, "A never reported that it is stopping");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let not_ready_after = stopped.elapsed();
+    assert_eq!(probe(a_port, "/v2/"), None, "A accepted a connection while stopping");
+    assert!(gates[0].wait_exit(Duration::from_millis(500)).is_none(), "A exited mid-write");
+
+    // The upstream applies the write a second after the signal; A answers it, then exits.
+    std::thread::sleep(Duration::from_secs(1).saturating_sub(stopped.elapsed()));
+    upstream.tags.lock().unwrap().insert("1.0.0".into(), digest.clone());
+    let _ = release.send(Answer::status(201));
+    let reply = pusher.join().unwrap();
+    let answered_after = stopped.elapsed();
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let status = gates[0].wait_exit(Duration::from_secs(10)).expect("A did not exit");
+    let exited_after = stopped.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", gates[0].log());
+    let log = gates[0].log();
+    assert!(log.contains("every request in flight was answered"), "{log}");
+
+    // Nothing of A's change is left in the store: B changes the repository without waiting.
+    let started = Instant::now();
+    let moved = Client::new(&gates[1].url()).put_manifest("team/app", "latest", b"after");
+    assert_eq!(moved.status, 201, "{}", moved.body);
+    assert!(started.elapsed() < Duration::from_millis(500), "B waited {:?}", started.elapsed());
+    assert_eq!(upstream.tag("1.0.0"), Some(digest));
+    assert_eq!(upstream.count("PUT", "1.0.0"), 1);
+    println!(
+        "SIGTERM mid-write: not ready after {not_ready_after:?}, write answered after \
+         {answered_after:?} (held 1 s), exited 0 after {exited_after:?}; B's next change took {:?}",
+        started.elapsed()
+    );
+}
+
+/// A change that does not finish within `shutdown_grace` (its lookup held by the upstream)
+/// is cut when the grace period ends; A releases its lease before it exits 0, so that B need
+/// not wait for the lease to run out.
+#[test]
+fn a_replica_stopped_past_its_grace_period_releases_its_leases() {
+    let redis = Redis::start();
+    let upstream = Upstream::start();
+    let (mut gates, _) = stoppable_pair(&upstream, &redis, ", shutdown_grace: 500ms");
+    let held = upstream.hold("HEAD", "2.0.0");
+    let pusher = {
+        let url = gates[0].url();
+        std::thread::spawn(move || {
+            Client::new(&url).try_put_manifest("team/app", "2.0.0", br#"{"image":"a"}"#)
+        })
+    };
+    upstream.wait_for("HEAD", "2.0.0", 1);
+    signal(&gates[0], "-TERM");
+    let stopped = Instant::now();
+    let status = gates[0].wait_exit(Duration::from_secs(10)).expect("A did not exit");
+    let exited_after = stopped.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", gates[0].log());
+    assert!(exited_after >= Duration::from_millis(500), "A exited after {exited_after:?}");
+    let log = gates[0].log();
+    assert!(log.contains("grace period over"), "{log}");
+    assert!(log.contains("released the leases of changes that did not finish"), "{log}");
+    assert!(pusher.join().unwrap().is_err(), "the cut push got an answer");
+    drop(held);
+
+    // The lease (2 s, renewed until A exited) was released: B takes it at once.
+    let started = Instant::now();
+    let reply = Client::new(&gates[1].url()).put_manifest("team/app", "2.0.0", br#"{"image":"b"}"#);
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_millis(800), "B waited {waited:?} for A's lease");
+    assert_eq!(upstream.count("PUT", "2.0.0"), 1, "only B's write");
+    println!(
+        "past the grace period (500 ms): A exited 0 after {exited_after:?}; B waited {waited:?}"
+    );
+}
+
+/// While the policies compile (an empty compile cache), the admin endpoints say the gate is
+/// alive but not ready; with Redis down it is not ready until the store answers.
+#[test]
+fn readyz_waits_for_the_policies_and_the_coordination_store() {
+    let mut redis = Redis::start();
+    redis.kill();
+    let upstream = Upstream::start();
+    let admin = registry::free_port();
+    let cache = tempfile::tempdir().unwrap();
+    let text = config(&redis, &format!("admin_listen: 127.0.0.1:{admin}\n"));
+    let starting = {
+        let (url, cache) = (upstream.url.clone(), cache.path().to_path_buf());
+        std::thread::spawn(move || Gate::start_with_cache(&url, &text, &cache))
+    };
+    let mut seen = Vec::new();
+    while !starting.is_finished() {
+        if let Some(answer) = probe(admin, "/readyz")
+            && seen.last() != Some(&answer)
+        {
+            seen.push(answer);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let gate = starting.join().unwrap();
+    assert_eq!(probe(admin, "/healthz"), Some((200, "ok\n".into())));
+    assert!(
+        seen.first() == Some(&(503, "loading the policies\n".into())),
+        "answers while loading: {seen:?}"
+    );
+    let waiting = format!("waiting for the coordination store `{}`\n", redis.url());
+    assert_eq!(probe(admin, "/readyz"), Some((503, waiting)));
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while probe(admin, "/readyz") != Some((200, "ready\n".into())) {
+        assert!(Instant::now() < deadline, "never ready: {:?}", probe(admin, "/readyz"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(gate);
+}

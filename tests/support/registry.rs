@@ -192,6 +192,15 @@ pub struct Gate {
 impl Gate {
     /// Start a gate whose configuration is `listen` + `upstream` + `rest` (YAML).
     pub fn start(upstream: &str, rest: &str) -> Gate {
+        Gate::start_with_cache(
+            upstream,
+            rest,
+            &crate::common::workspace().join("target/test-cache"),
+        )
+    }
+
+    /// [`Gate::start`] with `cache` as its compile cache.
+    pub fn start_with_cache(upstream: &str, rest: &str, cache: &Path) -> Gate {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("gate.yaml");
         std::fs::write(&config, Self::config_text(upstream, rest)).unwrap();
@@ -199,7 +208,7 @@ impl Gate {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tagpolicy"))
             .args(["serve", "--config"])
             .arg(&config)
-            .env("TAGPOLICY_CACHE_DIR", crate::common::workspace().join("target/test-cache"))
+            .env("TAGPOLICY_CACHE_DIR", cache)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -248,6 +257,20 @@ impl Gate {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Wait at most `limit` for the gate to exit, and say how.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn hangup(&self) {

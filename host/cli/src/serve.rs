@@ -5,7 +5,7 @@ use super::common;
 use anyhow::Context;
 use std::io::Write;
 use std::path::PathBuf;
-use tagpolicy_gate::Gate;
+use tagpolicy_gate::{Gate, GateConfig};
 
 /// Run the registry gate: a reverse proxy in front of an OCI registry that decides every
 /// tag change (manifest PUT by tag, `?tag=` multi-tag push, manifest DELETE) with the
@@ -68,8 +68,8 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
-    let gate = Gate::load(&args.config, common::loader(global)?)?;
     if args.check {
+        let gate = Gate::load(&args.config, common::loader(global)?)?;
         println!("`{}`: valid", args.config.display());
         for line in gate.describe() {
             println!("  {line}");
@@ -82,6 +82,29 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // The admin endpoints answer while the policies compile (which can take a while
+        // without a compile cache): alive, not ready.
+        let (loaded, loading_admin) = match GateConfig::from_file(&args.config)?.admin_listen {
+            Some(admin_listen) => {
+                let listener = tokio::net::TcpListener::bind(admin_listen)
+                    .await
+                    .with_context(|| format!("cannot listen on `{admin_listen}` (admin_listen)"))?;
+                let (loaded, wait) = tokio::sync::oneshot::channel();
+                let serving = tokio::spawn(tagpolicy_gate::serve_while_loading(listener, wait));
+                (Some(loaded), Some(serving))
+            }
+            None => (None, None),
+        };
+        let loader = common::loader(global)?;
+        let config = args.config.clone();
+        let gate = tokio::task::spawn_blocking(move || Gate::load(&config, loader))
+            .await
+            .context("loading the gate configuration stopped")??;
+        drop(loaded);
+        let admin = match loading_admin {
+            Some(serving) => Some(serving.await.context("the admin listener stopped")?),
+            None => None,
+        };
         // Before listening: a replica whose settings differ from the others' must not serve.
         gate.connect().await?;
         let listen = gate.listen();
@@ -89,14 +112,6 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
             .await
             .with_context(|| format!("cannot listen on `{listen}`"))?;
         let address = listener.local_addr()?;
-        let admin = match gate.admin_listen() {
-            Some(admin_listen) => Some(
-                tokio::net::TcpListener::bind(admin_listen)
-                    .await
-                    .with_context(|| format!("cannot listen on `{admin_listen}` (admin_listen)"))?,
-            ),
-            None => None,
-        };
         // The first line on stdout, for scripts and tests that start the gate on port 0.
         println!("tagpolicy gate listening on {}://{address}", gate.scheme());
         let gate = match admin {

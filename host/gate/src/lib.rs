@@ -33,12 +33,14 @@ mod restart_only;
 pub mod route;
 mod rule_matcher;
 mod server;
+mod shutdown;
 mod stall;
 mod state;
 mod tag_list;
 mod tls;
 mod upstream;
 
+pub use admin::serve_while_loading;
 pub use config::{ConfigError, CoordinationSpec, GateConfig, ReadAccountSpec};
 pub use coordination::CoordinationError;
 pub use index::IndexSettings;
@@ -91,6 +93,8 @@ struct Shared {
     /// followed tag's swap must not finish in the wrong order (one loaded with the old pin
     /// stored after one loaded with the new).
     reloading: parking_lot::Mutex<()>,
+    /// Set when the gate begins to stop: `/readyz` says so and connections wind down.
+    stopping: shutdown::Stopping,
 }
 
 /// A loaded gate, ready to serve.
@@ -218,6 +222,7 @@ impl Gate {
                 notifications_token,
                 fetcher,
                 reloading: parking_lot::Mutex::new(()),
+                stopping: shutdown::Stopping::new(),
             }),
             admin: None,
         })

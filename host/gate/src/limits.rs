@@ -38,6 +38,11 @@ pub struct GateLimits {
     /// Bytes of an image config the gate reads for a policy that asks for its labels; a
     /// larger config denies the request.
     pub max_config_bytes: usize,
+    /// Time a stopping gate (SIGTERM) gives the requests in flight to finish; connections
+    /// still open after it are closed. Keep it under the orchestrator's kill deadline
+    /// (Kubernetes' `terminationGracePeriodSeconds`, systemd's `TimeoutStopSec`).
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for GateLimits {
@@ -52,6 +57,7 @@ impl Default for GateLimits {
             max_connections_per_client: 64,
             max_header_bytes: 64 << 10,
             max_config_bytes: 1 << 20,
+            shutdown_grace: Duration::from_secs(25),
         }
     }
 }
@@ -65,6 +71,7 @@ impl GateLimits {
             ("upstream_write_timeout", self.upstream_write_timeout),
             ("lock_timeout", self.lock_timeout),
             ("idle_timeout", self.idle_timeout),
+            ("shutdown_grace", self.shutdown_grace),
         ];
         for (field, value) in durations {
             if value.is_zero() || value > Duration::from_secs(3600) {

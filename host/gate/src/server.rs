@@ -2,7 +2,7 @@
 //! them with a 429), TLS, HTTP/1.1 and HTTP/2 with their idle and stall limits, each request
 //! handed to the proxy.
 
-use super::{Gate, GateLimits, Shared, admin, proxy, refresh, reload, stall, upstream};
+use super::{Gate, GateLimits, Shared, admin, proxy, refresh, reload, shutdown, stall, upstream};
 use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -16,7 +16,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 impl Gate {
     /// Serve on `listener` until `shutdown` completes, reloading the configuration on SIGHUP
-    /// and when its file changes.
+    /// and when its file changes. Then stop: accept no more connections, answer `/readyz`
+    /// with 503, let the requests in flight finish (for at most `limits.shutdown_grace`),
+    /// release the leases of changes still running, and return.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
@@ -52,7 +54,7 @@ impl Gate {
                         continue;
                     }
                 },
-                () = &mut shutdown => break Ok(()),
+                () = &mut shutdown => break Ok::<(), std::io::Error>(()),
             };
             let Some(client_slot) = per_client.acquire(peer.ip()) else {
                 self.shared.metrics.connection_rejected();
@@ -82,8 +84,32 @@ impl Gate {
             let _ = stream.set_nodelay(true);
             tokio::spawn(connection(self.shared.clone(), stream, peer, (slot, client_slot)));
         };
+        self.shared.stopping.begin();
+        drop(listener);
+        let in_flight = |slots: &Semaphore| limits.max_connections - slots.available_permits();
+        tracing::info!(
+            connections = in_flight(&slots),
+            grace = ?limits.shutdown_grace,
+            "stopping: no new connections, not ready; waiting for the requests in flight"
+        );
+        let started = std::time::Instant::now();
+        let every_slot = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+        match tokio::time::timeout(limits.shutdown_grace, slots.acquire_many(every_slot)).await {
+            Ok(_) => {
+                tracing::info!(took = ?started.elapsed(), "every request in flight was answered")
+            }
+            Err(_) => tracing::warn!(
+                connections = in_flight(&slots),
+                grace = ?limits.shutdown_grace,
+                "grace period over: closing connections with requests still in flight"
+            ),
+        }
         watcher.abort();
         follower.abort();
+        let released = self.shared.coordinator.release_all().await;
+        if released > 0 {
+            tracing::info!(released, "released the leases of changes that did not finish");
+        }
         if let Some(admin) = admin {
             admin.abort();
         }
@@ -104,9 +130,12 @@ async fn connection(
     let stream = WriteStall::new(stream, limits.idle_timeout, shared.metrics.clone());
     let Some(tls) = &shared.tls else {
         shared.metrics.connection_protocol("http/1.1");
-        let result = http1_builder(&limits)
-            .serve_connection(TokioIo::new(stream), service(shared.clone(), peer, false))
-            .await;
+        let served = http1_builder(&limits)
+            .serve_connection(TokioIo::new(stream), service(shared.clone(), peer, false));
+        tokio::pin!(served);
+        let stop = shared.stopping.signal();
+        let result =
+            shutdown::serve_until_stopped(served, stop, |served| served.graceful_shutdown()).await;
         return connection_ended(&shared, peer, result);
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
@@ -129,8 +158,11 @@ async fn connection(
         return serve_http2(shared, io, peer).await;
     }
     shared.metrics.connection_protocol("http/1.1 over tls");
+    let served = http1_builder(&limits).serve_connection(io, service(shared.clone(), peer, true));
+    tokio::pin!(served);
+    let stop = shared.stopping.signal();
     let result =
-        http1_builder(&limits).serve_connection(io, service(shared.clone(), peer, true)).await;
+        shutdown::serve_until_stopped(served, stop, |served| served.graceful_shutdown()).await;
     connection_ended(&shared, peer, result);
 }
 
@@ -173,9 +205,15 @@ async fn serve_http2(
         .serve_connection(io, tracked);
     tokio::pin!(served);
     let check_every = (idle_limit / 4).max(Duration::from_millis(10));
+    let mut stop = shared.stopping.signal();
     loop {
         tokio::select! {
             result = served.as_mut() => return connection_ended(&shared, peer, result),
+            () = stop.begun() => {
+                // GOAWAY: the streams in flight finish, no new ones start.
+                served.as_mut().graceful_shutdown();
+                return connection_ended(&shared, peer, served.await);
+            }
             () = tokio::time::sleep(check_every) => {
                 if activity.idle_for() >= Some(idle_limit) {
                     break;

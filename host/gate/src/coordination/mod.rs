@@ -154,6 +154,24 @@ impl Coordinator {
         store.start(&self.settings, Arc::new(changed)).await
     }
 
+    /// The coordination store, if this gate has one and it has not answered since the gate
+    /// started: until it has, the gate is not ready.
+    pub async fn waiting_for_store(&self) -> Option<&str> {
+        match &self.store {
+            Store::Redis(store) if !store.has_answered().await => Some(&store.shown),
+            _ => None,
+        }
+    }
+
+    /// Release the leases of changes still running when the gate stops (see
+    /// [`RedisStore::release_all`]); a single gate's locks go with the process.
+    pub async fn release_all(&self) -> usize {
+        match &self.store {
+            Store::Redis(store) => store.release_all().await,
+            Store::Local(_) => 0,
+        }
+    }
+
     /// Hold `repository` for a change, waiting at most `wait` for the replica holding it.
     pub async fn lease(
         &self,

@@ -65,6 +65,17 @@ pub(super) struct RedisStore {
     next_token: AtomicU64,
     /// This gate's settings, as the record every replica must match.
     settings: String,
+    /// Leases this process holds (or has not yet released), by token: what a stopping gate
+    /// releases, so that the other replicas need not wait for them to expire.
+    held: Mutex<std::collections::HashMap<String, HeldLease>>,
+    /// The store has answered since the gate started: until then the gate is not ready.
+    answered: AtomicBool,
+}
+
+/// A lease as the store's registry of held leases knows it.
+struct HeldLease {
+    key: String,
+    state: Arc<LeaseState>,
 }
 
 impl RedisStore {
@@ -77,6 +88,8 @@ impl RedisStore {
             replica: replica_id(),
             next_token: AtomicU64::new(0),
             settings: settings.record(),
+            held: Mutex::default(),
+            answered: AtomicBool::new(false),
         })
     }
 
@@ -95,7 +108,49 @@ impl RedisStore {
 
     async fn run<C: ScriptCall>(&self, call: &C) -> Result<C::Reply, CoordinationError> {
         let mut connection = self.connection().await?;
-        crate::redis_link::run(&mut connection, call).await.map_err(|e| self.unreachable(e))
+        let reply =
+            crate::redis_link::run(&mut connection, call).await.map_err(|e| self.unreachable(e))?;
+        self.answered.store(true, Ordering::Relaxed);
+        Ok(reply)
+    }
+
+    /// Whether the store has answered since the gate started (asking it now if not yet).
+    pub async fn has_answered(&self) -> bool {
+        if self.answered.load(Ordering::Relaxed) {
+            return true;
+        }
+        let ping = async {
+            let mut connection = self.connection().await.ok()?;
+            redis::cmd("PING").query_async::<String>(&mut connection).await.ok()
+        };
+        let answered = matches!(tokio::time::timeout(STORE_TIMEOUT, ping).await, Ok(Some(_)));
+        if answered {
+            self.answered.store(true, Ordering::Relaxed);
+        }
+        answered
+    }
+
+    /// Release every lease this process still holds, and mark each lost so that its holder
+    /// sends nothing more: for a gate that stops with changes still running. Returns how
+    /// many were released. An intent recorded for a write in flight stays, so the next
+    /// holder waits it out.
+    pub async fn release_all(&self) -> usize {
+        let held: Vec<(String, HeldLease)> = self.held.lock().drain().collect();
+        let mut released = 0;
+        for (token, lease) in held {
+            lease.state.lost.store(true, Ordering::SeqCst);
+            let release = Release { lease_key: &lease.key, token: &token };
+            match tokio::time::timeout(STORE_TIMEOUT, self.run(&release)).await {
+                Ok(Ok(_)) => released += 1,
+                Ok(Err(error)) => {
+                    tracing::warn!(lease = %lease.key, %error, "could not release a lease; it expires");
+                }
+                Err(_) => {
+                    tracing::warn!(lease = %lease.key, "releasing a lease timed out; it expires")
+                }
+            }
+        }
+        released
     }
 
     /// Connect and check that every replica on the store has the same settings; then keep
@@ -182,6 +237,10 @@ impl RedisStore {
                         settings.clone(),
                         state.clone(),
                     ));
+                    self.held.lock().insert(
+                        token.clone(),
+                        HeldLease { key: lease_key.clone(), state: state.clone() },
+                    );
                     let hold = RedisHold {
                         store: self.clone(),
                         lease_key,
@@ -330,13 +389,16 @@ impl Drop for RedisHold {
     fn drop(&mut self) {
         self.renewer.abort();
         if self.released.load(Ordering::SeqCst) {
+            self.store.held.lock().remove(&self.token);
             return;
         }
         let (store, key, token) = (self.store.clone(), self.lease_key.clone(), self.token.clone());
         // Released in the background: the next holder polls, and an unreleased lease expires.
+        // It stays in `held` until then, for a gate that stops before this task runs.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 let _ = store.run(&Release { lease_key: &key, token: &token }).await;
+                store.held.lock().remove(&token);
             });
         }
     }
