@@ -2,7 +2,7 @@
 //! connections, each sending manifest requests back to back to its own repository for N
 //! seconds; prints requests/s and latency percentiles as JSON.
 //!
-//! `loadgen URL METHOD SECONDS CONNECTIONS` with METHOD `HEAD` (manifest HEAD of
+//! `loadgen URL METHOD SECONDS CONNECTIONS` with METHOD `HEAD` or `GET` (of the manifest
 //! `load/app-<c>:latest`) or `PUT` (moves `latest` between the manifests in $MANIFEST_A and
 //! $MANIFEST_B, so that every PUT is a decided tag move). An `https://` URL is spoken to
 //! over TLS (HTTP/1.1), trusting the CA in the PEM file $LOADGEN_CA.
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, url, method, seconds, connections] = args.as_slice() else {
-        eprintln!("usage: loadgen URL HEAD|PUT SECONDS CONNECTIONS");
+        eprintln!("usage: loadgen URL HEAD|GET|PUT SECONDS CONNECTIONS");
         std::process::exit(2);
     };
     let tls = url.starts_with("https://").then(tls_connector);
@@ -32,8 +32,8 @@ async fn main() {
     let bodies = match method.as_str() {
         "PUT" => [std::env::var("MANIFEST_A"), std::env::var("MANIFEST_B")]
             .map(|m| Bytes::from(m.expect("PUT needs $MANIFEST_A and $MANIFEST_B"))),
-        "HEAD" => [Bytes::new(), Bytes::new()],
-        other => panic!("METHOD: `{other}`: use HEAD or PUT"),
+        "HEAD" | "GET" => [Bytes::new(), Bytes::new()],
+        other => panic!("METHOD: `{other}`: use HEAD, GET or PUT"),
     };
     let until = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = tokio::task::JoinSet::new();

@@ -21,12 +21,51 @@ use tokio::time::Sleep;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How long a stream has waited, and the timer that ends the wait at `limit`. Streams move
+/// in many small steps, so a step costs at most a clock reading: the timer is created once,
+/// and moved (to the current wait's end) only when it fires early.
+struct Wait {
+    limit: Duration,
+    /// Since when the stream has been waiting; `None` while it moves.
+    since: Option<tokio::time::Instant>,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Wait {
+    fn new(limit: Duration) -> Self {
+        Wait { limit, since: None, timer: None }
+    }
+
+    fn moved(&mut self) {
+        self.since = None;
+    }
+
+    /// The stream is waiting: whether it has waited `limit` (else `cx` is woken when it
+    /// may have).
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let since = *self.since.get_or_insert_with(tokio::time::Instant::now);
+        let end = since + self.limit;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(end)));
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if timer.deadline() >= end {
+                self.since = None;
+                return true;
+            }
+            // Set for an earlier wait: move it to this one's end, and poll it again so that
+            // it wakes `cx`.
+            timer.as_mut().reset(end);
+        }
+    }
+}
+
 /// A body between two parties that ends with [`Idle`] when no frame arrives for `limit`
 /// while it is being read.
 pub struct IdleBody<B> {
     inner: B,
-    limit: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
+    wait: Wait,
     metrics: Arc<Metrics>,
     /// The `phase` label of the timeout metric: whose body it is.
     phase: &'static str,
@@ -39,7 +78,7 @@ pub struct Idle(pub Duration);
 
 impl<B> IdleBody<B> {
     pub fn new(inner: B, limit: Duration, metrics: Arc<Metrics>, phase: &'static str) -> Self {
-        IdleBody { inner, limit, timer: None, metrics, phase }
+        IdleBody { inner, wait: Wait::new(limit), metrics, phase }
     }
 }
 
@@ -58,14 +97,12 @@ where
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                this.timer = None;
+                this.wait.moved();
                 Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
             }
             Poll::Pending => {
-                let limit = this.limit;
-                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-                if timer.as_mut().poll(cx).is_ready() {
-                    this.timer = None;
+                if this.wait.expired(cx) {
+                    let limit = this.wait.limit;
                     this.metrics.timeout(this.phase);
                     tracing::info!(phase = this.phase, ?limit, "closed a body that stopped moving");
                     return Poll::Ready(Some(Err(Box::new(Idle(limit)))));
@@ -89,14 +126,13 @@ where
 /// closed. Reads are left alone; the header and body timeouts bound those.
 pub struct WriteStall<S> {
     inner: S,
-    limit: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
+    wait: Wait,
     metrics: Arc<Metrics>,
 }
 
 impl<S> WriteStall<S> {
     pub fn new(inner: S, limit: Duration, metrics: Arc<Metrics>) -> Self {
-        WriteStall { inner, limit, timer: None, metrics }
+        WriteStall { inner, wait: Wait::new(limit), metrics }
     }
 
     /// The outcome of a write-side poll: progress resets the clock, waiting runs it.
@@ -107,13 +143,12 @@ impl<S> WriteStall<S> {
     ) -> Poll<io::Result<T>> {
         match polled {
             Poll::Ready(result) => {
-                self.timer = None;
+                self.wait.moved();
                 Poll::Ready(result)
             }
             Poll::Pending => {
-                let limit = self.limit;
-                let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-                if timer.as_mut().poll(cx).is_ready() {
+                if self.wait.expired(cx) {
+                    let limit = self.wait.limit;
                     self.metrics.timeout("client_write");
                     tracing::info!(?limit, "closed a connection whose client stopped reading");
                     return Poll::Ready(Err(io::Error::new(
