@@ -31,6 +31,17 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CertificateLabels {
+    certificate: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamErrorLabels {
+    operation: &'static str,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -59,6 +70,7 @@ pub struct Metrics {
     decisions: Family<DecisionLabels, Counter>,
     decision_seconds: Histogram,
     upstream_seconds: Latencies<OperationLabels>,
+    upstream_errors: Family<UpstreamErrorLabels, Counter>,
     requests: Family<RouteLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     refused: Family<ReasonLabels, Counter>,
@@ -67,6 +79,7 @@ pub struct Metrics {
     connections: Family<ProtocolLabels, Counter>,
     connections_rejected: Counter,
     certificate_reloads: Family<ResultLabels, Counter>,
+    certificate_expiry: Family<CertificateLabels, Gauge>,
     tls_handshake_failures: Counter,
     lease_wait_seconds: Histogram,
     leases_lost: Counter,
@@ -118,8 +131,15 @@ impl Metrics {
             Family::new_with_constructor(latency_histogram);
         registry.register(
             "upstream_seconds",
-            "Upstream registry latency, by operation (forward, lookup, write, probe)",
+            "Upstream registry latency, by operation (forward, lookup, write, probe, token)",
             upstream_seconds.clone(),
+        );
+        let upstream_errors = Family::default();
+        registry.register(
+            "upstream_errors",
+            "Upstream requests that failed, by operation and kind (unreachable, tls, timeout, \
+             status_5xx: the upstream answered 5xx, invalid: an answer not read)",
+            upstream_errors.clone(),
         );
         let requests = Family::default();
         registry.register("requests", "Requests by route", requests.clone());
@@ -170,6 +190,15 @@ impl Metrics {
             "certificate_reloads",
             "Reloads of the listener's TLS certificate after its files changed, by result",
             certificate_reloads.clone(),
+        );
+        // A family, so that a gate without TLS shows no series rather than a 0 that reads
+        // as a certificate expired in 1970.
+        let certificate_expiry = Family::default();
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "When a TLS certificate of the gate expires (its notAfter, as Unix time), by \
+             certificate (listener: the one served to clients)",
+            certificate_expiry.clone(),
         );
         let tls_handshake_failures = Counter::default();
         registry.register(
@@ -275,6 +304,17 @@ impl Metrics {
             "Repositories dropped from the in-memory index to keep it within `index.max_tags`",
             index_evictions.clone(),
         );
+        // Failures that alerts look for from the first one: their series start at zero, as
+        // `increase` sees nothing of a series whose first sample is already 1.
+        let zero = |family: &Family<ResultLabels, Counter>, result| {
+            let _created = family.get_or_create(&ResultLabels { result });
+        };
+        zero(&reloads, "error");
+        zero(&certificate_reloads, "error");
+        for result in ["unreachable", "refused", "not_loaded"] {
+            zero(&policy_refreshes, result);
+        }
+        zero(&index_checks, "differences");
         Metrics {
             upstream_requests: std::sync::atomic::AtomicU64::new(0),
             registry,
@@ -299,6 +339,7 @@ impl Metrics {
             decisions,
             decision_seconds,
             upstream_seconds,
+            upstream_errors,
             requests,
             reloads,
             refused,
@@ -307,6 +348,7 @@ impl Metrics {
             connections,
             connections_rejected,
             certificate_reloads,
+            certificate_expiry,
             tls_handshake_failures,
         }
     }
@@ -329,6 +371,11 @@ impl Metrics {
         self.upstream_seconds
             .get_or_create(&OperationLabels { operation })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// An upstream request of `operation` failed in the way `kind` says.
+    pub fn upstream_error(&self, operation: &'static str, kind: &'static str) {
+        self.upstream_errors.get_or_create(&UpstreamErrorLabels { operation, kind }).inc();
     }
 
     /// Requests sent upstream so far.
@@ -377,6 +424,11 @@ impl Metrics {
     pub fn certificate_reload(&self, ok: bool) {
         let result = if ok { "ok" } else { "error" };
         self.certificate_reloads.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// The notAfter of `certificate` (`listener`), in seconds since the Unix epoch.
+    pub fn certificate_expiry(&self, certificate: &'static str, not_after: i64) {
+        self.certificate_expiry.get_or_create(&CertificateLabels { certificate }).set(not_after);
     }
 
     pub fn tls_handshake_failed(&self) {
@@ -486,5 +538,56 @@ mod tests {
             text.contains(r#"tagpolicy_gate_requests_total{route="manifest_put"} 1"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn renders_upstream_errors_by_operation_and_kind() {
+        let metrics = Metrics::new();
+        metrics.upstream_error("lookup", "timeout");
+        metrics.upstream_error("lookup", "timeout");
+        metrics.upstream_error("forward", "status_5xx");
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"tagpolicy_gate_upstream_errors_total{operation="lookup",kind="timeout"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"tagpolicy_gate_upstream_errors_total{operation="forward",kind="status_5xx"} 1"#
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn renders_the_certificate_expiry_as_a_timestamp() {
+        let metrics = Metrics::new();
+        let name = "tagpolicy_gate_tls_certificate_expiry_timestamp_seconds";
+        // Without TLS there is no certificate, and no sample to mistake for one.
+        assert!(!metrics.render().contains(&format!("{name}{{")), "{}", metrics.render());
+        metrics.certificate_expiry("listener", 1_893_456_000);
+        metrics.certificate_expiry("listener", 1_924_992_000);
+        let text = metrics.render();
+        assert!(
+            text.contains(&format!("{name}{{certificate=\"listener\"}} 1924992000\n")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("# TYPE {name} gauge")), "{text}");
+    }
+
+    #[test]
+    fn failures_that_alerts_count_start_at_zero() {
+        let text = Metrics::new().render();
+        for series in [
+            r#"tagpolicy_gate_reloads_total{result="error"} 0"#,
+            r#"tagpolicy_gate_certificate_reloads_total{result="error"} 0"#,
+            r#"tagpolicy_gate_policy_refreshes_total{result="refused"} 0"#,
+            r#"tagpolicy_gate_policy_refreshes_total{result="not_loaded"} 0"#,
+            r#"tagpolicy_gate_index_checks_total{result="differences"} 0"#,
+        ] {
+            assert!(text.contains(series), "{series} missing from\n{text}");
+        }
     }
 }

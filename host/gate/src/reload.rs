@@ -71,6 +71,7 @@ fn rotate_certificate(shared: &Shared) {
         tls::Rotation::Unchanged => {}
         tls::Rotation::Rotated => {
             shared.metrics.certificate_reload(true);
+            certificate_expiry(shared);
             tracing::info!("TLS certificate reloaded; new connections get it");
         }
         tls::Rotation::Refused(why) => {
@@ -80,8 +81,16 @@ fn rotate_certificate(shared: &Shared) {
     }
 }
 
+/// Say when the certificate being served expires, for an alert to warn before it does.
+fn certificate_expiry(shared: &Shared) {
+    if let Some(not_after) = shared.tls.as_ref().and_then(|tls| tls.not_after()) {
+        shared.metrics.certificate_expiry("listener", not_after);
+    }
+}
+
 /// Reload on SIGHUP and when the file's modification time or size changes.
 pub(crate) async fn watch(shared: Arc<Shared>) {
+    certificate_expiry(&shared);
     let path: PathBuf = shared.active.load().config.path.clone();
     let stamp = |path: &Path| -> Option<(SystemTime, u64)> {
         let meta = std::fs::metadata(path).ok()?;

@@ -69,6 +69,11 @@ fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String
     Ok(certificates)
 }
 
+fn not_after(certificate: &CertificateDer<'_>) -> Option<i64> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate.as_ref()).ok()?;
+    Some(parsed.validity().not_after.timestamp())
+}
+
 /// When the files were last written, to notice a rotation; following symlinks, as
 /// Kubernetes secret volumes swap them.
 fn stamp(files: &CertificateFiles) -> Option<[(SystemTime, u64); 2]> {
@@ -129,6 +134,12 @@ impl ServerTls {
 
     pub fn config(&self) -> Arc<ServerConfig> {
         self.config.clone()
+    }
+
+    /// When the certificate being served (the chain's first) expires: its notAfter, as Unix
+    /// time; `None` if it does not parse as X.509 (rustls serves it all the same).
+    pub fn not_after(&self) -> Option<i64> {
+        not_after(self.resolver.current.load().cert.first()?)
     }
 
     /// Re-read the pair if its files changed since the last look.

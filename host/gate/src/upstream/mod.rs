@@ -72,6 +72,20 @@ pub enum UpstreamError {
     AccountRefused(String),
 }
 
+impl UpstreamError {
+    /// The `kind` label of `tagpolicy_gate_upstream_errors_total`.
+    fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Unreachable(_) => "unreachable",
+            UpstreamError::Tls(_) => "tls",
+            UpstreamError::Timeout(_) | UpstreamError::WriteTimeout(_) => "timeout",
+            UpstreamError::Refused(_) => "refused",
+            UpstreamError::Invalid(_) => "invalid",
+            UpstreamError::AccountRefused(_) => "account_refused",
+        }
+    }
+}
+
 /// What a request to the upstream is for: its time limit and its metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Purpose {
@@ -173,10 +187,7 @@ impl Upstream {
         &self,
         request: Request<Body>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let timeout = self.write_timeout;
-        tokio::time::timeout(timeout, self.send(request, Purpose::Write))
-            .await
-            .unwrap_or(Err(UpstreamError::WriteTimeout(timeout)))
+        self.send(request, Purpose::Write).await
     }
 
     async fn send(
@@ -191,9 +202,17 @@ impl Upstream {
         remove_hop_by_hop(request.headers_mut());
         let client = location::client_origin(request.headers());
         let started = Instant::now();
-        let result = self.client.request(request).await;
-        self.metrics.upstream(purpose.label(), started.elapsed());
-        let mut response = result.map_err(|e| unreachable_or_tls(&e))?;
+        let sent = async { self.client.request(request).await.map_err(|e| unreachable_or_tls(&e)) };
+        let result = if purpose == Purpose::Write {
+            let timeout = self.write_timeout;
+            tokio::time::timeout(timeout, sent)
+                .await
+                .unwrap_or(Err(UpstreamError::WriteTimeout(timeout)))
+        } else {
+            sent.await
+        };
+        self.count(purpose, started, &result);
+        let mut response = result?;
         remove_hop_by_hop(response.headers_mut());
         location::follow_through(response.headers_mut(), &self.base, client.as_deref());
         Ok(response)
@@ -304,16 +323,15 @@ impl Upstream {
         *request.headers_mut().expect("fresh builder") = headers;
         let request = request.body(empty()).expect("valid parts");
         let started = Instant::now();
-        let result = tokio::time::timeout(LOOKUP_TIMEOUT, self.client.request(request)).await;
-        self.metrics.upstream(purpose.label(), started.elapsed());
-        match result {
+        let result = match tokio::time::timeout(LOOKUP_TIMEOUT, self.client.request(request)).await
+        {
             Err(_) => Err(UpstreamError::Timeout(LOOKUP_TIMEOUT)),
-            Ok(Err(e)) => Err(unreachable_or_tls(&e)),
-            Ok(Ok(mut response)) => {
-                remove_hop_by_hop(response.headers_mut());
-                Ok(response)
-            }
-        }
+            Ok(result) => result.map_err(|e| unreachable_or_tls(&e)),
+        };
+        self.count(purpose, started, &result);
+        let mut response = result?;
+        remove_hop_by_hop(response.headers_mut());
+        Ok(response)
     }
 
     /// The `Authorization` that answers `challenge` with the gate's account for `scope`.
@@ -413,9 +431,26 @@ impl Upstream {
         } else {
             (LOOKUP_TIMEOUT, UpstreamError::Timeout(LOOKUP_TIMEOUT))
         };
-        let result = tokio::time::timeout(timeout, exchange).await;
+        let result = tokio::time::timeout(timeout, exchange).await.unwrap_or(Err(timed_out));
+        self.count(purpose, started, &result);
+        result
+    }
+
+    /// The one place an exchange with the upstream is counted: its time, and how it failed
+    /// if it did (no answer, or an answer of the upstream's own failure, 5xx).
+    fn count<B>(
+        &self,
+        purpose: Purpose,
+        started: Instant,
+        result: &Result<Response<B>, UpstreamError>,
+    ) {
         self.metrics.upstream(purpose.label(), started.elapsed());
-        result.unwrap_or(Err(timed_out))
+        let kind = match result {
+            Ok(response) if response.status().is_server_error() => "status_5xx",
+            Ok(_) => return,
+            Err(error) => error.kind(),
+        };
+        self.metrics.upstream_error(purpose.label(), kind);
     }
 
     /// The upstream's own challenge (`WWW-Authenticate` of `GET /v2/`), if it asks for one.
