@@ -579,3 +579,55 @@ fn every_public_item_of_the_rust_sdk_has_an_example() {
     // The SDK has about a hundred; far fewer means the check lost sight of them.
     assert!(report.checked >= 80, "only {} public items found in guest/src", report.checked);
 }
+
+#[test]
+fn the_production_commands_run() {
+    // The image from the binary this test run built (no second cargo build), then the alert
+    // rules' checks and unit tests.
+    let [image, rules] =
+        doc::run_by(workspace(), "the_production_commands_run").try_into().unwrap();
+    let out =
+        run_block(&image, workspace(), &[("cargo build --release --locked -p tagpolicy-cli", ":")]);
+    let printed = text(&out);
+    assert!(printed.contains("tagpolicy:0.1.0: ") && printed.contains("oci-archive"), "{printed}");
+    let out = run_block(&rules, workspace(), &[]);
+    let printed = text(&out);
+    assert!(printed.contains("SUCCESS"), "{printed}");
+    assert!(!printed.contains("FAILED"), "{printed}");
+}
+
+#[test]
+fn the_data_path_measure_runs() {
+    // An 8 MiB blob, one round, one second per manifest measure, on this run's binaries.
+    let [block] = doc::run_by(workspace(), "the_data_path_measure_runs").try_into().unwrap();
+    let out = run_block(
+        &block,
+        workspace(),
+        &[(
+            "tests/load/datapath",
+            "TAGPOLICY_PREBUILT=1 tests/load/datapath --mib 8 --rounds 1 --seconds 1",
+        )],
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    for row in ["| blob GET, 8 at once | gate |", "| manifest HEAD | gate |", "the gate: "] {
+        assert!(printed.contains(row), "no `{row}` in:\n{printed}");
+    }
+}
+
+#[test]
+fn every_alert_has_a_runbook_section() {
+    let rules = std::fs::read_to_string(workspace().join("deploy/prometheus/alerts.yaml")).unwrap();
+    let page = std::fs::read_to_string(workspace().join("docs/production.md")).unwrap();
+    let anchors: Vec<String> = page
+        .lines()
+        .filter_map(|line| line.strip_prefix('#'))
+        .map(|heading| heading.trim_start_matches('#').trim().to_lowercase().replace(' ', "-"))
+        .collect();
+    let mut linked = 0;
+    for line in rules.lines().filter(|l| l.contains("runbook_url")) {
+        let anchor = line.split("docs/production.md#").nth(1).unwrap().trim_end_matches('"');
+        assert!(anchors.iter().any(|a| a == anchor), "no section `{anchor}` in docs/production.md");
+        linked += 1;
+    }
+    assert!(linked >= 15, "only {linked} runbook links in deploy/prometheus/alerts.yaml");
+}
