@@ -413,7 +413,7 @@ fn gates_load_policies_by_digest_and_by_signed_tag_and_follow_the_tag() {
     // A new version under the tag, unsigned: refused, the verified one stays.
     let second = fixture.push("immutable-tags", &stable, "1.1.0");
     wait_for("the unsigned version to be refused", Duration::from_secs(20), || {
-        gate.metrics().contains("tagpolicy_gate_policy_refreshes_total{result=\"refused\"}")
+        refreshes(&gate, "refused") > 0
     });
     assert!(gate.log().contains("is not signed"), "{}", gate.log());
     assert_eq!(probe.move_status(), 201, "still the verified min-tags");
@@ -445,7 +445,7 @@ fn gates_load_policies_by_digest_and_by_signed_tag_and_follow_the_tag() {
     // The registry goes away: the verified version stays, and the gate says so.
     fixture.registry.stop();
     wait_for("the registry to be reported unreachable", Duration::from_secs(30), || {
-        gate.metrics().contains("tagpolicy_gate_policy_refreshes_total{result=\"unreachable\"}")
+        refreshes(&gate, "unreachable") > 0
     });
     assert!(gate.metrics().contains("tagpolicy_gate_policy_stale 1"), "{}", gate.metrics());
     assert!(gate.log().contains("keeping the last verified version"), "{}", gate.log());
@@ -687,16 +687,15 @@ impl Drop for HostileRegistry {
     }
 }
 
+/// Refreshes of the followed tag so far with `result` (the series exist from the start, at 0).
+fn refreshes(gate: &Gate, result: &str) -> u64 {
+    let series = format!("tagpolicy_gate_policy_refreshes_total{{result=\"{result}\"}} ");
+    gate.metrics().lines().filter_map(|line| line.strip_prefix(&series)?.parse::<u64>().ok()).sum()
+}
+
 /// Refreshes of the followed tag that failed so far.
 fn failed_refreshes(gate: &Gate) -> u64 {
-    gate.metrics()
-        .lines()
-        .filter(|line| {
-            line.starts_with("tagpolicy_gate_policy_refreshes_total{result=\"unreachable\"}")
-                || line.starts_with("tagpolicy_gate_policy_refreshes_total{result=\"refused\"}")
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    refreshes(gate, "unreachable") + refreshes(gate, "refused")
 }
 
 #[test]
