@@ -84,7 +84,8 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
     runtime.block_on(async move {
         // The admin endpoints answer while the policies compile (which can take a while
         // without a compile cache): alive, not ready.
-        let (loaded, loading_admin) = match GateConfig::from_file(&args.config)?.admin_listen {
+        let config = GateConfig::from_file(&args.config)?;
+        let (loaded, loading_admin) = match config.admin_listen {
             Some(admin_listen) => {
                 let listener = tokio::net::TcpListener::bind(admin_listen)
                     .await
@@ -96,8 +97,7 @@ pub fn run(args: Args, global: &super::Global) -> anyhow::Result<Exit> {
             None => (None, None),
         };
         let loader = common::loader(global)?;
-        let config = args.config.clone();
-        let gate = tokio::task::spawn_blocking(move || Gate::load(&config, loader))
+        let gate = tokio::task::spawn_blocking(move || Gate::from_config(config, loader))
             .await
             .context("loading the gate configuration stopped")??;
         drop(loaded);

@@ -69,7 +69,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener
         let shared = shared.clone();
         async move { answer(&shared, Listener::Admin, &method, &path).await }
     };
-    let mut accepting = Accepting::new();
+    let accepting = Accepting::new();
     loop {
         if let Some(stream) = accepting.next(&listener).await {
             accepting.spawn(stream, &limits, respond.clone());
@@ -98,7 +98,7 @@ pub async fn serve_while_loading(
             _ => None,
         }
     };
-    let mut accepting = Accepting::new();
+    let accepting = Accepting::new();
     tokio::pin!(loaded);
     loop {
         tokio::select! {
@@ -125,7 +125,7 @@ impl Accepting {
 
     /// The next connection with its slot, or `None` for one turned away (closed at once).
     async fn next(
-        &mut self,
+        &self,
         listener: &tokio::net::TcpListener,
     ) -> Option<(tokio::net::TcpStream, tokio::sync::OwnedSemaphorePermit)> {
         let stream = loop {

@@ -147,14 +147,20 @@ impl Gate {
     /// Read the configuration and load every policy it names. Compiles policies: call it
     /// from a blocking context.
     pub fn load(path: &Path, loader: Loader) -> Result<Gate, ConfigError> {
-        let config = GateConfig::from_file(path)?;
+        Gate::from_config(GateConfig::from_file(path)?, loader)
+    }
+
+    /// [`Gate::load`] of a configuration already read (for a caller that needed a field of
+    /// it first, such as `admin_listen`).
+    pub fn from_config(config: GateConfig, loader: Loader) -> Result<Gate, ConfigError> {
+        let path = config.path.clone();
         let fetcher = policy_fetcher(&config)?;
         let loader = loader.with_source(fetcher.clone());
         let active = reload::activate(config, &loader)?;
         let metrics = Arc::new(Metrics::new());
         let limits = active.config.limits.clone();
         let config = &active.config;
-        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
+        let invalid = |message: String| ConfigError::Invalid { path: path.clone(), message };
         let tls = match &config.tls {
             Some(files) => {
                 Some(tls::ServerTls::load(files).map_err(|e| invalid(format!("tls: {e}")))?)
