@@ -360,6 +360,23 @@ fn upstream_failures_are_counted_by_operation_and_kind() {
     );
 }
 
+/// The policy-errors alert watches `increase` of each policy's `error` decisions, which sees
+/// nothing of a series born at 1: each policy the rules apply is exported at 0 from the start,
+/// and so is one a reload brings in.
+#[test]
+fn each_applied_policy_exports_its_error_decisions_at_zero() {
+    let registry = Registry::start();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let gate = Gate::start(&registry.url(), &format!("admin_listen: {admin}\n{RULES}"));
+    let errors = |policy: &str| {
+        format!(r#"tagpolicy_gate_decisions_total{{policy="{policy}",outcome="error"}} 0"#)
+    };
+    wait_for_metric(&admin, &errors("immutable-tags"));
+    let more = format!("admin_listen: {admin}\n{RULES}      - policy: semver-series\n");
+    std::fs::write(gate.config_path(), Gate::config_text(&registry.url(), &more)).unwrap();
+    wait_for_metric(&admin, &errors("semver-series"));
+}
+
 const ALERT: &str = "TagpolicyConnectionLimitReached";
 
 #[test]

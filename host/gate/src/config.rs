@@ -489,6 +489,11 @@ impl Rules {
     pub fn iter(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter()
     }
+
+    /// The name of every policy the rules apply (a name once per rule that applies it).
+    pub fn policy_names(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().flat_map(|rule| rule.policies.policies().map(|(policy, _)| policy.name()))
+    }
 }
 
 #[cfg(test)]

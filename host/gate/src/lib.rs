@@ -158,6 +158,7 @@ impl Gate {
         let loader = loader.with_source(fetcher.clone());
         let active = reload::activate(config, &loader)?;
         let metrics = Arc::new(Metrics::new());
+        metrics.expect_policies(active.rules.policy_names());
         let limits = active.config.limits.clone();
         let config = &active.config;
         let invalid = |message: String| ConfigError::Invalid { path: path.clone(), message };

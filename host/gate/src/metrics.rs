@@ -353,6 +353,16 @@ impl Metrics {
         }
     }
 
+    /// Export the `error` decisions of each policy the rules name at 0 before its first, so
+    /// that an alert on their increase sees the first failure (a series that appears at 1
+    /// has no increase).
+    pub fn expect_policies<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        for policy in names {
+            let labels = DecisionLabels { policy: policy.to_string(), outcome: "error".into() };
+            let _created = self.decisions.get_or_create(&labels);
+        }
+    }
+
     pub fn decision(&self, policy: &str, outcome: &str) {
         self.decisions
             .get_or_create(&DecisionLabels {

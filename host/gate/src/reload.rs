@@ -59,6 +59,7 @@ pub(crate) fn reload_locked(shared: &Shared) -> Result<(), ConfigError> {
     });
     shared.metrics.reload(result.is_ok());
     let active = result?;
+    shared.metrics.expect_policies(active.rules.policy_names());
     shared.active.store(Arc::new(active));
     Ok(())
 }
