@@ -26,7 +26,8 @@ use tagpolicy_gate::{Gate, GateConfig};
     pass_writes: [\"/api/v2.0/**\"]          # optional: other writes let through UNDECIDED\n  \
     limits: {header_timeout: 10s, body_timeout: 30s, upstream_write_timeout: 30s,\n  \
              lock_timeout: 30s, idle_timeout: 60s, max_connections: 1024,\n  \
-             max_connections_per_client: 64, max_header_bytes: 65536}\n  \
+             max_connections_per_client: 64, max_header_bytes: 65536,\n  \
+             max_config_bytes: 1048576, shutdown_grace: 25s}   # the defaults\n  \
     authoritative: false                   # true: all writes pass the gates; digests are kept\n  \
     coordination:                          # optional: several gates in front of one registry\n    \
       redis: redis://10.0.0.5:6379/0       # every replica takes a lease per repository here\n    \
@@ -161,5 +162,40 @@ fn init_logging(json: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tagpolicy_gate::GateLimits;
+
+    /// The limits `serve --help` shows are the defaults, by their configuration names.
+    #[test]
+    fn the_help_shows_the_default_limits() {
+        let command = <super::Args as clap::Args>::augment_args(clap::Command::new("serve"));
+        let help = command.get_after_help().expect("serve has an after_help").to_string();
+        let start = help.find("limits: {").expect("a limits line");
+        let end = start + help[start..].find('}').expect("the end of the limits") + 1;
+        #[derive(serde::Deserialize)]
+        struct Shown {
+            limits: GateLimits,
+        }
+        let shown: Shown = serde_yaml_ng::from_str(&help[start..end])
+            .unwrap_or_else(|e| panic!("{e}:\n{}", &help[start..end]));
+        assert_eq!(shown.limits, GateLimits::default());
+        // Every limit is shown, none left to an unseen default: the names shown are the
+        // fields declared in the gate's source.
+        let source = include_str!("../../gate/src/limits.rs");
+        let declared = &source[source.find("pub struct GateLimits {").unwrap()..];
+        let declared = &declared[..declared.find("\n}").unwrap()];
+        let fields: Vec<&str> = declared
+            .lines()
+            .filter_map(|line| line.strip_prefix("    pub ")?.split(':').next())
+            .collect();
+        let shown_names: Vec<&str> = help[start + "limits: {".len()..end - 1]
+            .split(',')
+            .map(|entry| entry.split(':').next().unwrap().trim())
+            .collect();
+        assert_eq!(shown_names, fields);
     }
 }
