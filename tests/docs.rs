@@ -609,9 +609,20 @@ fn the_data_path_measure_runs() {
         )],
     );
     let printed = String::from_utf8_lossy(&out.stdout);
-    for row in ["| blob GET, 8 at once | gate |", "| manifest HEAD | gate |", "the gate: "] {
+    let rows = [
+        "| blob GET, 8 at once | gate |",
+        "| manifest HEAD | gate |",
+        "| blob GET, 1 client | copy relay |",
+        "| manifest GET | splice relay |",
+        "the gate: ",
+    ];
+    for row in rows {
         assert!(printed.contains(row), "no `{row}` in:\n{printed}");
     }
+    // Every path's row ends with its process's CPU per unit of work.
+    let measured =
+        printed.lines().filter(|l| l.ends_with(" per GiB |") || l.ends_with(" per request |"));
+    assert_eq!(measured.count(), 5 * 4, "{printed}");
 }
 
 #[test]
