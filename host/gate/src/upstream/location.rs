@@ -9,29 +9,51 @@
 //! knows) names itself, and a client that followed that would bypass the gate or not reach
 //! the registry at all.
 
-use http::header::{HOST, HeaderMap, HeaderValue, LOCATION};
+use http::header::{HOST, HeaderMap, HeaderName, HeaderValue, LOCATION};
 use http::uri::{Authority, Uri};
 
-/// The origin (`scheme://authority`) the client sent `headers` to, as the gate has them
-/// after normalising: `X-Forwarded-Proto` (set by the gate, or a proxy it trusts) and
-/// `X-Forwarded-Host` (only a trusted proxy's is left) or else `Host`. `None` if they do not
-/// say, or say something that is not an origin.
-pub(super) fn client_origin(headers: &HeaderMap) -> Option<String> {
-    let first = |name| {
-        let value = headers.get(name)?.to_str().ok()?;
-        Some(value.split(',').next()?.trim().to_string())
-    };
-    let scheme = first("x-forwarded-proto")?.to_ascii_lowercase();
-    if scheme != "http" && scheme != "https" {
-        return None;
+const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// What a request's headers say of the origin the client sent it to, kept until an answer's
+/// `Location` needs it: most answers have none, so the origin is worked out only then.
+pub(super) struct ClientOrigin {
+    proto: Option<HeaderValue>,
+    forwarded_host: Option<HeaderValue>,
+    host: Option<HeaderValue>,
+}
+
+impl ClientOrigin {
+    /// The headers as the gate has them after normalising (a header value is a shared
+    /// buffer, so keeping one copies nothing).
+    pub(super) fn of(headers: &HeaderMap) -> ClientOrigin {
+        ClientOrigin {
+            proto: headers.get(FORWARDED_PROTO).cloned(),
+            forwarded_host: headers.get(FORWARDED_HOST).cloned(),
+            host: headers.get(HOST).cloned(),
+        }
     }
-    let host = first("x-forwarded-host").or_else(|| first(HOST.as_str()))?;
-    let authority: Authority = host.parse().ok()?;
-    // A host only: no `user@` part, which a URL built from it would carry.
-    if authority.as_str().contains('@') {
-        return None;
+
+    /// The origin (`scheme://authority`): `X-Forwarded-Proto` (set by the gate, or a proxy
+    /// it trusts) and `X-Forwarded-Host` (only a trusted proxy's is left) or else `Host`.
+    /// `None` if they do not say, or say something that is not an origin.
+    pub(super) fn resolve(&self) -> Option<String> {
+        let first = |value: &Option<HeaderValue>| {
+            let value = value.as_ref()?.to_str().ok()?;
+            Some(value.split(',').next()?.trim().to_string())
+        };
+        let scheme = first(&self.proto)?.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return None;
+        }
+        let host = first(&self.forwarded_host).or_else(|| first(&self.host))?;
+        let authority: Authority = host.parse().ok()?;
+        // A host only: no `user@` part, which a URL built from it would carry.
+        if authority.as_str().contains('@') {
+            return None;
+        }
+        Some(format!("{scheme}://{authority}"))
     }
-    Some(format!("{scheme}://{authority}"))
 }
 
 /// Move each `Location` in `headers` that points at `upstream`'s origin to `client` (the
@@ -133,7 +155,7 @@ mod tests {
             for (name, value) in pairs {
                 headers.append(*name, HeaderValue::from_static(value));
             }
-            client_origin(&headers)
+            ClientOrigin::of(&headers).resolve()
         };
         let host = ("host", "gate:5000");
         assert_eq!(origin(&[host, ("x-forwarded-proto", "http")]).unwrap(), "http://gate:5000");

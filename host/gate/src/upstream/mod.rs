@@ -10,7 +10,7 @@ mod tags;
 use super::metrics::Metrics;
 use super::read_account::{self, ReadAccount};
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, HeaderValue};
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
@@ -200,7 +200,7 @@ impl Upstream {
         // The client may have spoken HTTP/2; the gate speaks HTTP/1.1 upstream.
         *request.version_mut() = http::Version::HTTP_11;
         remove_hop_by_hop(request.headers_mut());
-        let client = location::client_origin(request.headers());
+        let client = location::ClientOrigin::of(request.headers());
         let started = Instant::now();
         let sent = async { self.client.request(request).await.map_err(|e| unreachable_or_tls(&e)) };
         let result = if purpose == Purpose::Write {
@@ -214,7 +214,10 @@ impl Upstream {
         self.count(purpose, started, &result);
         let mut response = result?;
         remove_hop_by_hop(response.headers_mut());
-        location::follow_through(response.headers_mut(), &self.base, client.as_deref());
+        if response.headers().contains_key(http::header::LOCATION) {
+            let client = client.resolve();
+            location::follow_through(response.headers_mut(), &self.base, client.as_deref());
+        }
         Ok(response)
     }
 
@@ -585,16 +588,23 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name.as_str());
     }
+    // Names parsed once: removing by `&str` would parse each name anew for every request.
+    const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+    const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+    use http::header::{
+        CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING,
+        UPGRADE,
+    };
     for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
+        CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        PROXY_AUTHENTICATE,
+        PROXY_AUTHORIZATION,
+        TE,
+        TRAILER,
+        TRANSFER_ENCODING,
+        UPGRADE,
     ] {
         headers.remove(name);
     }
