@@ -47,6 +47,13 @@ impl Lang {
     }
 }
 
+/// The compile cache of everything here: `tagpolicy build` compiles each component into it,
+/// and the engines, `tagpolicy test` and the gate then load that compilation instead of
+/// compiling a Python or JavaScript runtime again (tens of seconds each).
+fn compile_cache() -> PathBuf {
+    workspace().join("target/test-policy-cache")
+}
+
 /// The command line tool with the pinned toolchains `tests/setup` installed.
 fn tagpolicy() -> Command {
     let root = workspace();
@@ -59,7 +66,7 @@ fn tagpolicy() -> Command {
     command
         .env("TAGPOLICY_COMPONENTIZE_PY", python)
         .env("TAGPOLICY_COMPONENTIZE_JS", javascript)
-        .env("TAGPOLICY_CACHE_DIR", root.join("target/test-policy-cache"));
+        .env("TAGPOLICY_CACHE_DIR", compile_cache());
     command
 }
 
@@ -173,8 +180,7 @@ fn field(error: &str) -> &str {
 fn agree_with_rust(lang: Lang) {
     const VARIANTS: usize = 25;
     const REQUESTS: usize = 400;
-    let engine = Engine::builder().cache_dir(workspace().join("target/test-policy-cache")).build();
-    let engine = engine.unwrap();
+    let engine = cache_engine();
     for (name, path) in ports(lang) {
         // Decisions are compared here, not timings: a generous deadline keeps a loaded CI
         // machine (or a garbage collection) from turning into a false disagreement.
@@ -243,7 +249,7 @@ fn javascript_ports_agree_with_rust_on_10k_requests_each() {
 }
 
 fn cache_engine() -> Engine {
-    Engine::builder().cache_dir(workspace().join("target/test-policy-cache")).build().unwrap()
+    Engine::builder().cache_dir(compile_cache()).build().unwrap()
 }
 
 /// Each reference policy's metadata has one source, `policies/<name>/metadata.json`: the Rust
@@ -335,7 +341,11 @@ fn the_gate_runs_ports_and_hot_swaps_between_them() {
         ports(lang).iter().find(|(name, _)| *name == "immutable-tags").unwrap().1.clone()
     };
     let registry = Registry::start();
-    let gate = Gate::start(&registry.url(), &rules(&by_name(Lang::JavaScript)));
+    let gate = Gate::start_with_cache(
+        &registry.url(),
+        &rules(&by_name(Lang::JavaScript)),
+        &compile_cache(),
+    );
     let images = tempfile::tempdir().unwrap();
     let first = Layout::image(images.path(), 1, 1024);
     let second = Layout::image(images.path(), 2, 1024);
@@ -359,7 +369,8 @@ fn the_gate_runs_ports_and_hot_swaps_between_them() {
     )
     .unwrap();
     // The gate sees the file change and reloads (as it would on SIGHUP).
-    // (It compiles the Python component first: allow for a loaded machine.)
+    // (It loads the Python component first, a runtime of tens of MB: allow for a loaded
+    // machine.)
     eventually_within(Duration::from_secs(120), "the gate reloads", || {
         gate.log().contains("configuration reloaded")
     });
