@@ -156,9 +156,8 @@ impl Gate {
         let path = config.path.clone();
         let fetcher = policy_fetcher(&config)?;
         let loader = loader.with_source(fetcher.clone());
-        let active = reload::activate(config, &loader)?;
         let metrics = Arc::new(Metrics::new());
-        metrics.expect_policies(active.rules.policy_names());
+        let active = reload::activate(config, &loader, &metrics)?;
         let limits = active.config.limits.clone();
         let config = &active.config;
         let invalid = |message: String| ConfigError::Invalid { path: path.clone(), message };

@@ -1,7 +1,7 @@
 //! Configuration reload: on SIGHUP and when the file changes, a new configuration is loaded
 //! and swapped in whole, or the running one stays; restart-only settings are kept and named.
 
-use super::{Active, ConfigError, GateConfig, Shared, log, restart_only, route, tls};
+use super::{Active, ConfigError, GateConfig, Metrics, Shared, log, restart_only, route, tls};
 use restart_only::RestartOnly;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +11,13 @@ use tagpolicy::Loader;
 /// How often the configuration file is checked for changes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
-pub(crate) fn activate(config: GateConfig, loader: &Loader) -> Result<Active, ConfigError> {
+/// Load a configuration's rules and decision log; each policy the rules apply gets its
+/// `error` decisions exported at 0 (see [`Metrics::expect_policies`]).
+pub(crate) fn activate(
+    config: GateConfig,
+    loader: &Loader,
+    metrics: &Metrics,
+) -> Result<Active, ConfigError> {
     let rules = config.load(loader)?;
     let log = match &config.decision_log {
         Some(path) => Some(
@@ -20,6 +26,7 @@ pub(crate) fn activate(config: GateConfig, loader: &Loader) -> Result<Active, Co
         ),
         None => None,
     };
+    metrics.expect_policies(rules.policy_names());
     Ok(Active { config, rules, log })
 }
 
@@ -55,11 +62,10 @@ pub(crate) fn reload_locked(shared: &Shared) -> Result<(), ConfigError> {
         if let Some(warning) = pass_writes_warning(&config.pass_writes) {
             tracing::warn!("{warning}");
         }
-        activate(config, &shared.loader)
+        activate(config, &shared.loader, &shared.metrics)
     });
     shared.metrics.reload(result.is_ok());
     let active = result?;
-    shared.metrics.expect_policies(active.rules.policy_names());
     shared.active.store(Arc::new(active));
     Ok(())
 }
