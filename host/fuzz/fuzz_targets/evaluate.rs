@@ -3,7 +3,7 @@
 //! must answer (a policy failure here is a bug in it) and the host must never panic.
 #![no_main]
 
-use arbitrary::Arbitrary;
+use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -13,14 +13,17 @@ use tagpolicy::{
     ManifestDeletion, Operation, Push, Referrer, RepositoryState, Request, TagChange,
 };
 
-#[derive(Debug, Arbitrary)]
+// The `Arbitrary` impls are written out rather than derived: the derive feature of `arbitrary`
+// changes the build of cranelift (which depends on it) from the test build's, and the fuzz
+// build would then compile wasmtime a second time (host/fuzz/run).
+#[derive(Debug)]
 enum Kind {
     Push { digest: String, tags: Vec<(String, Option<String>)> },
     DeleteTags(Vec<(String, Option<String>)>),
     DeleteManifest { digest: String, tags: Vec<String> },
 }
 
-#[derive(Debug, Arbitrary)]
+#[derive(Debug)]
 struct Input {
     state: Vec<(String, String)>,
     actor: Option<String>,
@@ -34,11 +37,41 @@ struct Input {
     pushed: Option<Facts>,
 }
 
-#[derive(Debug, Arbitrary)]
+#[derive(Debug)]
 struct Facts {
     annotations: Vec<(String, String)>,
     labels: Vec<(String, String)>,
     referrers: Vec<(String, String)>,
+}
+
+impl<'a> Arbitrary<'a> for Kind {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match u.int_in_range(0..=2u8)? {
+            0 => Kind::Push { digest: u.arbitrary()?, tags: u.arbitrary()? },
+            1 => Kind::DeleteTags(u.arbitrary()?),
+            _ => Kind::DeleteManifest { digest: u.arbitrary()?, tags: u.arbitrary()? },
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for Input {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Input {
+            state: u.arbitrary()?,
+            actor: u.arbitrary()?,
+            groups: u.arbitrary()?,
+            kind: u.arbitrary()?,
+            time: u.arbitrary()?,
+            images: u.arbitrary()?,
+            pushed: u.arbitrary()?,
+        })
+    }
+}
+
+impl<'a> Arbitrary<'a> for Facts {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Facts { annotations: u.arbitrary()?, labels: u.arbitrary()?, referrers: u.arbitrary()? })
+    }
 }
 
 fn policies() -> &'static [ConfiguredPolicy] {
