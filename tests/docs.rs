@@ -619,10 +619,24 @@ fn the_data_path_measure_runs() {
     for row in rows {
         assert!(printed.contains(row), "no `{row}` in:\n{printed}");
     }
-    // Every path's row ends with its process's CPU per unit of work.
-    let measured =
-        printed.lines().filter(|l| l.ends_with(" per GiB |") || l.ends_with(" per request |"));
-    assert_eq!(measured.count(), 5 * 4, "{printed}");
+    // Every path's row gives its process's and its whole path's CPU per unit of work, and
+    // every proxy's row the throughput that CPU allows it against the registry's.
+    let rows: Vec<Vec<&str>> = printed
+        .lines()
+        .filter(|l| l.starts_with("| blob ") || l.starts_with("| manifest "))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), 5 * 4, "{printed}");
+    for row in &rows {
+        let [_, path, _, _, _, own, whole, bound] = row[..] else { panic!("row {row:?}") };
+        for cpu in [own, whole] {
+            assert!(cpu.ends_with(" per GiB") || cpu.ends_with(" per request"), "{row:?}");
+        }
+        if path != "registry" {
+            let share = bound.strip_suffix(" of its throughput").expect("a bound");
+            assert!(share.parse::<f64>().is_ok_and(|s| s > 0.0), "{row:?}");
+        }
+    }
 }
 
 #[test]
