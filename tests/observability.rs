@@ -293,13 +293,16 @@ fn wait_for_metric(admin: &str, line: &str) {
     }
 }
 
-/// A self-signed certificate for 127.0.0.1 valid until `year`-12-31: (cert, key, notAfter).
-fn certificate(year: i32) -> (String, String, i64) {
-    let key = rcgen::KeyPair::generate().unwrap();
+/// Write a self-signed certificate for 127.0.0.1, valid until `year`-12-31, to `cert` and its
+/// key to `key` (the key first, as a renewal should); its notAfter as Unix time.
+fn write_certificate(cert: &Path, key: &Path, year: i32) -> i64 {
+    let pair = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
     params.not_after = rcgen::date_time_ymd(year, 12, 31);
-    let certificate = params.self_signed(&key).unwrap();
-    (certificate.pem(), key.serialize_pem(), params.not_after.unix_timestamp())
+    let certificate = params.self_signed(&pair).unwrap();
+    std::fs::write(key, pair.serialize_pem()).unwrap();
+    std::fs::write(cert, certificate.pem()).unwrap();
+    params.not_after.unix_timestamp()
 }
 
 #[test]
@@ -307,9 +310,7 @@ fn the_served_certificate_expiry_is_exported_and_follows_a_rotation() {
     let registry = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("gate.pem"), dir.path().join("gate.key"));
-    let (cert_pem, key_pem, not_after) = certificate(2031);
-    std::fs::write(&key, key_pem).unwrap();
-    std::fs::write(&cert, cert_pem).unwrap();
+    let not_after = write_certificate(&cert, &key, 2031);
     let admin = format!("127.0.0.1:{}", free_port());
     let _gate = Gate::start(
         &registry.url(),
@@ -323,11 +324,32 @@ fn the_served_certificate_expiry_is_exported_and_follows_a_rotation() {
         r#"tagpolicy_gate_tls_certificate_expiry_timestamp_seconds{certificate="listener"}"#;
     wait_for_metric(&admin, &format!("{series} {not_after}"));
     // Renewed in place, as certbot would: the gate re-reads the files and says so.
-    let (cert_pem, key_pem, renewed) = certificate(2033);
+    let renewed = write_certificate(&cert, &key, 2033);
     assert!(renewed > not_after);
-    std::fs::write(&key, key_pem).unwrap();
-    std::fs::write(&cert, cert_pem).unwrap();
     wait_for_metric(&admin, &format!("{series} {renewed}"));
+}
+
+#[test]
+fn the_upstream_client_certificate_expiry_is_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("client.pem"), dir.path().join("client.key"));
+    let not_after = write_certificate(&cert, &key, 2032);
+    let admin = format!("127.0.0.1:{}", free_port());
+    // No registry needs to answer: the gate reads its client certificate at start.
+    let _gate = Gate::start(
+        &format!("https://127.0.0.1:{}", free_port()),
+        &format!(
+            "admin_listen: {admin}\nupstream_client_cert: {{cert: {}, key: {}}}\n{RULES}",
+            cert.display(),
+            key.display()
+        ),
+    );
+    wait_for_metric(
+        &admin,
+        &format!(
+            r#"tagpolicy_gate_tls_certificate_expiry_timestamp_seconds{{certificate="upstream_client"}} {not_after}"#
+        ),
+    );
 }
 
 #[test]

@@ -121,13 +121,18 @@ fn policy_fetcher(config: &GateConfig) -> Result<Arc<tagpolicy_oci::fetch::Fetch
 fn upstream(config: &GateConfig, metrics: Arc<Metrics>) -> Result<Upstream, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid { path: config.path.clone(), message };
     let tls = match config.upstream.scheme_str() {
-        Some("https") => Some(
-            tls::upstream_config(
+        Some("https") => {
+            let upstream_tls = tls::upstream_config(
                 config.upstream_ca.as_deref(),
                 config.upstream_client_cert.as_ref(),
             )
-            .map_err(invalid)?,
-        ),
+            .map_err(invalid)?;
+            // Read once, at start (a restart-only setting): the expiry of the one in use.
+            if let Some(not_after) = upstream_tls.client_certificate_not_after {
+                metrics.certificate_expiry("upstream_client", not_after);
+            }
+            Some(upstream_tls.config)
+        }
         _ => None,
     };
     let account = match &config.upstream_read {

@@ -197,7 +197,8 @@ impl Metrics {
         registry.register(
             "tls_certificate_expiry_timestamp_seconds",
             "When a TLS certificate of the gate expires (its notAfter, as Unix time), by \
-             certificate (listener: the one served to clients)",
+             certificate (listener: the one served to clients; upstream_client: the one \
+             shown to the upstream registry)",
             certificate_expiry.clone(),
         );
         let tls_handshake_failures = Counter::default();
@@ -436,7 +437,8 @@ impl Metrics {
         self.certificate_reloads.get_or_create(&ResultLabels { result }).inc();
     }
 
-    /// The notAfter of `certificate` (`listener`), in seconds since the Unix epoch.
+    /// The notAfter of `certificate` (`listener` or `upstream_client`), in seconds since the
+    /// Unix epoch.
     pub fn certificate_expiry(&self, certificate: &'static str, not_after: i64) {
         self.certificate_expiry.get_or_create(&CertificateLabels { certificate }).set(not_after);
     }

@@ -161,12 +161,20 @@ impl ServerTls {
     }
 }
 
+/// The client side for an HTTPS upstream, and when its client certificate expires.
+pub struct UpstreamTls {
+    pub config: ClientConfig,
+    /// The client certificate's notAfter, as Unix time: `None` without one, or if it does
+    /// not parse as X.509.
+    pub client_certificate_not_after: Option<i64>,
+}
+
 /// The client side for an HTTPS upstream: the system's roots plus `ca` if given, and a client
 /// certificate for registries that require mutual TLS.
 pub fn upstream_config(
     ca: Option<&Path>,
     client: Option<&CertificateFiles>,
-) -> Result<ClientConfig, String> {
+) -> Result<UpstreamTls, String> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for error in &native.errors {
@@ -193,16 +201,18 @@ pub fn upstream_config(
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots);
-    let config = match client {
+    let (config, client_certificate_not_after) = match client {
         Some(files) => {
             let (chain, key) =
                 read_pair(files).map_err(|e| format!("upstream_client_cert: {e}"))?;
-            builder
+            let expires = chain.first().and_then(not_after);
+            let config = builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("upstream_client_cert: {e}"))?
+                .map_err(|e| format!("upstream_client_cert: {e}"))?;
+            (config, expires)
         }
-        None => builder.with_no_client_auth(),
+        None => (builder.with_no_client_auth(), None),
     };
     // The connector offers HTTP/1.1 by ALPN itself (`enable_http1`).
-    Ok(config)
+    Ok(UpstreamTls { config, client_certificate_not_after })
 }
