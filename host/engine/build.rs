@@ -13,8 +13,22 @@ const FLOOR: &str = "floor-policy";
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.join("../..").canonicalize().expect("host/engine/ is in the workspace");
-    for watched in ["wit", "guest", "policies", "tests/policies/floor", "Cargo.lock"] {
+    // What the nested build reads, and nothing else: the Python and JavaScript ports and SDKs
+    // beside these are built (into their own folders) by tests, and watching them made every
+    // cargo command after a test run rebuild the engine and all that depends on it.
+    let sources = [
+        "wit",
+        "guest/src",
+        "guest/Cargo.toml",
+        "tests/policies/floor",
+        "Cargo.toml",
+        "Cargo.lock",
+    ];
+    for watched in sources {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    for policy in POLICIES {
+        println!("cargo:rerun-if-changed={}", root.join("policies").join(policy).display());
     }
     // A separate target directory: the outer build holds the lock on the main one.
     let target_dir = root.join("target").join("embedded-policies");
