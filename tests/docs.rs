@@ -619,22 +619,32 @@ fn the_data_path_measure_runs() {
     for row in rows {
         assert!(printed.contains(row), "no `{row}` in:\n{printed}");
     }
-    // Every path's row gives its process's and its whole path's CPU per unit of work, and
-    // every proxy's row the throughput that CPU allows it against the registry's.
+    // Every path's row gives its process's CPU per unit of work and its whole path's, which
+    // counts the clients too and so is more; where the cores are full, how busy the path kept
+    // them and, for a proxy, the throughput its CPU allows: the registry path's CPU over its own.
     let rows: Vec<Vec<&str>> = printed
         .lines()
         .filter(|l| l.starts_with("| blob ") || l.starts_with("| manifest "))
         .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
         .collect();
     assert_eq!(rows.len(), 5 * 4, "{printed}");
+    let number = |cell: &str| -> f64 { cell.split(' ').next().unwrap().parse().unwrap() };
     for row in &rows {
-        let [_, path, _, _, _, own, whole, bound] = row[..] else { panic!("row {row:?}") };
+        let [measure, path, _, _, _, own, whole, estimate] = row[..] else { panic!("row {row:?}") };
         for cpu in [own, whole] {
             assert!(cpu.ends_with(" per GiB") || cpu.ends_with(" per request"), "{row:?}");
         }
+        assert!(number(whole) > number(own), "the clients' CPU is not counted: {row:?}");
+        if measure != "blob GET, 8 at once" && !measure.starts_with("manifest ") {
+            assert_eq!(estimate, "", "one transfer at a time does not fill the cores: {row:?}");
+            continue;
+        }
+        assert!(estimate.ends_with(" cores busy"), "{row:?}");
         if path != "registry" {
-            let share = bound.strip_suffix(" of its throughput").expect("a bound");
-            assert!(share.parse::<f64>().is_ok_and(|s| s > 0.0), "{row:?}");
+            let registry = rows.iter().find(|r| r[0] == measure && r[1] == "registry").unwrap();
+            let allowed = number(registry[6]) / number(whole);
+            let share = number(estimate.split(" of its throughput").next().unwrap());
+            assert!((share - allowed).abs() <= 0.02 + 0.05 * allowed, "{row:?}: {allowed}");
         }
     }
 }
