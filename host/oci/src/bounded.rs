@@ -302,8 +302,8 @@ mod tests {
     }
 }
 
-/// A hostile registry on 127.0.0.1: each connection gets what `answer` writes for the
-/// request's target; the registry counts requests.
+/// A hostile registry on 127.0.0.1: each request gets what `answer` writes for its target;
+/// the registry counts requests.
 #[cfg(test)]
 mod hostile {
     use crate::client::{Access, RegistryClient, RegistryError};
@@ -328,20 +328,27 @@ mod hostile {
                 std::thread::spawn(move || {
                     let mut stream = stream;
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).is_err() {
-                        return;
-                    }
-                    let target = line.split(' ').nth(1).unwrap_or_default().to_string();
-                    // The rest of the head.
+                    // Every request of the connection, as a registry keeps it alive: a client
+                    // that reuses it for the next request (a redirect's) must be answered, not
+                    // reset by a close it could not foresee.
                     loop {
-                        let mut header = String::new();
-                        if reader.read_line(&mut header).unwrap_or(0) <= 2 {
-                            break;
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let target = line.split(' ').nth(1).unwrap_or_default().to_string();
+                        // The rest of the head.
+                        loop {
+                            let mut header = String::new();
+                            if reader.read_line(&mut header).unwrap_or(0) <= 2 {
+                                break;
+                            }
+                        }
+                        count.fetch_add(1, Ordering::SeqCst);
+                        if answer(&target, &mut stream, &here).is_err() {
+                            return;
                         }
                     }
-                    count.fetch_add(1, Ordering::SeqCst);
-                    let _ = answer(&target, &mut stream, &here);
                 });
             }
         });
